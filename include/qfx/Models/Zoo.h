@@ -1,0 +1,53 @@
+//===- Zoo.h - Models used by tests, benchmarks and the demo ----*- C++ -*-===//
+//
+// The seed Net of PyTorch's quantization notes (written with functional
+// relu and max_pool2d, because tracing functional calls is the point), and
+// ResNet-18 and MobileNetV2 with torchvision's module and parameter names, so
+// a torchvision state_dict saved as .safetensors loads unchanged.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef QFX_MODELS_ZOO_H
+#define QFX_MODELS_ZOO_H
+
+#include "qfx/NN/Module.h"
+#include "qfx/NN/Modules.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace qfx {
+namespace models {
+
+/// conv1 1->40 3x3, relu, max_pool2d(2,2), conv2 40->40 3x3, relu,
+/// max_pool2d(2,2), reshape(-1, 5*5*40), fc 1000->10; input [N,1,28,28].
+class Net : public nn::Module {
+public:
+  Net();
+  nn::Value forward(nn::Value X) override;
+  std::shared_ptr<nn::Conv2d> conv1, conv2;
+  std::shared_ptr<nn::Linear> fc;
+};
+
+/// torchvision.models.resnet18 (BasicBlock, [2, 2, 2, 2]); input
+/// [N,3,224,224].
+std::shared_ptr<nn::Module> resnet18(int64_t NumClasses = 1000);
+
+/// torchvision.models.mobilenet_v2 (width 1.0); input [N,3,224,224].
+std::shared_ptr<nn::Module> mobilenet_v2(int64_t NumClasses = 1000);
+
+/// A zoo entry: name, constructor, example input shape.
+struct ZooEntry {
+  std::string Name;
+  std::shared_ptr<nn::Module> (*Create)();
+  std::vector<int64_t> InputShape;
+};
+
+/// "net", "resnet18", "mobilenet_v2".
+const std::vector<ZooEntry> &zoo();
+
+} // namespace models
+} // namespace qfx
+
+#endif // QFX_MODELS_ZOO_H

@@ -1,0 +1,270 @@
+//===- Zoo.cpp - Net, ResNet-18 and MobileNetV2 ---------------------------===//
+//
+// Module names, registration order and forward() follow torchvision 0.14
+// line by line: the state_dict keys (and their order) must equal
+// torchvision's, and the traced graphs must read like torch.fx's.
+//
+//===----------------------------------------------------------------------===//
+
+#include "qfx/Models/Zoo.h"
+
+#include "qfx/NN/Functional.h"
+
+#include <algorithm>
+#include <cmath>
+
+using namespace qfx;
+using namespace qfx::nn;
+
+namespace qfx {
+namespace models {
+
+//===----------------------------------------------------------------------===//
+// Net
+//===----------------------------------------------------------------------===//
+
+Net::Net() : Module("Net") {
+  conv1 = register_module("conv1", std::make_shared<Conv2d>(1, 40, 3));
+  conv2 = register_module("conv2", std::make_shared<Conv2d>(40, 40, 3));
+  fc = register_module("fc", std::make_shared<Linear>(5 * 5 * 40, 10));
+}
+
+Value Net::forward(Value X) {
+  X = F::max_pool2d(F::relu((*conv1)(X)), 2, 2);
+  X = F::max_pool2d(F::relu((*conv2)(X)), 2, 2);
+  X = X.reshape({-1, 5 * 5 * 40});
+  return (*fc)(X);
+}
+
+namespace {
+
+//===----------------------------------------------------------------------===//
+// ResNet-18
+//===----------------------------------------------------------------------===//
+
+std::shared_ptr<Conv2d> conv3x3(int64_t In, int64_t Out, int64_t Stride) {
+  return std::make_shared<Conv2d>(
+      Conv2dOptions(In, Out, 3).stride(Stride).padding(1).bias(false));
+}
+
+std::shared_ptr<Conv2d> conv1x1(int64_t In, int64_t Out, int64_t Stride) {
+  return std::make_shared<Conv2d>(
+      Conv2dOptions(In, Out, 1).stride(Stride).bias(false));
+}
+
+/// torchvision's BasicBlock (expansion 1).
+class BasicBlock : public Module {
+public:
+  BasicBlock(int64_t InPlanes, int64_t Planes, int64_t Stride)
+      : Module("BasicBlock") {
+    conv1 = register_module("conv1", conv3x3(InPlanes, Planes, Stride));
+    bn1 = register_module("bn1", std::make_shared<BatchNorm2d>(Planes));
+    relu = register_module("relu", std::make_shared<ReLU>());
+    conv2 = register_module("conv2", conv3x3(Planes, Planes, 1));
+    bn2 = register_module("bn2", std::make_shared<BatchNorm2d>(Planes));
+    if (Stride != 1 || InPlanes != Planes) {
+      downsample = register_module(
+          "downsample",
+          std::make_shared<Sequential>(std::vector<std::shared_ptr<Module>>{
+              conv1x1(InPlanes, Planes, Stride),
+              std::make_shared<BatchNorm2d>(Planes)}));
+    }
+  }
+
+  Value forward(Value X) override {
+    Value Out = (*relu)((*bn1)((*conv1)(X)));
+    Out = (*bn2)((*conv2)(Out));
+    Value Identity = downsample ? (*downsample)(X) : X;
+    Out = Out + Identity;
+    // One ReLU module called twice, as torchvision does: the trace records
+    // two call_module nodes of one target.
+    return (*relu)(Out);
+  }
+
+private:
+  std::shared_ptr<Conv2d> conv1, conv2;
+  std::shared_ptr<BatchNorm2d> bn1, bn2;
+  std::shared_ptr<ReLU> relu;
+  std::shared_ptr<Sequential> downsample;
+};
+
+class ResNet : public Module {
+public:
+  ResNet(const std::vector<int64_t> &Layers, int64_t NumClasses)
+      : Module("ResNet") {
+    conv1 = register_module(
+        "conv1", std::make_shared<Conv2d>(
+                     Conv2dOptions(3, 64, 7).stride(2).padding(3).bias(false)));
+    bn1 = register_module("bn1", std::make_shared<BatchNorm2d>(64));
+    relu = register_module("relu", std::make_shared<ReLU>());
+    maxpool = register_module("maxpool", std::make_shared<MaxPool2d>(3, 2, 1));
+    const int64_t Planes[] = {64, 128, 256, 512};
+    for (size_t I = 0; I < 4; ++I)
+      layer[I] = register_module("layer" + std::to_string(I + 1),
+                                 makeLayer(Planes[I], Layers[I], I ? 2 : 1));
+    avgpool =
+        register_module("avgpool", std::make_shared<AdaptiveAvgPool2d>(1));
+    fc = register_module("fc", std::make_shared<Linear>(512, NumClasses));
+  }
+
+  Value forward(Value X) override {
+    X = (*maxpool)((*relu)((*bn1)((*conv1)(X))));
+    for (const std::shared_ptr<Sequential> &L : layer)
+      X = (*L)(X);
+    X = F::flatten((*avgpool)(X), 1);
+    return (*fc)(X);
+  }
+
+private:
+  /// torchvision's _make_layer; only the first block changes stride or width.
+  std::shared_ptr<Sequential> makeLayer(int64_t Planes, int64_t Blocks,
+                                        int64_t Stride) {
+    auto L = std::make_shared<Sequential>();
+    L->push_back(std::make_shared<BasicBlock>(InPlanes, Planes, Stride));
+    InPlanes = Planes;
+    for (int64_t B = 1; B < Blocks; ++B)
+      L->push_back(std::make_shared<BasicBlock>(InPlanes, Planes, 1));
+    return L;
+  }
+
+  int64_t InPlanes = 64;
+  std::shared_ptr<Conv2d> conv1;
+  std::shared_ptr<BatchNorm2d> bn1;
+  std::shared_ptr<ReLU> relu;
+  std::shared_ptr<MaxPool2d> maxpool;
+  std::shared_ptr<Sequential> layer[4];
+  std::shared_ptr<AdaptiveAvgPool2d> avgpool;
+  std::shared_ptr<Linear> fc;
+};
+
+//===----------------------------------------------------------------------===//
+// MobileNetV2
+//===----------------------------------------------------------------------===//
+
+/// torchvision's _make_divisible: rounds \p V to a multiple of \p Divisor,
+/// never going down by more than 10%.
+int64_t makeDivisible(double V, int64_t Divisor) {
+  int64_t NewV = std::max(Divisor, static_cast<int64_t>(V + Divisor / 2.0) /
+                                       Divisor * Divisor);
+  if (NewV < 0.9 * V)
+    NewV += Divisor;
+  return NewV;
+}
+
+/// torchvision's Conv2dNormActivation with BatchNorm2d and ReLU6: a
+/// Sequential subclass in Python, so it keeps Sequential's child names and
+/// forward() but has its own kind.
+class Conv2dNormActivation : public Module {
+public:
+  Conv2dNormActivation(int64_t In, int64_t Out, int64_t Kernel = 3,
+                       int64_t Stride = 1, int64_t Groups = 1)
+      : Module("Conv2dNormActivation") {
+    register_module("0", std::make_shared<Conv2d>(Conv2dOptions(In, Out, Kernel)
+                                                      .stride(Stride)
+                                                      .padding((Kernel - 1) / 2)
+                                                      .groups(Groups)
+                                                      .bias(false)));
+    register_module("1", std::make_shared<BatchNorm2d>(Out));
+    register_module("2", std::make_shared<ReLU6>());
+  }
+
+  Value forward(Value X) override {
+    for (const auto &KV : children())
+      X = KV.second->call({X});
+    return X;
+  }
+};
+
+class InvertedResidual : public Module {
+public:
+  InvertedResidual(int64_t In, int64_t Out, int64_t Stride, int64_t ExpandRatio)
+      : Module("InvertedResidual"), UseResConnect(Stride == 1 && In == Out) {
+    int64_t Hidden = static_cast<int64_t>(std::round(In * double(ExpandRatio)));
+    conv = register_module("conv", std::make_shared<Sequential>());
+    if (ExpandRatio != 1)
+      conv->push_back(std::make_shared<Conv2dNormActivation>(In, Hidden, 1));
+    conv->push_back(std::make_shared<Conv2dNormActivation>(Hidden, Hidden, 3,
+                                                           Stride, Hidden));
+    conv->push_back(
+        std::make_shared<Conv2d>(Conv2dOptions(Hidden, Out, 1).bias(false)));
+    conv->push_back(std::make_shared<BatchNorm2d>(Out));
+  }
+
+  Value forward(Value X) override {
+    // A construction-time attribute, so tracing specializes on it.
+    if (UseResConnect)
+      return X + (*conv)(X);
+    return (*conv)(X);
+  }
+
+private:
+  bool UseResConnect;
+  std::shared_ptr<Sequential> conv;
+};
+
+class MobileNetV2 : public Module {
+public:
+  explicit MobileNetV2(int64_t NumClasses) : Module("MobileNetV2") {
+    // t (expansion), c (channels), n (repeats), s (first stride).
+    static const int64_t Settings[][4] = {
+        {1, 16, 1, 1}, {6, 24, 2, 2},  {6, 32, 3, 2}, {6, 64, 4, 2},
+        {6, 96, 3, 1}, {6, 160, 3, 2}, {6, 320, 1, 1}};
+    const double WidthMult = 1.0;
+    const int64_t RoundNearest = 8;
+    int64_t InputChannel = makeDivisible(32 * WidthMult, RoundNearest);
+    int64_t LastChannel =
+        makeDivisible(1280 * std::max(1.0, WidthMult), RoundNearest);
+
+    features = register_module("features", std::make_shared<Sequential>());
+    features->push_back(
+        std::make_shared<Conv2dNormActivation>(3, InputChannel, 3, 2));
+    for (const auto &S : Settings) {
+      int64_t OutputChannel = makeDivisible(S[1] * WidthMult, RoundNearest);
+      for (int64_t I = 0; I < S[2]; ++I) {
+        features->push_back(std::make_shared<InvertedResidual>(
+            InputChannel, OutputChannel, I == 0 ? S[3] : 1, S[0]));
+        InputChannel = OutputChannel;
+      }
+    }
+    features->push_back(
+        std::make_shared<Conv2dNormActivation>(InputChannel, LastChannel, 1));
+
+    classifier = register_module("classifier", std::make_shared<Sequential>());
+    classifier->push_back(std::make_shared<Dropout>(0.2));
+    classifier->push_back(std::make_shared<Linear>(LastChannel, NumClasses));
+  }
+
+  Value forward(Value X) override {
+    X = (*features)(X);
+    X = F::adaptive_avg_pool2d(X, {1, 1});
+    X = F::flatten(X, 1);
+    return (*classifier)(X);
+  }
+
+private:
+  std::shared_ptr<Sequential> features, classifier;
+};
+
+} // namespace
+
+std::shared_ptr<Module> resnet18(int64_t NumClasses) {
+  return std::make_shared<ResNet>(std::vector<int64_t>{2, 2, 2, 2}, NumClasses);
+}
+
+std::shared_ptr<Module> mobilenet_v2(int64_t NumClasses) {
+  return std::make_shared<MobileNetV2>(NumClasses);
+}
+
+const std::vector<ZooEntry> &zoo() {
+  static const std::vector<ZooEntry> Entries = {
+      {"net",
+       [] { return std::shared_ptr<Module>(std::make_shared<Net>()); },
+       {1, 1, 28, 28}},
+      {"resnet18", [] { return resnet18(); }, {1, 3, 224, 224}},
+      {"mobilenet_v2", [] { return mobilenet_v2(); }, {1, 3, 224, 224}},
+  };
+  return Entries;
+}
+
+} // namespace models
+} // namespace qfx

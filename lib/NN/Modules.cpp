@@ -1,0 +1,252 @@
+//===- Modules.cpp - Built-in modules -------------------------------------===//
+//
+// Constructors record torch.nn's attribute names and types so that the
+// module-kind table (Runtime/Op.cpp) binds them to the op's parameters;
+// forward() goes through that same table, which is why eager execution and
+// the interpreter agree.
+//
+//===----------------------------------------------------------------------===//
+
+#include "qfx/NN/Modules.h"
+
+#include "qfx/NN/Functional.h"
+#include "qfx/Runtime/Op.h"
+#include "qfx/Support/Error.h"
+
+#include <cmath>
+#include <cstdio>
+#include <string>
+
+using namespace qfx;
+using namespace qfx::nn;
+
+//===----------------------------------------------------------------------===//
+// StandardModule
+//===----------------------------------------------------------------------===//
+
+/// Runs the module's op on \p X as dispatch would record it: the input, the
+/// module's tensors (none when absent) and its attributes as keywords. Used
+/// when a policy inlines a built-in module, so the op lands in the graph as
+/// call_function with get_attr operands.
+static Value dispatchModuleOp(const Module &M, const Value &X) {
+  const ModuleKindDef *K = lookupModuleKind(M.kind());
+  if (!K)
+    throw Error(M.kind().str() +
+                ": module kind has no built-in implementation");
+  std::vector<OpArg> Args{X};
+  for (const char *Name : K->TensorOperands) {
+    const Tensor *T = M.tensor(Name);
+    Args.push_back(T ? OpArg(*T) : OpArg(Argument::none()));
+  }
+  OpKwargs Kwargs;
+  for (const char *Name : K->AttrOperands) {
+    auto It = M.attrs().find(Name);
+    if (It != M.attrs().end())
+      Kwargs.emplace_back(Name, OpArg(It->second));
+  }
+  return dispatch(K->Op, std::move(Args), std::move(Kwargs));
+}
+
+Value StandardModule::forward(Value X) {
+  if (X.isSymbolic())
+    return dispatchModuleOp(*this, X);
+  auto Fail = [&](llvm::Error E) -> Error {
+    return Error(kind().str() + ": " + errorToString(std::move(E)));
+  };
+  auto Bound = bindModuleCall(info(), {Operand(X.tensor())});
+  if (!Bound)
+    throw Fail(Bound.takeError());
+  llvm::Expected<Tensor> R = Bound->first->Run(Bound->second);
+  if (!R)
+    throw Fail(R.takeError());
+  return Value(std::move(*R));
+}
+
+//===----------------------------------------------------------------------===//
+// Layers with parameters
+//===----------------------------------------------------------------------===//
+
+static Argument pairAttr(const std::array<int64_t, 2> &P) {
+  return Argument::ints({P[0], P[1]});
+}
+
+static Argument pairAttr(int64_t V) { return Argument::ints({V, V}); }
+
+Conv2d::Conv2d(const Conv2dOptions &O) : StandardModule("Conv2d") {
+  if (O.In <= 0 || O.Out <= 0 || O.Groups <= 0 || O.Kernel[0] <= 0 ||
+      O.Kernel[1] <= 0)
+    throw Error("Conv2d: channels, groups and kernel size must be positive");
+  if (O.In % O.Groups || O.Out % O.Groups)
+    throw Error("Conv2d: in_channels (" + std::to_string(O.In) +
+                ") and out_channels (" + std::to_string(O.Out) +
+                ") must be divisible by groups (" + std::to_string(O.Groups) +
+                ")");
+  setAttr("in_channels", Argument::integer(O.In));
+  setAttr("out_channels", Argument::integer(O.Out));
+  setAttr("kernel_size", pairAttr(O.Kernel));
+  setAttr("stride", pairAttr(O.Stride));
+  setAttr("padding", pairAttr(O.Padding));
+  setAttr("dilation", pairAttr(O.Dilation));
+  setAttr("groups", Argument::integer(O.Groups));
+  // torch's reset_parameters bounds both tensors by 1/sqrt(fan_in).
+  int64_t InPerGroup = O.In / O.Groups;
+  double Bound =
+      1.0 / std::sqrt(double(InPerGroup * O.Kernel[0] * O.Kernel[1]));
+  weight = register_parameter(
+      "weight",
+      uniformInit({O.Out, InPerGroup, O.Kernel[0], O.Kernel[1]}, Bound));
+  bias = register_parameter("bias",
+                            O.Bias ? uniformInit({O.Out}, Bound) : Tensor());
+}
+
+Linear::Linear(int64_t In, int64_t Out, bool Bias) : StandardModule("Linear") {
+  if (In <= 0 || Out <= 0)
+    throw Error("Linear: in_features and out_features must be positive");
+  setAttr("in_features", Argument::integer(In));
+  setAttr("out_features", Argument::integer(Out));
+  double Bound = 1.0 / std::sqrt(double(In));
+  weight = register_parameter("weight", uniformInit({Out, In}, Bound));
+  bias =
+      register_parameter("bias", Bias ? uniformInit({Out}, Bound) : Tensor());
+}
+
+/// A 1-D f32 tensor filled with \p V.
+static Tensor filled(int64_t N, float V) {
+  Tensor T(DType::F32, {N});
+  for (int64_t I = 0; I < N; ++I)
+    T.data<float>()[I] = V;
+  return T;
+}
+
+BatchNorm2d::BatchNorm2d(int64_t NumFeatures, double Eps, double Momentum)
+    : StandardModule("BatchNorm2d") {
+  if (NumFeatures <= 0)
+    throw Error("BatchNorm2d: num_features must be positive");
+  setAttr("num_features", Argument::integer(NumFeatures));
+  setAttr("eps", Argument::real(Eps));
+  setAttr("momentum", Argument::real(Momentum));
+  // PyTorch's registration order, which is the state_dict's.
+  weight = register_parameter("weight", filled(NumFeatures, 1.0f));
+  bias = register_parameter("bias", filled(NumFeatures, 0.0f));
+  running_mean = register_buffer("running_mean", filled(NumFeatures, 0.0f));
+  running_var = register_buffer("running_var", filled(NumFeatures, 1.0f));
+  num_batches_tracked =
+      register_buffer("num_batches_tracked", Tensor(DType::S64, {}));
+}
+
+//===----------------------------------------------------------------------===//
+// Activations
+//===----------------------------------------------------------------------===//
+
+ReLU::ReLU() : StandardModule("ReLU") {}
+ReLU6::ReLU6() : StandardModule("ReLU6") {}
+Hardswish::Hardswish() : StandardModule("Hardswish") {}
+Hardsigmoid::Hardsigmoid() : StandardModule("Hardsigmoid") {}
+Sigmoid::Sigmoid() : StandardModule("Sigmoid") {}
+Tanh::Tanh() : StandardModule("Tanh") {}
+Identity::Identity() : StandardModule("Identity") {}
+
+Hardtanh::Hardtanh(double MinVal, double MaxVal) : StandardModule("Hardtanh") {
+  if (!(MinVal < MaxVal))
+    throw Error("Hardtanh: max_val must be greater than min_val");
+  setAttr("min_val", Argument::real(MinVal));
+  setAttr("max_val", Argument::real(MaxVal));
+}
+
+LeakyReLU::LeakyReLU(double NegativeSlope) : StandardModule("LeakyReLU") {
+  setAttr("negative_slope", Argument::real(NegativeSlope));
+}
+
+Softmax::Softmax(int64_t Dim) : StandardModule("Softmax") {
+  setAttr("dim", Argument::integer(Dim));
+}
+
+//===----------------------------------------------------------------------===//
+// Pooling and reshaping
+//===----------------------------------------------------------------------===//
+
+MaxPool2d::MaxPool2d(int64_t Kernel, int64_t Stride, int64_t Padding,
+                     int64_t Dilation, bool CeilMode)
+    : StandardModule("MaxPool2d") {
+  if (Kernel <= 0 || Stride < 0 || Padding < 0 || Dilation <= 0)
+    throw Error("MaxPool2d: kernel_size and dilation must be positive, "
+                "stride and padding non-negative");
+  setAttr("kernel_size", pairAttr(Kernel));
+  setAttr("stride", pairAttr(Stride ? Stride : Kernel));
+  setAttr("padding", pairAttr(Padding));
+  setAttr("dilation", pairAttr(Dilation));
+  setAttr("ceil_mode", Argument::boolean(CeilMode));
+}
+
+AvgPool2d::AvgPool2d(int64_t Kernel, int64_t Stride, int64_t Padding,
+                     bool CeilMode, bool CountIncludePad,
+                     std::optional<int64_t> DivisorOverride)
+    : StandardModule("AvgPool2d") {
+  if (Kernel <= 0 || Stride < 0 || Padding < 0)
+    throw Error("AvgPool2d: kernel_size must be positive, stride and "
+                "padding non-negative");
+  if (DivisorOverride && *DivisorOverride == 0)
+    throw Error("AvgPool2d: divisor_override must be non-zero");
+  setAttr("kernel_size", pairAttr(Kernel));
+  setAttr("stride", pairAttr(Stride ? Stride : Kernel));
+  setAttr("padding", pairAttr(Padding));
+  setAttr("ceil_mode", Argument::boolean(CeilMode));
+  setAttr("count_include_pad", Argument::boolean(CountIncludePad));
+  if (DivisorOverride)
+    setAttr("divisor_override", Argument::integer(*DivisorOverride));
+}
+
+AdaptiveAvgPool2d::AdaptiveAvgPool2d(std::array<int64_t, 2> OutputSize)
+    : StandardModule("AdaptiveAvgPool2d") {
+  if (OutputSize[0] <= 0 || OutputSize[1] <= 0)
+    throw Error("AdaptiveAvgPool2d: output_size must be positive");
+  setAttr("output_size", pairAttr(OutputSize));
+}
+
+Flatten::Flatten(int64_t StartDim, int64_t EndDim) : StandardModule("Flatten") {
+  setAttr("start_dim", Argument::integer(StartDim));
+  setAttr("end_dim", Argument::integer(EndDim));
+}
+
+/// "0.5" rather than std::to_string's "0.500000".
+static std::string formatNumber(double V) {
+  char Buf[32];
+  std::snprintf(Buf, sizeof(Buf), "%g", V);
+  return Buf;
+}
+
+Dropout::Dropout(double P) : StandardModule("Dropout") {
+  if (!(P >= 0.0 && P <= 1.0))
+    throw Error("Dropout: dropout probability has to be between 0 and 1, "
+                "but got " +
+                formatNumber(P));
+  setAttr("p", Argument::real(P));
+}
+
+Value Dropout::forward(Value X) {
+  // The module table has no training operand (an interpreted graph always
+  // evaluates), so the mode comes from here.
+  return F::dropout(X, attrs().at("p").getFloat(), is_training());
+}
+
+//===----------------------------------------------------------------------===//
+// Sequential
+//===----------------------------------------------------------------------===//
+
+Sequential::Sequential() : Module("Sequential") {}
+
+Sequential::Sequential(std::vector<std::shared_ptr<Module>> Mods)
+    : Sequential() {
+  for (std::shared_ptr<Module> &M : Mods)
+    push_back(std::move(M));
+}
+
+void Sequential::push_back(std::shared_ptr<Module> M) {
+  register_module(std::to_string(size()), std::move(M));
+}
+
+Value Sequential::forward(Value X) {
+  for (const auto &KV : children())
+    X = KV.second->call({X});
+  return X;
+}

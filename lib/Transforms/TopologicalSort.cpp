@@ -1,0 +1,11 @@
+//===- TopologicalSort.cpp - Put nodes in dependency order ----------------===//
+
+#include "qfx/Transforms/TopologicalSort.h"
+
+#include "qfx/IR/GraphModule.h"
+
+using namespace qfx;
+
+llvm::Error TopologicalSort::run(GraphModule &GM) {
+  return GM.graph().topologicalSort();
+}

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs qfx's build and test dependencies from Debian 12 packages.
+# Idempotent: when every package is present it changes nothing.
+set -euo pipefail
+
+PACKAGES=(
+  cmake
+  g++
+  make
+  llvm-14-dev
+  libdnnl-dev
+  nlohmann-json3-dev
+  catch2
+  zlib1g-dev
+  libncurses-dev
+  dataset-fashion-mnist
+)
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$pkg")
+  fi
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+  echo "install-deps: all ${#PACKAGES[@]} packages present"
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  SUDO="sudo"
+fi
+
+echo "install-deps: installing ${missing[*]}"
+$SUDO apt-get update
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends "${missing[@]}"

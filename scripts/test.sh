@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Installs dependencies, builds qfx and runs the whole test suite with ctest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+bash scripts/build.sh
+jobs="$(nproc 2>/dev/null || echo 2)"
+ctest --test-dir build --output-on-failure -j "$jobs"
