@@ -557,3 +557,22 @@ size_t Graph::eliminateDeadCode() {
   }
   return Erased;
 }
+
+//===----------------------------------------------------------------------===//
+// Node annotations
+//===----------------------------------------------------------------------===//
+
+const Argument *Node::meta(llvm::StringRef Key) const {
+  auto It = Meta.find(Key.str());
+  return It == Meta.end() ? nullptr : &It->second;
+}
+
+void Node::setMeta(llvm::StringRef Key, Argument Value) {
+  bool HasNode = false;
+  Value.forEachNode([&](Node *) { HasNode = true; });
+  assert(!HasNode && "node annotations cannot refer to nodes");
+  (void)HasNode;
+  Meta[Key.str()] = std::move(Value);
+}
+
+bool Node::eraseMeta(llvm::StringRef Key) { return Meta.erase(Key.str()) != 0; }

@@ -240,6 +240,8 @@ std::unique_ptr<GraphModule> GraphModule::clone() const {
                              "names in a graph are unique identifiers");
     C->setType(N.type());
     C->setScope(N.scope().str());
+    for (const auto &[Key, Value] : N.meta())
+      C->setMeta(Key, Value);
     Map[&N] = C;
   }
   for (const Node &N : G) {

@@ -49,7 +49,12 @@ struct ParsedNode {
   std::vector<ParsedValue> Args;
   std::vector<std::pair<std::string, ParsedValue>> KwArgs;
   std::string Scope;
+  NodeMeta Meta;
 };
+
+/// What an attribute dict holds: module attributes or node annotations
+/// share the syntax and differ only in the wording of errors.
+enum class DictKind { Attributes, Annotations };
 
 /// Methods return true on failure (the LLVM parser convention); the first
 /// error is recorded and parsing stops there.
@@ -78,7 +83,7 @@ private:
   bool parseTensorDecl(ModuleInfo &M, StringRef Path);
   bool parseTensorValues(const TensorType &Ty, Tensor &Out);
   bool parseName(std::string &Out, const Twine &What);
-  bool parseAttrDict(AttrMap &Attrs);
+  bool parseAttrDict(AttrMap &Attrs, DictKind Kind = DictKind::Attributes);
   bool startsAttrDict();
 
   // Types and values.
@@ -89,12 +94,14 @@ private:
   bool parseFloat(double &V, const Twine &What);
   bool parseFloat32(float &V, const Twine &What);
   bool parseValue(ParsedValue &V, unsigned Depth);
-  bool toConstant(const ParsedValue &V, Argument &Out);
+  bool toConstant(const ParsedValue &V, Argument &Out, DictKind Kind);
 
   // Graph.
   bool parseGraph();
   bool parseNode(ParsedNode &N);
   bool parseArgList(ParsedNode &N);
+  bool parseScope(ParsedNode &N);
+  bool parseMeta(ParsedNode &N);
   bool buildGraph();
   bool resolve(const ParsedValue &V, Argument &Out);
 
@@ -427,7 +434,10 @@ bool Parser::startsAttrDict() {
   return peek(2).is(Token::Kind::Equal);
 }
 
-bool Parser::parseAttrDict(AttrMap &Attrs) {
+bool Parser::parseAttrDict(AttrMap &Attrs, DictKind Kind) {
+  StringRef Noun = Kind == DictKind::Attributes ? "attribute" : "annotation";
+  StringRef Dict = Kind == DictKind::Attributes ? "attribute dictionary"
+                                                : "node annotations";
   consume(); // '{'
   if (Tok.is(Token::Kind::RBrace)) {
     consume();
@@ -438,17 +448,17 @@ bool Parser::parseAttrDict(AttrMap &Attrs) {
     std::string Key;
     ParsedValue V;
     Argument A;
-    if (parseName(Key, "attribute name") ||
-        expect(Token::Kind::Equal, "'=' after attribute name") ||
-        parseValue(V, 0) || toConstant(V, A))
+    if (parseName(Key, Noun + " name") ||
+        expect(Token::Kind::Equal, "'=' after " + Noun + " name") ||
+        parseValue(V, 0) || toConstant(V, A, Kind))
       return true;
     if (!Attrs.emplace(Key, std::move(A)).second)
-      return error(KeyOffset, "duplicate attribute '" + Key + "'");
+      return error(KeyOffset, "duplicate " + Noun + " '" + Key + "'");
     if (Tok.is(Token::Kind::RBrace)) {
       consume();
       return false;
     }
-    if (expect(Token::Kind::Comma, "',' or '}' in attribute dictionary"))
+    if (expect(Token::Kind::Comma, "',' or '}' in " + Dict))
       return true;
   }
 }
@@ -639,19 +649,22 @@ bool Parser::parseValue(ParsedValue &V, unsigned Depth) {
   return false;
 }
 
-/// Module attributes are constants: a node reference is an error.
-bool Parser::toConstant(const ParsedValue &V, Argument &Out) {
+/// Module attributes and node annotations are constants: a node reference
+/// is an error.
+bool Parser::toConstant(const ParsedValue &V, Argument &Out, DictKind Kind) {
   switch (V.K) {
   case ParsedValue::Kind::Constant:
     Out = V.Constant;
     return false;
   case ParsedValue::Kind::Ref:
+    if (Kind == DictKind::Annotations)
+      return error(V.Offset, "node annotations cannot refer to nodes");
     return error(V.Offset, "node reference '%" + V.Ref +
                                "' is not allowed in a module attribute");
   case ParsedValue::Kind::List: {
     std::vector<Argument> Elems(V.Elems.size());
     for (size_t I = 0; I < Elems.size(); ++I)
-      if (toConstant(V.Elems[I], Elems[I]))
+      if (toConstant(V.Elems[I], Elems[I], Kind))
         return true;
     Out = Argument::list(std::move(Elems));
     return false;
@@ -722,17 +735,30 @@ bool Parser::parseNode(ParsedNode &N) {
 
   if (Tok.is(Token::Kind::LParen) && parseArgList(N))
     return true;
-  if (Tok.isIdentifier("scope")) {
-    consume();
-    if (expect(Token::Kind::LParen, "'(' after 'scope'"))
-      return true;
-    if (!Tok.is(Token::Kind::String))
-      return errorExpected("a string scope");
-    N.Scope = Tok.Value;
-    consume();
-    return expect(Token::Kind::RParen, "')' after scope");
-  }
+  if (Tok.isIdentifier("scope") && parseScope(N))
+    return true;
+  if (Tok.isIdentifier("meta"))
+    return parseMeta(N);
   return false;
+}
+
+bool Parser::parseScope(ParsedNode &N) {
+  consume(); // 'scope'
+  if (expect(Token::Kind::LParen, "'(' after 'scope'"))
+    return true;
+  if (!Tok.is(Token::Kind::String))
+    return errorExpected("a string scope");
+  N.Scope = Tok.Value;
+  consume();
+  return expect(Token::Kind::RParen, "')' after scope");
+}
+
+/// Annotations are constants, so they are final here, unlike arguments.
+bool Parser::parseMeta(ParsedNode &N) {
+  consume(); // 'meta'
+  if (!Tok.is(Token::Kind::LBrace))
+    return errorExpected("'{' after 'meta'");
+  return parseAttrDict(N.Meta, DictKind::Annotations);
 }
 
 bool Parser::parseArgList(ParsedNode &N) {
@@ -784,6 +810,8 @@ bool Parser::buildGraph() {
       return error(PN.Offset, errorToString(N.takeError()));
     (*N)->setType(PN.Type);
     (*N)->setScope(PN.Scope);
+    for (auto &[Key, Value] : PN.Meta)
+      (*N)->setMeta(Key, std::move(Value));
   }
   for (ParsedNode &PN : Nodes) {
     std::vector<Argument> Args(PN.Args.size());

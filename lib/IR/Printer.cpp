@@ -264,6 +264,12 @@ void printNode(const Node &N, raw_ostream &OS) {
     printString(N.scope(), OS);
     OS << ')';
   }
+  // Annotations are a map of constants, exactly what an attribute dict
+  // holds, so they share its spelling and the parser's code for it.
+  if (!N.meta().empty()) {
+    OS << " meta";
+    printAttrDict(N.meta(), OS);
+  }
 }
 
 void printGraphModule(const GraphModule &GM, raw_ostream &OS,

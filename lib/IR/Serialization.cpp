@@ -181,6 +181,12 @@ static json writeNode(const Node &N) {
     J["type"] = writeType(*N.type());
   if (!N.scope().empty())
     J["scope"] = N.scope().str();
+  if (!N.meta().empty()) {
+    json Meta = json::object();
+    for (const auto &KV : N.meta())
+      Meta[KV.first] = writeValue(KV.second);
+    J["meta"] = std::move(Meta);
+  }
   return J;
 }
 
@@ -239,6 +245,12 @@ struct NodeTable {
   std::optional<ForwardRef> FirstForward;
 };
 
+/// Why a node reference is an error in a value that must be constant.
+constexpr const char *AttrNodeRefError =
+    "node reference not allowed in a module attribute";
+constexpr const char *MetaNodeRefError =
+    "node annotations cannot refer to nodes";
+
 /// Turns a parsed document into a GraphModule. Every method reports the
 /// first problem as "<Name>: <where>: <what>".
 class Reader {
@@ -269,9 +281,10 @@ private:
                                        const std::string &Where) const;
   Expected<TensorType> readType(const json &J, const std::string &Where) const;
   Expected<Argument> readValue(const json &J, const std::string &Where,
-                               NodeTable *Nodes, unsigned Depth) const;
+                               NodeTable *Nodes, unsigned Depth,
+                               StringRef NoNodes = AttrNodeRefError) const;
   Expected<Argument> readObjectValue(const json &J, const std::string &Where,
-                                     NodeTable *Nodes) const;
+                                     NodeTable *Nodes, StringRef NoNodes) const;
   Expected<std::string> readPartName(const json &J, const std::string &Where,
                                      StringRef What) const;
   Expected<NamedTensor> readTensor(const json &J, const std::string &Where,
@@ -290,6 +303,7 @@ private:
   Error createNodes(const json &J, Graph &G, NodeTable &T) const;
   Expected<Node *> createNode(const json &NJ, const std::string &Where,
                               Graph &G, const NodeTable &T) const;
+  Error readMeta(const json &J, const std::string &Where, Node &N) const;
   Error readNodeArgs(const json &J, const std::string &Where,
                      NodeTable &T) const;
   Error checkOrder(const NodeTable &T) const;
@@ -473,7 +487,8 @@ Expected<TensorType> Reader::readType(const json &J,
 }
 
 Expected<Argument> Reader::readValue(const json &J, const std::string &Where,
-                                     NodeTable *Nodes, unsigned Depth) const {
+                                     NodeTable *Nodes, unsigned Depth,
+                                     StringRef NoNodes) const {
   switch (J.type()) {
   case json::value_t::null:
     return Argument::none();
@@ -497,7 +512,7 @@ Expected<Argument> Reader::readValue(const json &J, const std::string &Where,
     std::vector<Argument> Elems;
     for (size_t I = 0; I < J.size(); ++I) {
       Expected<Argument> E =
-          readValue(J[I], element(Where, I), Nodes, Depth + 1);
+          readValue(J[I], element(Where, I), Nodes, Depth + 1, NoNodes);
       if (!E)
         return E.takeError();
       Elems.push_back(std::move(*E));
@@ -505,17 +520,19 @@ Expected<Argument> Reader::readValue(const json &J, const std::string &Where,
     return Argument::list(std::move(Elems));
   }
   case json::value_t::object:
-    return readObjectValue(J, Where, Nodes);
+    return readObjectValue(J, Where, Nodes, NoNodes);
   default:
     return fail(Where, Twine("expected a value, got ") + kindName(J));
   }
 }
 
 /// {"node": name} or {"float": "nan"|"inf"|"-inf"}; node references are
-/// allowed only where \p Nodes is given (node arguments, not attributes).
+/// allowed only where \p Nodes is given (node arguments, not attributes or
+/// annotations), elsewhere they fail with \p NoNodes.
 Expected<Argument> Reader::readObjectValue(const json &J,
                                            const std::string &Where,
-                                           NodeTable *Nodes) const {
+                                           NodeTable *Nodes,
+                                           StringRef NoNodes) const {
   if (J.size() == 1 && J.contains("float")) {
     Expected<double> F = readFloat(J, Where);
     if (!F)
@@ -527,7 +544,7 @@ Expected<Argument> Reader::readObjectValue(const json &J,
                        "{\"node\": name} or {\"float\": \"nan\"|\"inf\"|"
                        "\"-inf\"}");
   if (!Nodes)
-    return fail(Where, "node reference not allowed in a module attribute");
+    return fail(Where, NoNodes);
   Expected<std::string> Ref = readString(J["node"], member(Where, "node"));
   if (!Ref)
     return Ref.takeError();
@@ -723,11 +740,11 @@ Error Reader::createNodes(const json &J, Graph &G, NodeTable &T) const {
   return Error::success();
 }
 
-/// Creates the node described by \p NJ, with its type and scope.
+/// Creates the node described by \p NJ, with its type, scope and meta.
 Expected<Node *> Reader::createNode(const json &NJ, const std::string &Where,
                                     Graph &G, const NodeTable &T) const {
   if (Error E = checkObject(NJ, Where, {"name", "op", "target", "args"},
-                            {"kwargs", "type", "scope"}))
+                            {"kwargs", "type", "scope", "meta"}))
     return E;
   Expected<std::string> N = readString(NJ["name"], member(Where, "name"));
   if (!N)
@@ -766,7 +783,24 @@ Expected<Node *> Reader::createNode(const json &NJ, const std::string &Where,
       return S.takeError();
     (*Created)->setScope(*S);
   }
+  if (NJ.contains("meta"))
+    if (Error E = readMeta(NJ["meta"], member(Where, "meta"), **Created))
+      return E;
   return Created;
+}
+
+/// Annotations are constants, so unlike arguments they need no node table.
+Error Reader::readMeta(const json &J, const std::string &Where, Node &N) const {
+  if (!J.is_object())
+    return fail(Where, Twine("expected an object, got ") + kindName(J));
+  for (const auto &KV : J.items()) {
+    Expected<Argument> V = readValue(KV.value(), member(Where, KV.key()),
+                                     nullptr, 0, MetaNodeRefError);
+    if (!V)
+      return V.takeError();
+    N.setMeta(KV.key(), std::move(*V));
+  }
+  return Error::success();
 }
 
 /// Reads "args" and "kwargs" of node T.Current and sets them.

@@ -12,7 +12,6 @@
 #include "qfx/Support/Error.h"
 #include "qfx/Support/Safetensors.h"
 
-#include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/SmallPtrSet.h"
 #include "llvm/ADT/Twine.h"
 
@@ -204,9 +203,9 @@ static std::string checkCopy(llvm::StringRef Key, const Tensor &Src,
                              const Tensor &Dst) {
   if (Src.quant() != Dst.quant() ||
       (!Src.quant().isNone() && Src.dtype() != Dst.dtype()))
-    return ("quantization mismatch for " + Key + ": copying a " +
-            describe(Src) + " param from checkpoint, the param in current " +
-            "model is " + describe(Dst))
+    return ("quantization mismatch for " + Key + ": copying a param of type " +
+            describe(Src) + " from checkpoint, the type in current model is " +
+            describe(Dst))
         .str();
   if (Src.dtype() == Dst.dtype() || Dst.dtype() == DType::F32)
     return "";

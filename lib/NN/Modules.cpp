@@ -24,7 +24,7 @@ using namespace qfx::nn;
 // StandardModule
 //===----------------------------------------------------------------------===//
 
-/// Runs the module's op on \p X as dispatch would record it: the input, the
+/// Applies the module's op to \p X through dispatch: the input, the
 /// module's tensors (none when absent) and its attributes as keywords. Used
 /// when a policy inlines a built-in module, so the op lands in the graph as
 /// call_function with get_attr operands.

@@ -25,11 +25,13 @@ Tracer::Activation::Activation(Tracer &T) : Previous(CurrentTracer) {
 
 Tracer::Activation::~Activation() { CurrentTracer = Previous; }
 
-/// Copies \p M's own attributes and tensors into \p Info.
+/// Copies \p M's own attributes and tensors into \p Info, in state_dict
+/// order (parameters, then buffers).
 static void copyModuleState(const Module &M, ModuleInfo &Info) {
-  for (const auto &A : M.attrs())
+  ModuleInfo Own = M.info();
+  for (const auto &A : Own.attrs())
     Info.setAttr(A.first, A.second);
-  for (const NamedTensor &T : M.tensors())
+  for (const NamedTensor &T : Own.tensors())
     Info.setTensor(T.Name, T.Value, T.IsBuffer);
 }
 

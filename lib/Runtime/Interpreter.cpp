@@ -4,6 +4,7 @@
 
 #include "qfx/IR/GraphModule.h"
 #include "qfx/IR/Printer.h"
+#include "qfx/Runtime/ModuleRunner.h"
 #include "qfx/Runtime/Op.h"
 #include "qfx/Support/Error.h"
 
@@ -115,16 +116,10 @@ llvm::Expected<Tensor> Run::evaluate(const Node &N) {
         return *T;
     return makeError("tensor '" + N.target() + "' has no data");
   case OpCode::CallModule: {
-    const ModuleInfo *M = GM.lookupModule(N.target());
-    if (!M)
-      return makeError("no module '" + N.target() + "'");
     auto Args = resolveAll(N.args());
     if (!Args)
       return Args.takeError();
-    auto Call = bindModuleCall(*M, std::move(*Args));
-    if (!Call)
-      return Call.takeError();
-    return Call->first->Run(Call->second);
+    return runModule(GM, N.target(), std::move(*Args));
   }
   case OpCode::CallFunction:
   case OpCode::CallMethod: {

@@ -6,7 +6,7 @@
 
 using namespace qfx;
 
-llvm::Error DeadCodeElimination::run(GraphModule &GM) {
+llvm::Error DeadCodeElimination::run(GraphModule &GM, PassContext &Ctx) {
   NumErased = GM.graph().eliminateDeadCode();
   return llvm::Error::success();
 }

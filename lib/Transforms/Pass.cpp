@@ -60,8 +60,13 @@ std::vector<std::string> PassManager::passNames() const {
 }
 
 llvm::Error PassManager::run(GraphModule &GM) {
+  PassContext Ctx;
+  return run(GM, Ctx);
+}
+
+llvm::Error PassManager::run(GraphModule &GM, PassContext &Ctx) {
   for (const auto &P : Passes) {
-    if (llvm::Error E = P->run(GM))
+    if (llvm::Error E = P->run(GM, Ctx))
       return prefixError(std::move(E), ("pass '" + P->name() + "'").str());
     if (Opts.VerifyEach)
       if (llvm::Error E = verify(GM))

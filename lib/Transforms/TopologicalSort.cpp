@@ -6,6 +6,6 @@
 
 using namespace qfx;
 
-llvm::Error TopologicalSort::run(GraphModule &GM) {
+llvm::Error TopologicalSort::run(GraphModule &GM, PassContext &Ctx) {
   return GM.graph().topologicalSort();
 }

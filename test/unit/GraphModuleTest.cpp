@@ -306,6 +306,10 @@ void buildCloneSource(GraphModule &GM) {
   Node *C = G.callModule("features.0", {X});
   C->setType(TensorType{DType::F32, {1, 2, 4, 4}, {}});
   C->setScope("features");
+  C->setMeta("qconfig", Argument::string("default"));
+  C->setMeta("ranges",
+             Argument::list({Argument::real(-1.0),
+                             Argument::list({Argument::integer(3)})}));
   Node *Add = G.callFunction("add", {C, Off}, {{"alpha", Argument::real(1.5)}});
   Add->setScope("features.0");
   Node *R = G.callMethod(
@@ -396,6 +400,7 @@ TEST_CASE("clone copies modules and graph deeply", "[ir][module]") {
       CHECK(N.target() == O.target());
       CHECK(N.type() == O.type());
       CHECK(N.scope() == O.scope());
+      CHECK(N.meta() == O.meta());
       CHECK(To.lookup(N.name()) == &N);
       CHECK(inputNames(N) == inputNames(O));
       CHECK(userNames(N) == userNames(O));
@@ -429,6 +434,22 @@ TEST_CASE("clone copies modules and graph deeply", "[ir][module]") {
           Argument::list({Argument(Cat), Argument()}));
     CHECK(userNames(*To.lookup("x")) == Names{"features_0", "reshape"});
     CHECK(userNames(*To.lookup("offset")) == Names{"add", "cat"});
+    const Node *Conv = To.lookup("features_0");
+    REQUIRE(Conv->meta().size() == 2);
+    CHECK(*Conv->meta("qconfig") == Argument::string("default"));
+    CHECK(To.lookup("add")->meta().empty());
+  }
+
+  SECTION("annotations are copied, not shared") {
+    Node *Conv = C->graph().lookup("features_0");
+    Conv->setMeta("qconfig", Argument::string("none"));
+    Conv->eraseMeta("ranges");
+    C->graph().lookup("add")->setMeta("k", Argument::integer(1));
+    const Graph &O = GM.graph();
+    CHECK(*O.lookup("features_0")->meta("qconfig") ==
+          Argument::string("default"));
+    CHECK(O.lookup("features_0")->meta("ranges") != nullptr);
+    CHECK(O.lookup("add")->meta().empty());
   }
 
   SECTION("editing the cloned graph leaves the original alone") {

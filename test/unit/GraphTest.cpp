@@ -296,6 +296,43 @@ TEST_CASE("builders set opcode, target, type and arguments", "[ir][graph]") {
   CHECK_FALSE(X->type().has_value());
 }
 
+TEST_CASE("node annotations: set, replace, look up and erase", "[ir][graph]") {
+  Graph G;
+  Node *X = G.placeholder("x");
+  Node *R = G.callFunction("relu", {X});
+  CHECK(R->meta().empty());
+  CHECK(R->meta("qconfig") == nullptr);
+
+  R->setMeta("qconfig", Argument::string("default"));
+  R->setMeta("bits", Argument::list({Argument::integer(8), Argument::none()}));
+  R->setMeta("", Argument::real(0.5));
+  REQUIRE(R->meta("qconfig"));
+  CHECK(*R->meta("qconfig") == Argument::string("default"));
+  // Sorted by key whatever the order they were set in.
+  std::vector<std::string> Keys;
+  for (const auto &KV : R->meta())
+    Keys.push_back(KV.first);
+  CHECK(Keys == Names{"", "bits", "qconfig"});
+
+  // Setting an existing key replaces its value.
+  R->setMeta("qconfig", Argument::none());
+  CHECK(R->meta().size() == 3);
+  CHECK(R->meta("qconfig")->isNone());
+
+  CHECK(R->eraseMeta("bits"));
+  CHECK_FALSE(R->eraseMeta("bits"));
+  CHECK(R->meta("bits") == nullptr);
+  CHECK(R->meta().size() == 2);
+
+  // Annotations are not arguments: they create no uses, and they stay with
+  // the node across renames and other nodes' edits.
+  CHECK(userNames(X) == Names{"relu"});
+  REQUIRE(errorText(G.rename(R, "act")).empty());
+  G.erase(G.callFunction("tmp", {X}));
+  CHECK(R->meta().size() == 2);
+  CHECK(X->meta().empty());
+}
+
 TEST_CASE("empty graph", "[ir][graph]") {
   Graph G;
   CHECK(G.empty());

@@ -11,6 +11,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <string>
@@ -274,9 +275,13 @@ TEST_CASE("nested names are qualified", "[nn]") {
 
 TEST_CASE("state_dict entries share storage with the module", "[nn]") {
   Odd O;
+  int Found = 0;
   for (const auto &[Name, T] : O.state_dict())
-    if (Name == "a")
+    if (Name == "a") {
+      ++Found;
       CHECK(T.rawData() == O.a.rawData());
+    }
+  CHECK(Found == 1);
 }
 
 //===----------------------------------------------------------------------===//
@@ -416,8 +421,8 @@ TEST_CASE("load_state_dict rejects quantization mismatches", "[nn]") {
   Tensor Plain = Tensor::fromValues<int>(DType::S8, {2}, {1, 2});
   CHECK(loadError(M, {{"q", Plain}}) ==
         "error(s) in loading state_dict for M: quantization mismatch for q: "
-        "copying a s8 param from checkpoint, the param in current model is "
-        "s8 per-tensor (scale 0.5, zero_point 3)");
+        "copying a param of type s8 from checkpoint, the type in current "
+        "model is s8 per-tensor (scale 0.5, zero_point 3)");
 
   // Same parameters but another dtype: the integers would change meaning.
   Tensor U(DType::U8, {2});

@@ -9,6 +9,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <map>
@@ -120,6 +121,18 @@ std::vector<std::pair<std::string, std::shared_ptr<Module>>> builtins() {
       {"batch_norm", BN},
   };
 }
+
+/// Sets the kernel mode for a scope, restoring the previous one.
+class KernelModeScope {
+public:
+  explicit KernelModeScope(KernelMode M) : Saved(kernelMode()) {
+    setKernelMode(M);
+  }
+  ~KernelModeScope() { setKernelMode(Saved); }
+
+private:
+  KernelMode Saved;
+};
 
 /// The model of small.safetensors.
 class Small : public Module {
@@ -351,15 +364,19 @@ TEST_CASE("Sequential names children by index and chains them", "[nn]") {
 TEST_CASE("built-in modules reproduce PyTorch's outputs", "[nn]") {
   std::map<std::string, Tensor> G = golden("builtin.safetensors");
   const Tensor &X = G.at("input");
-  for (const auto &[Name, M] : builtins()) {
-    INFO(Name);
-    std::map<std::string, Tensor> State;
-    std::string Prefix = Name + ".";
-    for (const auto &[Key, T] : G)
-      if (llvm::StringRef(Key).startswith(Prefix) && Key != Prefix + "output")
-        State[Key.substr(Prefix.size())] = T;
-    requireOk(M->load_state_dict(State));
-    checkClose((*M)(X).tensor(), G.at(Prefix + "output"));
+  // Both kernel sets, since eager forward follows the global mode.
+  for (KernelMode Mode : {KernelMode::OneDNN, KernelMode::Reference}) {
+    KernelModeScope Scope(Mode);
+    for (const auto &[Name, M] : builtins()) {
+      INFO(Name << (Mode == KernelMode::OneDNN ? " (oneDNN)" : " (reference)"));
+      std::map<std::string, Tensor> State;
+      std::string Prefix = Name + ".";
+      for (const auto &[Key, T] : G)
+        if (llvm::StringRef(Key).startswith(Prefix) && Key != Prefix + "output")
+          State[Key.substr(Prefix.size())] = T;
+      requireOk(M->load_state_dict(State));
+      checkClose((*M)(X).tensor(), G.at(Prefix + "output"));
+    }
   }
 }
 

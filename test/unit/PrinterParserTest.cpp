@@ -103,7 +103,8 @@ const char *NetText = R"(graph_module Net {
 )";
 
 /// A quantized graph: per-tensor activations, a per-channel weight, root
-/// constants, nested container modules, scopes and every kind of argument.
+/// constants, nested container modules, scopes, annotations and every kind
+/// of argument.
 const char *QuantText =
     R"(graph_module QuantNet {a = none, b = [true, false], c = "s"} {
   param w_q : s8[2,1,1,1]<axis=0, scales=[0.1, 0.025], zero_points=[0, 0]> = dense<[-128, 127]>
@@ -125,12 +126,12 @@ const char *QuantText =
     %x : f32[1,1,4,4] = placeholder[x]
     %scale = get_attr[layer1.0.conv1.scale]
     %x_q : u8[1,1,4,4]<scale=0.05, zero_point=128> = call_function[quantize_per_tensor](%x, 0.05, 128, "quint8")
-    %conv : u8[1,2,4,4]<scale=0.2, zero_point=0> = call_module[layer1.0.conv1](%x_q) scope("layer1.0")
+    %conv : u8[1,2,4,4]<scale=0.2, zero_point=0> = call_module[layer1.0.conv1](%x_q) scope("layer1.0") meta{qconfig = "per_channel", "rule id" = [1, -2.5, none, [true]]}
     %w : s8[2,1,1,1]<axis=0, scales=[0.1, 0.025], zero_points=[0, 0]> = get_attr[w_q]
     %deq : f32[1,2,4,4] = call_method[dequantize](%conv) scope("layer1.0")
     %cat = call_function["torch.cat[0]"]([%deq, [%deq, [none, -3]]], dim=-1, eps=1e-05, flag=false, "odd key"=[])
     %s = call_function[f]("tab\t newline\n quote\" backslash\\ nul\x00 high\xff")
-    %e = call_function[g]
+    %e = call_function[g] meta{"" = nan, x = "s\n"}
     %output : f32[1,2,4,4] = output[output]([%cat, %deq])
   }
 }
@@ -236,6 +237,29 @@ TEST_CASE("nodes print type, target, arguments and scope", "[ir][text]") {
   Node *Kw = G.callFunction("f", {}, {{"a b", Argument::integer(1)}});
   CHECK(
       llvm::StringRef(nodeText(*Kw)).endswith(R"(call_function[f]("a b"=1))"));
+}
+
+TEST_CASE("nodes print annotations sorted, after the scope", "[ir][text]") {
+  GraphModule GM;
+  Graph &G = GM.graph();
+  Node *X = G.placeholder("x");
+  X->setMeta("qconfig", Argument::string("default"));
+  CHECK(nodeText(*X) == R"(%x = placeholder[x] meta{qconfig = "default"})");
+
+  Node *R = G.callFunction("relu", {X});
+  R->setScope("m");
+  R->setMeta("rule id",
+             Argument::list({Argument::integer(1), Argument::real(0.5)}));
+  R->setMeta("a", Argument::none());
+  R->setMeta("", Argument::boolean(true));
+  // Keys that are not identifiers are quoted, like attribute names.
+  CHECK(
+      nodeText(*R) ==
+      R"(%relu = call_function[relu](%x) scope("m") meta{"" = true, a = none, "rule id" = [1, 0.5]})");
+
+  // Without annotations there is no meta clause.
+  X->eraseMeta("qconfig");
+  CHECK(nodeText(*X) == "%x = placeholder[x]");
 }
 
 TEST_CASE("a module without declarations has no blank line", "[ir][text]") {
@@ -380,6 +404,14 @@ TEST_CASE("a quantized graph with every construct round-trips", "[ir][text]") {
   CHECK(Conv->target() == "layer1.0.conv1");
   REQUIRE(Conv->type());
   CHECK(Conv->type()->Quant == QuantParams::perTensor(0.2, 0));
+  REQUIRE(Conv->meta("rule id"));
+  CHECK(*Conv->meta("rule id") ==
+        Argument::list({Argument::integer(1), Argument::real(-2.5),
+                        Argument::none(),
+                        Argument::list({Argument::boolean(true)})}));
+  REQUIRE(G.lookup("e")->meta(""));
+  CHECK(std::isnan(G.lookup("e")->meta("")->getFloat()));
+  CHECK(G.lookup("deq")->meta().empty());
   Node *Cat = G.lookup("cat");
   REQUIRE(Cat);
   CHECK(Cat->target() == "torch.cat[0]");
@@ -448,6 +480,32 @@ TEST_CASE("tensors of every dtype round-trip exactly", "[ir][text]") {
   CHECK(std::signbit(Back->lookupTensor("f")->data<float>()[1]));
   CHECK(Back->lookupTensor("declared")->shape() ==
         llvm::ArrayRef<int64_t>({4, 5}));
+}
+
+TEST_CASE("node annotations parse in any order and print canonically",
+          "[ir][text]") {
+  std::string Text =
+      inGraph("    %x = placeholder[x] meta{qconfig = \"default\"}\n"
+              "    %y = call_function[relu](%x) scope(\"m\") meta{\"\" = "
+              "-0.0, a = [1, [none]], b = false}\n"
+              "    %output = output[output](%y)\n");
+  auto GM = parseOk(Text);
+  CHECK(printToString(*GM) == Text);
+  Node *Y = GM->graph().lookup("y");
+  REQUIRE(Y);
+  CHECK(Y->scope() == "m");
+  REQUIRE(Y->meta().size() == 3);
+  CHECK(std::signbit(Y->meta("")->getFloat()));
+  CHECK(*Y->meta("b") == Argument::boolean(false));
+  CHECK(GM->graph().lookup("output")->meta().empty());
+
+  // Keys need not be sorted and `meta{}` is allowed: the printer sorts the
+  // keys and leaves out empty annotations.
+  auto Loose = parseOk(inGraph("    %x = placeholder[x] meta{b = 1, a = 2}\n"
+                               "    %y = placeholder[y] meta{}\n"));
+  CHECK(printToString(*Loose) ==
+        inGraph("    %x = placeholder[x] meta{a = 2, b = 1}\n"
+                "    %y = placeholder[y]\n"));
 }
 
 TEST_CASE("references may point forward and form cycles", "[ir][text]") {
@@ -656,6 +714,31 @@ TEST_CASE("parse errors in nodes and references", "[ir][text]") {
        "test.qir:3:27: expected a value, found 'foo'"},
       {RootOpen + "  graph {\n    %y = call_function[f] scope(m)\n  }\n}\n",
        "test.qir:3:33: expected a string scope, found 'm'"},
+  });
+}
+
+TEST_CASE("parse errors in node annotations", "[ir][text]") {
+  auto WithNode = [](const std::string &Line) {
+    return RootOpen + "  graph {\n    " + Line + "\n  }\n}\n";
+  };
+  checkErrors({
+      {WithNode("%y = placeholder[y] meta{a = %y}"),
+       "test.qir:3:34: node annotations cannot refer to nodes"},
+      {WithNode("%y = placeholder[y] meta{a = [1, [%y]]}"),
+       "test.qir:3:39: node annotations cannot refer to nodes"},
+      {WithNode("%y = placeholder[y] meta{a = 1, a = 2}"),
+       "test.qir:3:37: duplicate annotation 'a'"},
+      {WithNode("%y = placeholder[y] meta(a = 1)"),
+       "test.qir:3:29: expected '{' after 'meta', found '('"},
+      {WithNode("%y = placeholder[y] meta{a = 1 b = 2}"),
+       "test.qir:3:36: expected ',' or '}' in node annotations, found 'b'"},
+      {WithNode("%y = placeholder[y] meta{a 1}"),
+       "test.qir:3:32: expected '=' after annotation name, found '1'"},
+      {WithNode("%y = placeholder[y] meta{1 = 2}"),
+       "test.qir:3:30: expected annotation name, found '1'"},
+      {WithNode("%y = placeholder[y] meta{a = 1} scope(\"m\")"),
+       "test.qir:3:37: expected a node ('%name = ...') or '}', found "
+       "'scope'"},
   });
 }
 

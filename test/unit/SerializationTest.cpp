@@ -44,7 +44,7 @@ std::string verifierMessage(const GraphModule &GM) {
 }
 
 /// The graph of buildRichModule: every argument kind, kwargs, non-finite
-/// floats, quantized types and scopes.
+/// floats, quantized types, scopes and annotations.
 void addRichGraph(GraphModule &GM) {
   Graph &G = GM.graph();
   Node *X = G.placeholder("x", TensorType{DType::F32, {1, 1, 1, 4}, {}});
@@ -60,6 +60,12 @@ void addRichGraph(GraphModule &GM) {
       "layer1.0.conv1", {Q},
       {{"padding", Argument::ints({0, 0})}, {"groups", Argument::integer(1)}});
   C->setScope("layer1.0");
+  C->setMeta("qconfig", Argument::string("per_channel_s8"));
+  C->setMeta("odd key\t\xc3\xa9",
+             Argument::list({Argument::real(NaN), Argument::real(-Inf),
+                             Argument::integer(INT64_MIN), Argument::none(),
+                             Argument::boolean(false), Argument::ints({})}));
+  C->setMeta("", Argument::real(1.0));
   Node *F =
       G.callFunction("clamp", {C, Argument::real(-Inf), Argument::real(Inf)},
                      {{"nan_value", Argument::real(NaN)},
@@ -75,7 +81,7 @@ void addRichGraph(GraphModule &GM) {
 
 /// A module that uses every part of the format: nested modules, params and
 /// buffers of every dtype, quantized and declared tensors, every argument
-/// kind, kwargs, non-finite floats and scopes.
+/// kind, kwargs, non-finite floats, scopes and annotations.
 std::unique_ptr<GraphModule> buildRichModule() {
   auto GM = std::make_unique<GraphModule>("ResNetLike");
   ModuleInfo &Root = GM->root();
@@ -217,6 +223,12 @@ void checkSameGraph(const Graph &A, const Graph &B) {
       CHECK(X.kwargs()[J].first == Y.kwargs()[J].first);
       checkSameArgument(X.kwargs()[J].second, Y.kwargs()[J].second);
     }
+    REQUIRE(X.meta().size() == Y.meta().size());
+    for (auto MX = X.meta().begin(), MY = Y.meta().begin();
+         MX != X.meta().end(); ++MX, ++MY) {
+      CHECK(MX->first == MY->first);
+      checkSameArgument(MX->second, MY->second);
+    }
     CHECK(userNames(X) == userNames(Y));
   }
 }
@@ -255,6 +267,7 @@ std::unique_ptr<GraphModule> buildExampleModule() {
   Node *W = G.getAttr("w");
   Node *Add = G.callFunction("add", {X, W}, {{"alpha", Argument::real(1.0)}});
   Add->setScope("blocks.0");
+  Add->setMeta("qconfig", Argument::string("default"));
   G.output(Add);
   return GM;
 }
@@ -296,6 +309,9 @@ const char *ExampleJson = R"({
           1.0
         ]
       ],
+      "meta": {
+        "qconfig": "default"
+      },
       "name": "add",
       "op": "call_function",
       "scope": "blocks.0",
@@ -388,6 +404,44 @@ TEST_CASE("json ints and floats keep their kinds", "[ir][json]") {
   REQUIRE(W);
   CHECK(W->getAsDouble(0) == 1.0);
   CHECK(W->getAsDouble(1) == -2.0);
+}
+
+TEST_CASE("node annotations round-trip through json byte for byte",
+          "[ir][json]") {
+  GraphModule GM("M");
+  Graph &G = GM.graph();
+  Node *X = G.placeholder("x");
+  X->setMeta("qconfig", Argument::string("default"));
+  X->setMeta("bits", Argument::list({Argument::integer(8), Argument::none()}));
+  X->setMeta("scale", Argument::real(Inf));
+  G.output(X);
+  std::string Json = serializeToJson(GM);
+  CHECK(StringRef(Json).contains(R"(
+      "meta": {
+        "bits": [
+          8,
+          null
+        ],
+        "qconfig": "default",
+        "scale": {
+          "float": "inf"
+        }
+      },
+      "name": "x",)"));
+  // The output node has no annotations, so no "meta" field at all.
+  CHECK(StringRef(Json).count("\"meta\"") == 1);
+
+  std::unique_ptr<GraphModule> Loaded =
+      unwrap(deserializeFromJson(Json, "meta.json"));
+  CHECK(serializeToJson(*Loaded) == Json);
+  const Node *LX = Loaded->graph().lookup("x");
+  REQUIRE(LX);
+  REQUIRE(LX->meta("qconfig"));
+  CHECK(*LX->meta("qconfig") == Argument::string("default"));
+  REQUIRE(LX->meta("bits"));
+  CHECK(LX->meta("bits")->getList()[0].isInt());
+  CHECK(LX->meta().size() == 3);
+  CHECK(Loaded->graph().lookup("output")->meta().empty());
 }
 
 TEST_CASE("tensor data of every length survives base64", "[ir][json]") {
@@ -583,6 +637,9 @@ std::vector<BadCase> badNodes() {
        makeDoc(ValidRoot,
                graphWithNode(Call + R"("args": [], "kwargs": [["k"]])")),
        "bad.json: graph[1].kwargs[0]: expected a [key, value] pair"},
+      {"meta not an object",
+       makeDoc(ValidRoot, graphWithNode(Call + R"("args": [], "meta": [])")),
+       "bad.json: graph[1].meta: expected an object, got array"},
       {"duplicate kwarg", makeDoc(ValidRoot, graphWithNode(Call + R"("args": [],
                                         "kwargs": [["k", 1], ["k", 2]])")),
        "bad.json: graph[1].kwargs[1][0]: duplicate keyword argument 'k'"},
@@ -699,6 +756,20 @@ std::vector<BadCase> badValues() {
        "\"-inf\", got 'NaN'"},
       {"lists too deep", makeDoc(rootWithAttr(nested("[", "1", "]", 200))),
        "lists nest deeper than 128 levels"},
+      {"node in meta",
+       makeDoc(ValidRoot, graphWithNode(R"("op": "call_function",
+         "target": "relu", "args": [], "meta": {"k": {"node": "x"}})")),
+       "bad.json: graph[1].meta.k: node annotations cannot refer to nodes"},
+      {"node in a meta list",
+       makeDoc(ValidRoot, graphWithNode(R"("op": "call_function",
+         "target": "relu", "args": [], "meta": {"k": [1, [{"node": "n"}]]})")),
+       "bad.json: graph[1].meta.k[1][0]: node annotations cannot refer to "
+       "nodes"},
+      {"bad meta value",
+       makeDoc(ValidRoot, graphWithNode(R"("op": "call_function",
+         "target": "relu", "args": [], "meta": {"k": {"float": "NaN"}})")),
+       "bad.json: graph[1].meta.k.float: expected \"nan\", \"inf\" or "
+       "\"-inf\", got 'NaN'"},
   };
 }
 
@@ -726,12 +797,26 @@ TEST_CASE("the documents the malformed cases start from are valid",
                       "shape": [2, 3]})";
   std::string Call = R"("op": "call_function", "target": "relu", )";
   std::vector<std::string> Docs = {
-      makeDoc(rootWithTensor(T)), makeDoc(rootWithAttr("[1.5, null]")),
+      makeDoc(rootWithTensor(T)),
+      makeDoc(rootWithAttr("[1.5, null]")),
       makeDoc(ValidRoot, graphWithNode(Call + R"("args": [{"node": "x"}])")),
+      makeDoc(ValidRoot,
+              graphWithNode(Call + R"("args": [], "meta": {"k": [1, "s"]})")),
       makeDoc(deepModules(100)),
       makeDoc(rootWithAttr(nested("[", "1", "]", 100)))};
   for (const std::string &D : Docs)
     CHECK(unwrap(deserializeFromJson(D, "good.json")) != nullptr);
+}
+
+TEST_CASE("an empty meta object loads and is omitted on save", "[ir][json]") {
+  std::string Call = R"("op": "call_function", "target": "relu", )";
+  std::unique_ptr<GraphModule> GM = unwrap(deserializeFromJson(
+      makeDoc(ValidRoot,
+              graphWithNode(Call + R"("args": [{"node": "x"}], "meta": {})")),
+      "empty.json"));
+  REQUIRE(GM->graph().lookup("n"));
+  CHECK(GM->graph().lookup("n")->meta().empty());
+  CHECK_FALSE(StringRef(serializeToJson(*GM)).contains("\"meta\""));
 }
 
 TEST_CASE("malformed json files are rejected with a located reason",

@@ -11,6 +11,7 @@
 #include <catch2/catch.hpp>
 
 #include <cstring>
+#include <set>
 
 using namespace qfx;
 using namespace qfx::nn;
@@ -264,4 +265,86 @@ TEST_CASE("the interpreter rejects inputs of the wrong shape", "[runtime]") {
   auto Two = Interpreter(*GM).run({});
   REQUIRE(!Two);
   CHECK(errorToString(Two.takeError()) == "expected 1 inputs, got 0");
+}
+
+namespace {
+/// Uses every functional op and tensor method once.
+struct EveryOp : Module {
+  std::shared_ptr<Conv2d> conv;
+  std::shared_ptr<Linear> fc;
+  std::shared_ptr<BatchNorm2d> bn;
+  Tensor w2;
+  EveryOp() : Module("EveryOp") {
+    w2 = register_parameter("w2", uniformInit({4, 4, 1, 1}, 0.5));
+    conv = register_module(
+        "conv", std::make_shared<Conv2d>(Conv2dOptions(3, 4, 3).padding(1)));
+    fc = register_module("fc", std::make_shared<Linear>(16, 5));
+    bn = register_module("bn", std::make_shared<BatchNorm2d>(4));
+  }
+  Value forward(Value X) override {
+    Value C = (*conv)(X); // [2,4,8,8]
+    Value A = F::relu(C) + F::relu6(C) * F::hardtanh(C, -0.5, 0.5);
+    A = F::hardswish(A) + F::hardsigmoid(A) + F::sigmoid(A) * F::tanh(A);
+    A = F::leaky_relu(A, 0.2) * 2.0 + 1.0;
+    A = F::batch_norm(A, Value(bn->running_mean), Value(bn->running_var),
+                      Value(bn->weight), Value(bn->bias));
+    A = F::conv2d(A, Value(w2)).permute({0, 1, 3, 2});
+    Value P = F::max_pool2d(A, 2, 2); // [2,4,4,4]
+    Value Q = F::avg_pool2d(A, {2}, {2}, {0}, false, false);
+    Value R = F::adaptive_avg_pool2d(A, {4, 4});
+    Value S = F::cat({P, Q, R}, 1); // [2,12,4,4]
+    S = F::dropout(S, 0.5, false);
+    Value T = S.transpose(2, 3).contiguous().mean({1}, false); // [2,4,4]
+    Value U = T.flatten(1).view({2, 16});
+    U = F::linear(U, Value(fc->weight), Value(fc->bias)) + (*fc)(U);
+    return F::softmax(F::flatten(U.reshape({2, 5, 1}), 1), 1);
+  }
+};
+} // namespace
+
+TEST_CASE("every functional op and method traces and interprets bitwise",
+          "[trace][runtime]") {
+  EveryOp M;
+  M.eval();
+  auto GM =
+      traceOrFail(M, {InputSpec::symbolic("x", DType::F32, {2, 3, 8, 8})});
+  std::set<std::string> Functions, Methods;
+  for (const Node &N : GM->graph()) {
+    if (N.op() == OpCode::CallFunction)
+      Functions.insert(N.target().str());
+    if (N.op() == OpCode::CallMethod)
+      Methods.insert(N.target().str());
+  }
+  for (const char *Fn : {"relu",
+                         "relu6",
+                         "hardtanh",
+                         "hardswish",
+                         "hardsigmoid",
+                         "sigmoid",
+                         "tanh",
+                         "leaky_relu",
+                         "batch_norm",
+                         "conv2d",
+                         "max_pool2d",
+                         "avg_pool2d",
+                         "adaptive_avg_pool2d",
+                         "cat",
+                         "dropout",
+                         "linear",
+                         "softmax",
+                         "flatten",
+                         "add",
+                         "mul"})
+    CHECK(Functions.count(Fn) == 1);
+  for (const char *Me : {"reshape", "view", "flatten", "permute", "transpose",
+                         "contiguous", "mean"})
+    CHECK(Methods.count(Me) == 1);
+  CHECK(GM->graph().lookup("w2")->op() == OpCode::GetAttr);
+  CHECK(GM->graph().lookup("bn_running_mean")->op() == OpCode::GetAttr);
+  Tensor X = seeded({2, 3, 8, 8}, 11);
+  Tensor Eager = M(X).tensor();
+  auto Out = interpret(*GM, {X});
+  REQUIRE(bool(Out));
+  REQUIRE(Out->shape() == Eager.shape());
+  CHECK(std::memcmp(Out->rawData(), Eager.rawData(), Eager.byteSize()) == 0);
 }

@@ -126,6 +126,12 @@ double relError(const Tensor &A, const Tensor &B) {
   return MaxDiff / MaxRef;
 }
 
+/// Restores the kernel mode even when a FAIL leaves the test case early.
+struct KernelModeGuard {
+  KernelMode Saved = kernelMode();
+  ~KernelModeGuard() { setKernelMode(Saved); }
+};
+
 bool sameBits(const Tensor &A, const Tensor &B) {
   return A.shape() == B.shape() && A.dtype() == B.dtype() &&
          std::memcmp(A.rawData(), B.rawData(), A.byteSize()) == 0;
@@ -201,6 +207,7 @@ TEST_CASE("state_dicts and module trees equal PyTorch's", "[zoo]") {
 }
 
 TEST_CASE("eager forward with hash weights matches PyTorch", "[zoo]") {
+  KernelModeGuard Guard;
   for (const char *Name : ModelNames) {
     auto M = create(Name);
     M->eval();
@@ -215,7 +222,6 @@ TEST_CASE("eager forward with hash weights matches PyTorch", "[zoo]") {
       CHECK(Err < 1e-4);
     }
   }
-  setKernelMode(KernelMode::OneDNN);
 }
 
 TEST_CASE("the Net loads a state_dict PyTorch saved", "[zoo]") {
@@ -272,6 +278,7 @@ TEST_CASE("ResNet-18's trace reads like torch.fx's", "[zoo][trace]") {
 
 TEST_CASE("interpreting the traced zoo equals eager forward bitwise",
           "[zoo][runtime]") {
+  KernelModeGuard Guard;
   for (KernelMode Mode : {KernelMode::Reference, KernelMode::OneDNN}) {
     setKernelMode(Mode);
     for (const ZooEntry &E : zoo()) {
@@ -288,5 +295,4 @@ TEST_CASE("interpreting the traced zoo equals eager forward bitwise",
       CHECK(sameBits(*Out, Eager));
     }
   }
-  setKernelMode(KernelMode::OneDNN);
 }

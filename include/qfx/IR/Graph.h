@@ -20,6 +20,7 @@
 #include "llvm/Support/Error.h"
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <utility>
@@ -104,6 +105,11 @@ private:
 /// Keyword arguments, in the order they were given (printing keeps it).
 using Kwargs = std::vector<std::pair<std::string, Argument>>;
 
+/// Free-form node annotations that passes leave for later passes and
+/// reports (e.g. the qconfig a node was given and the rule that chose it),
+/// sorted by key so output is deterministic. Values never refer to nodes.
+using NodeMeta = std::map<std::string, Argument>;
+
 /// The static type of a node's tensor result: dtype, shape and, for
 /// quantized tensors, quantization parameters.
 struct TensorType {
@@ -166,6 +172,14 @@ public:
   llvm::StringRef scope() const { return Scope; }
   void setScope(std::string S) { Scope = std::move(S); }
 
+  /// Annotations (printed as `meta{key = value, ...}` in the text form).
+  const NodeMeta &meta() const { return Meta; }
+  /// The annotation \p Key, or nullptr.
+  const Argument *meta(llvm::StringRef Key) const;
+  /// Sets an annotation (asserts \p Value refers to no node).
+  void setMeta(llvm::StringRef Key, Argument Value);
+  bool eraseMeta(llvm::StringRef Key);
+
   Graph *getParent() const { return Parent; }
 
 private:
@@ -186,6 +200,7 @@ private:
   llvm::SmallVector<Node *, 4> Users;
   std::optional<TensorType> Type;
   std::string Scope;
+  NodeMeta Meta;
 };
 
 /// An ordered list of nodes with unique names. The order is the execution

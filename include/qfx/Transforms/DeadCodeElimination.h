@@ -17,7 +17,7 @@ namespace qfx {
 class DeadCodeElimination : public Pass {
 public:
   llvm::StringRef name() const override { return "dead-code-elimination"; }
-  llvm::Error run(GraphModule &GM) override;
+  llvm::Error run(GraphModule &GM, PassContext &Ctx) override;
   /// Nodes erased by the last run.
   size_t numErased() const { return NumErased; }
 

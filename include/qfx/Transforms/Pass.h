@@ -11,6 +11,7 @@
 
 #include "llvm/ADT/ArrayRef.h"
 #include "llvm/ADT/StringRef.h"
+#include "llvm/ADT/Twine.h"
 #include "llvm/Support/Error.h"
 #include "llvm/Support/raw_ostream.h"
 
@@ -21,6 +22,33 @@
 namespace qfx {
 
 class GraphModule;
+class QConfigMapping;
+
+/// One entry of the explain report: what a pass decided about a node and
+/// why ("fused conv1 + relu into ConvReLU2d", "kept float: qconfig none by
+/// module_name 'fc'").
+struct Remark {
+  std::string Pass;
+  std::string Node;
+  std::string Message;
+};
+
+/// What a pipeline shares: options from the user and the explain log.
+struct PassContext {
+  /// The qconfig mapping (qopt --qconfig); passes that need one fail
+  /// without it.
+  std::shared_ptr<const QConfigMapping> QConfigs;
+  /// Quantization-aware training: fusion keeps BatchNorm (ConvBn2d) instead
+  /// of folding it, prepare inserts fake-quant instead of observers.
+  bool QAT = false;
+  /// Remarks in the order passes made them.
+  std::vector<Remark> Remarks;
+
+  void remark(llvm::StringRef Pass, llvm::StringRef Node,
+              const llvm::Twine &Message) {
+    Remarks.push_back({Pass.str(), Node.str(), Message.str()});
+  }
+};
 
 /// A transformation of a GraphModule.
 class Pass {
@@ -29,7 +57,7 @@ public:
   /// The registered (command-line) name.
   virtual llvm::StringRef name() const = 0;
   /// Runs on \p GM; errors are ones users can cause (bad input graphs).
-  virtual llvm::Error run(GraphModule &GM) = 0;
+  virtual llvm::Error run(GraphModule &GM, PassContext &Ctx) = 0;
 };
 
 /// One registry entry.
@@ -66,6 +94,8 @@ public:
   std::vector<std::string> passNames() const;
 
   /// Runs every pass in order. An error names the pass that failed.
+  llvm::Error run(GraphModule &GM, PassContext &Ctx);
+  /// Runs with a fresh context.
   llvm::Error run(GraphModule &GM);
 
 private:

@@ -17,7 +17,7 @@ namespace qfx {
 class TopologicalSort : public Pass {
 public:
   llvm::StringRef name() const override { return "topological-sort"; }
-  llvm::Error run(GraphModule &GM) override;
+  llvm::Error run(GraphModule &GM, PassContext &Ctx) override;
 };
 
 } // namespace qfx

@@ -1,0 +1,1 @@
+//===- QuantizeFx.cpp - prepare_fx / convert_fx for C++ models -----------===//

@@ -1,0 +1,1 @@
+//===- Observer.cpp - Calibration observers -------------------------------===//

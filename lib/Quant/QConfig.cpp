@@ -1,0 +1,1 @@
+//===- QConfig.cpp - Quantization specs and presets ----------------------===//

@@ -1,0 +1,1 @@
+//===- Quantize.cpp - Quantize, dequantize, fake-quantize ----------------===//
