@@ -50,8 +50,8 @@ BackendOpEntry dynamic(const char *Op) {
 }
 
 // The table of docs/quantization.md. Functions and methods first, then
-// module kinds, each sorted by name. ConvBn2d / ConvBnReLU2d are what fusion
-// leaves for quantization-aware training (BatchNorm kept).
+// module kinds, each sorted by name. ConvBn2d, ConvBnReLU2d and LinearBn1d
+// are what fusion leaves for quantization-aware training (BatchNorm kept).
 const BackendOpEntry Table[] = {
     {"adaptive_avg_pool2d", false, S},
     {"add", false, G},
@@ -94,6 +94,7 @@ const BackendOpEntry Table[] = {
     {"Identity", true, S},
     {"LeakyReLU", true, G},
     dynamic("Linear"),
+    {"LinearBn1d", true, W},
     dynamic("LinearReLU"),
     {"MaxPool2d", true, S},
     {"ReLU", true, S},
@@ -104,11 +105,11 @@ const BackendOpEntry Table[] = {
 };
 
 bool tableIsSorted() {
-  return llvm::is_sorted(Table, [](const BackendOpEntry &A,
-                                   const BackendOpEntry &B) {
-    return std::make_tuple(A.IsModule, llvm::StringRef(A.Op)) <
-           std::make_tuple(B.IsModule, llvm::StringRef(B.Op));
-  });
+  return llvm::is_sorted(
+      Table, [](const BackendOpEntry &A, const BackendOpEntry &B) {
+        return std::make_tuple(A.IsModule, llvm::StringRef(A.Op)) <
+               std::make_tuple(B.IsModule, llvm::StringRef(B.Op));
+      });
 }
 
 } // namespace
@@ -141,8 +142,8 @@ static unsigned countNodeOperands(const Node &N) {
 
 /// The table's verdict refined by what the node's arguments say: binary
 /// ops need two tensors, cat a list of them. "" when the node qualifies.
-static std::string operandProblem(const Node &N, NodeClass Class) {
-  llvm::StringRef Op = N.target();
+static std::string operandProblem(const Node &N, llvm::StringRef Op,
+                                  NodeClass Class) {
   if (Class == NodeClass::Cat) {
     bool AllNodes = N.numArgs() > 0 && N.arg(0).isList() &&
                     !N.arg(0).getList().empty() &&
@@ -193,14 +194,10 @@ NodeClassification qfx::classify(const Node &N, const GraphModule &GM) {
     R.FloatReason = "no int8 implementation for '" + R.Op + "'";
     return R;
   }
-  // Modules take their operands from the call; only functions and methods
-  // can be called with scalars or non-tensor lists.
-  if (!IsModule || E->Class == NodeClass::Cat) {
-    std::string Problem = operandProblem(N, E->Class);
-    if (!Problem.empty()) {
-      R.FloatReason = std::move(Problem);
-      return R;
-    }
+  std::string Problem = operandProblem(N, R.Op, E->Class);
+  if (!Problem.empty()) {
+    R.FloatReason = std::move(Problem);
+    return R;
   }
   R.Class = E->Class;
   R.FixedScale = E->FixedScale;

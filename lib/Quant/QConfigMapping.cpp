@@ -394,7 +394,8 @@ const char *const ObserverKeys[] = {
     "observer",           "dtype",         "qscheme",
     "reduce_range",       "quant_min",     "quant_max",
     "averaging_constant", "ch_axis",       "bins",
-    "percentile",         "upsample_rate", "fake_quant"};
+    "percentile",         "upsample_rate", "scale",
+    "zero_point",         "fake_quant"};
 
 /// Python's floor division by two, which reduce_range applies to a custom
 /// range (-127 // 2 == -64).
@@ -409,8 +410,12 @@ template <size_t N> std::string joinNames(const char *const (&Names)[N]) {
 
 std::string knownObservers() {
   std::string S;
-  for (int K = 0; K <= int(ObserverKind::Placeholder); ++K)
-    S += (K ? ", " : "") + observerKindName(ObserverKind(K)).str();
+  for (int K = 0; K <= int(ObserverKind::FixedQParams); ++K) {
+    // Only kinds the parser accepts back are worth suggesting.
+    StringRef Name = observerKindName(ObserverKind(K));
+    if (parseObserverKind(Name) == ObserverKind(K))
+      S += (S.empty() ? "" : ", ") + Name.str();
+  }
   return S;
 }
 
@@ -633,6 +638,10 @@ Error MappingReader::readObserverFields(const json &J, const std::string &Path,
   if (Error E = getNumber(J, "percentile", Path, S.Percentile))
     return E;
   if (Error E = getInt(J, "upsample_rate", Path, S.UpsampleRate))
+    return E;
+  if (Error E = getNumber(J, "scale", Path, S.FixedScale))
+    return E;
+  if (Error E = getInt(J, "zero_point", Path, S.FixedZeroPoint))
     return E;
   return getBool(J, "fake_quant", Path, S.FakeQuant);
 }
@@ -879,6 +888,10 @@ static ordered_json writeObserver(const ObserverSpec &S) {
     J["percentile"] = S.Percentile;
   if (S.UpsampleRate != D.UpsampleRate)
     J["upsample_rate"] = S.UpsampleRate;
+  if (S.FixedScale != D.FixedScale)
+    J["scale"] = S.FixedScale;
+  if (S.FixedZeroPoint != D.FixedZeroPoint)
+    J["zero_point"] = S.FixedZeroPoint;
   if (S.FakeQuant != D.FakeQuant)
     J["fake_quant"] = S.FakeQuant;
   return J;

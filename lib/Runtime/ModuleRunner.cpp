@@ -79,9 +79,8 @@ static Tensor declaredFrom(const TensorType &T) {
 
 /// Applies the standard module \p M; in Infer mode the result is a declared
 /// tensor of the inferred type.
-static llvm::Expected<Tensor> applyStandard(const ModuleInfo &M,
-                                            std::vector<Operand> Inputs,
-                                            Mode Md) {
+static llvm::Expected<Tensor>
+applyStandard(const ModuleInfo &M, std::vector<Operand> Inputs, Mode Md) {
   auto Call = bindModuleCall(M, std::move(Inputs));
   if (!Call)
     return Call.takeError();

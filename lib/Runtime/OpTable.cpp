@@ -2,9 +2,13 @@
 //
 // One entry per op, sorted by name (lookupOp binary-searches). Schemas
 // follow torch.nn.functional's signatures so that kwargs recorded from
-// PyTorch-style code bind the same way.
+// PyTorch-style code bind the same way. The quantized entries live in
+// QuantOpTable.cpp; the ops that share their input's qparams (pooling,
+// reshapes, relu, clamps, mean, dropout) also run on u8 / s8 tensors here.
 //
 //===----------------------------------------------------------------------===//
+
+#include "QuantKernels.h"
 
 #include "qfx/Backend/OneDNN/FloatKernels.h"
 #include "qfx/Runtime/Kernels.h"
@@ -46,6 +50,27 @@ llvm::Expected<const Tensor *> optFloatTensor(const BoundArgs &B, size_t I) {
   return floatTensor(B, I);
 }
 
+/// The tensor operand \p I of an op that runs on f32 and on quantized
+/// tensors alike: f32, or u8 / s8 with per-tensor qparams.
+llvm::Expected<const Tensor *> valueTensor(const BoundArgs &B, size_t I) {
+  QFX_TRY(T, B.tensor(I));
+  if ((*T)->dtype() == DType::F32 || qref::isQuantizedActivation(**T))
+    return *T;
+  return B.error(I, "expected an f32 tensor or a u8 or s8 tensor with "
+                    "per-tensor qparams, got " +
+                        qref::describe(**T));
+}
+
+bool isQuantized(const Tensor &X) { return X.dtype() != DType::F32; }
+
+/// The result type of a dtype-generic op: \p X's dtype and qparams with
+/// shape \p Dims (plain f32 for f32 inputs).
+TensorType likeInput(const Tensor &X, llvm::ArrayRef<int64_t> Dims) {
+  if (!isQuantized(X))
+    return f32Type(Dims);
+  return TensorType{X.dtype(), Shape(Dims.begin(), Dims.end()), X.quant()};
+}
+
 std::optional<llvm::ArrayRef<int64_t>> optShape(const Tensor *T) {
   if (!T)
     return std::nullopt;
@@ -84,10 +109,30 @@ llvm::Expected<TensorType> inferIdentity(const BoundArgs &B) {
                     (*X)->quant()};
 }
 
+/// relu, relu6 and hardtanh also clamp quantized tensors, in the integer
+/// domain: relu at the zero point, the others at their bounds quantized with
+/// the input's qparams.
+llvm::Expected<TensorType> inferClamp(const BoundArgs &B) {
+  QFX_TRY(X, valueTensor(B, 0));
+  return likeInput(**X, (*X)->shape());
+}
+
+llvm::Expected<Tensor> runRelu(const BoundArgs &B) {
+  QFX_TRY(X, valueTensor(B, 0));
+  return isQuantized(**X) ? qref::relu(**X) : ref::relu(**X);
+}
+
+llvm::Expected<Tensor> runRelu6(const BoundArgs &B) {
+  QFX_TRY(X, valueTensor(B, 0));
+  return isQuantized(**X) ? qref::clamp(**X, 0.0, 6.0) : ref::relu6(**X);
+}
+
 llvm::Expected<Tensor> runHardtanh(const BoundArgs &B) {
-  QFX_TRY(X, floatTensor(B, 0));
+  QFX_TRY(X, valueTensor(B, 0));
   QFX_TRY(Lo, B.real(1));
   QFX_TRY(Hi, B.real(2));
+  if (isQuantized(**X))
+    return qref::clamp(**X, *Lo, *Hi);
   return ref::hardtanh(**X, *Lo, *Hi);
 }
 
@@ -227,16 +272,18 @@ llvm::Expected<ref::Pool2dParams> poolParams(const BoundArgs &B, bool IsMax) {
 }
 
 template <bool IsMax> llvm::Expected<TensorType> inferPool(const BoundArgs &B) {
-  QFX_TRY(X, floatTensor(B, 0));
+  QFX_TRY(X, valueTensor(B, 0));
   QFX_TRY(P, poolParams(B, IsMax));
   QFX_TRY(S, ref::pool2dShape((*X)->shape(), *P));
-  return f32Type(*S);
+  return likeInput(**X, *S);
 }
 
 template <bool IsMax> llvm::Expected<Tensor> runPool(const BoundArgs &B) {
   QFX_TRY(T, inferPool<IsMax>(B));
   QFX_TRY(P, poolParams(B, IsMax));
   const Tensor &X = B.operand(0).tensor();
+  if (isQuantized(X))
+    return IsMax ? qref::maxPool2d(X, *P) : qref::avgPool2d(X, *P);
   bool Fast =
       kernelMode() == KernelMode::OneDNN && onednn::supportsPool2d(*P, IsMax);
   if (IsMax)
@@ -249,15 +296,17 @@ llvm::Expected<std::array<int64_t, 2>> adaptiveSize(const BoundArgs &B) {
 }
 
 llvm::Expected<TensorType> inferAdaptiveAvgPool(const BoundArgs &B) {
-  QFX_TRY(X, floatTensor(B, 0));
+  QFX_TRY(X, valueTensor(B, 0));
   QFX_TRY(O, adaptiveSize(B));
   QFX_TRY(S, ref::adaptivePool2dShape((*X)->shape(), *O));
-  return f32Type(*S);
+  return likeInput(**X, *S);
 }
 
 llvm::Expected<Tensor> runAdaptiveAvgPool(const BoundArgs &B) {
   QFX_TRY(T, inferAdaptiveAvgPool(B));
   QFX_TRY(O, adaptiveSize(B));
+  if (isQuantized(B.operand(0).tensor()))
+    return qref::adaptiveAvgPool2d(B.operand(0).tensor(), *O);
   return ref::adaptiveAvgPool2d(B.operand(0).tensor(), *O);
 }
 
@@ -324,12 +373,13 @@ llvm::Expected<Tensor> runCat(const BoundArgs &B) {
   return ref::cat(*Ts, *Dim);
 }
 
+// Views share storage and keep the input's qparams (Tensor::reshaped).
 llvm::Expected<TensorType> inferFlatten(const BoundArgs &B) {
-  QFX_TRY(X, floatTensor(B, 0));
+  QFX_TRY(X, valueTensor(B, 0));
   QFX_TRY(Start, B.integer(1));
   QFX_TRY(End, B.integer(2));
   QFX_TRY(S, ref::flattenShape((*X)->shape(), *Start, *End));
-  return f32Type(*S);
+  return likeInput(**X, *S);
 }
 
 llvm::Expected<Tensor> runFlatten(const BoundArgs &B) {
@@ -338,10 +388,10 @@ llvm::Expected<Tensor> runFlatten(const BoundArgs &B) {
 }
 
 llvm::Expected<TensorType> inferReshape(const BoundArgs &B) {
-  QFX_TRY(X, floatTensor(B, 0));
+  QFX_TRY(X, valueTensor(B, 0));
   QFX_TRY(Req, B.ints(1));
   QFX_TRY(S, ref::reshapeShape((*X)->shape(), *Req));
-  return f32Type(*S);
+  return likeInput(**X, *S);
 }
 
 llvm::Expected<Tensor> runReshape(const BoundArgs &B) {
@@ -350,44 +400,51 @@ llvm::Expected<Tensor> runReshape(const BoundArgs &B) {
 }
 
 llvm::Expected<TensorType> inferPermute(const BoundArgs &B) {
-  QFX_TRY(X, floatTensor(B, 0));
+  QFX_TRY(X, valueTensor(B, 0));
   QFX_TRY(Dims, B.ints(1));
   QFX_TRY(S, ref::permuteShape((*X)->shape(), *Dims));
-  return f32Type(*S);
+  return likeInput(**X, *S);
 }
 
 llvm::Expected<Tensor> runPermute(const BoundArgs &B) {
   QFX_TRY(T, inferPermute(B));
   QFX_TRY(Dims, B.ints(1));
-  return ref::permute(B.operand(0).tensor(), *Dims);
+  Tensor R = ref::permute(B.operand(0).tensor(), *Dims);
+  R.setQuant(T->Quant);
+  return R;
 }
 
 llvm::Expected<TensorType> inferTranspose(const BoundArgs &B) {
-  QFX_TRY(X, floatTensor(B, 0));
+  QFX_TRY(X, valueTensor(B, 0));
   QFX_TRY(D0, B.integer(1));
   QFX_TRY(D1, B.integer(2));
   QFX_TRY(S, ref::transposeShape((*X)->shape(), *D0, *D1));
-  return f32Type(*S);
+  return likeInput(**X, *S);
 }
 
 llvm::Expected<Tensor> runTranspose(const BoundArgs &B) {
   QFX_TRY(T, inferTranspose(B));
-  return ref::transpose(B.operand(0).tensor(), B.operand(1).arg().getInt(),
-                        B.operand(2).arg().getInt());
+  Tensor R = ref::transpose(B.operand(0).tensor(), B.operand(1).arg().getInt(),
+                            B.operand(2).arg().getInt());
+  R.setQuant(T->Quant);
+  return R;
 }
 
 llvm::Expected<TensorType> inferMean(const BoundArgs &B) {
-  QFX_TRY(X, floatTensor(B, 0));
+  QFX_TRY(X, valueTensor(B, 0));
   QFX_TRY(Dims, B.ints(1));
   QFX_TRY(Keep, B.boolean(2));
   QFX_TRY(S, ref::meanShape((*X)->shape(), *Dims, *Keep));
-  return f32Type(*S);
+  return likeInput(**X, *S);
 }
 
 llvm::Expected<Tensor> runMean(const BoundArgs &B) {
   QFX_TRY(T, inferMean(B));
   QFX_TRY(Dims, B.ints(1));
-  return ref::mean(B.operand(0).tensor(), *Dims, B.operand(2).arg().getBool());
+  const Tensor &X = B.operand(0).tensor();
+  if (isQuantized(X))
+    return qref::mean(X, *Dims, B.operand(2).arg().getBool());
+  return ref::mean(X, *Dims, B.operand(2).arg().getBool());
 }
 
 llvm::Expected<TensorType> inferSoftmax(const BoundArgs &B) {
@@ -408,13 +465,16 @@ llvm::Expected<Tensor> runSoftmax(const BoundArgs &B) {
 //===----------------------------------------------------------------------===//
 
 llvm::Expected<TensorType> inferDropout(const BoundArgs &B) {
-  QFX_TRY(X, floatTensor(B, 0));
+  QFX_TRY(X, valueTensor(B, 0));
   QFX_TRY(P, B.real(1));
   QFX_TRY(Training, B.boolean(2));
   if (*P < 0.0 || *P > 1.0)
     return B.error(1,
                    "probability must be in [0, 1], got " + std::to_string(*P));
-  return f32Type((*X)->shape());
+  if (*Training && isQuantized(**X))
+    return B.error(0, "training mode needs an f32 tensor, got " +
+                          dtypeName((*X)->dtype()));
+  return likeInput(**X, (*X)->shape());
 }
 
 llvm::Expected<Tensor> runDropout(const BoundArgs &B) {
@@ -435,7 +495,8 @@ llvm::Expected<Tensor> runDropout(const BoundArgs &B) {
 }
 
 //===----------------------------------------------------------------------===//
-// The table, sorted by name.
+// The table: the entries below merged with the quantized ones, sorted by
+// name.
 //===----------------------------------------------------------------------===//
 
 using P = OpParam;
@@ -513,7 +574,7 @@ const std::vector<OpDef> &table() {
          true,
          false,
          {P{"input"}, P{"min_val", F64(-1.0)}, P{"max_val", F64(1.0)}},
-         inferUnary,
+         inferClamp,
          runHardtanh},
         {"identity", true, false, {P{"input"}}, inferIdentity, runIdentity},
         {"leaky_relu",
@@ -549,8 +610,8 @@ const std::vector<OpDef> &table() {
          {P{"input"}, P{"dims"}},
          inferPermute,
          runPermute},
-        {"relu", true, true, {P{"input"}}, inferUnary, runUnary<ref::relu>},
-        {"relu6", true, false, {P{"input"}}, inferUnary, runUnary<ref::relu6>},
+        {"relu", true, true, {P{"input"}}, inferClamp, runRelu},
+        {"relu6", true, false, {P{"input"}}, inferClamp, runRelu6},
         {"reshape",
          false,
          true,
@@ -583,11 +644,17 @@ const std::vector<OpDef> &table() {
          inferReshape,
          runReshape},
     };
-    assert(llvm::is_sorted(T,
-                           [](const OpDef &A, const OpDef &B) {
-                             return llvm::StringRef(A.Name) < B.Name;
-                           }) &&
-           "op table must be sorted by name");
+    std::vector<OpDef> Q = quantizedOpDefs();
+    T.insert(T.end(), Q.begin(), Q.end());
+    auto ByName = [](const OpDef &A, const OpDef &B) {
+      return llvm::StringRef(A.Name) < B.Name;
+    };
+    llvm::sort(T, ByName);
+    assert(std::adjacent_find(T.begin(), T.end(),
+                              [](const OpDef &A, const OpDef &B) {
+                                return llvm::StringRef(A.Name) == B.Name;
+                              }) == T.end() &&
+           "op names must be unique");
     return T;
   }();
   return Ops;

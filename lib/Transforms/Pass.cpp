@@ -8,7 +8,12 @@
 #include "qfx/Support/Error.h"
 
 // One include per registered pass.
+#include "qfx/Transforms/Convert.h"
 #include "qfx/Transforms/DeadCodeElimination.h"
+#include "qfx/Transforms/Fuse.h"
+#include "qfx/Transforms/Prepare.h"
+#include "qfx/Transforms/PrepareQat.h"
+#include "qfx/Transforms/QConfigPropagation.h"
 #include "qfx/Transforms/TopologicalSort.h"
 
 #include "llvm/ADT/SmallVector.h"

@@ -1,146 +1,331 @@
-//===- qfx-demo.cpp - The main job: builds, prints and saves a graph ------===//
+//===- qfx-demo.cpp - The main job: Net on Fashion-MNIST, float vs int8 ---===//
 //
-// Until the tracer and the quantization pipeline land, the demo builds the
-// seed Net of the PyTorch quantization notes by hand (conv1 1->40 3x3, relu,
-// max_pool2d 2x2, conv2 40->40 3x3, relu, max_pool2d, reshape, fc 1000->10)
-// with seeded random weights, verifies it, prints its text form, and writes
-// it as JSON and text IR so that qopt can continue from there.
+// Takes the zoo's Net with the trained weights shipped in models/, traces
+// it, fuses, calibrates on training images, converts to int8 and compiles
+// both the float and the int8 graph to oneDNN; then evaluates top-1 on the
+// test set and measures latency. Every stage's graph is written to the
+// output directory so that qopt can continue from any of them.
 //
 //===----------------------------------------------------------------------===//
 
+#include "qfx/Codegen/Lowering.h"
 #include "qfx/IR/GraphModule.h"
 #include "qfx/IR/Printer.h"
 #include "qfx/IR/Serialization.h"
-#include "qfx/IR/Verifier.h"
+#include "qfx/Models/Zoo.h"
+#include "qfx/Pipeline/QuantizeFx.h"
+#include "qfx/Quant/QConfigMapping.h"
+#include "qfx/Runtime/Interpreter.h"
 #include "qfx/Support/Error.h"
-#include "qfx/Support/FileIO.h"
+#include "qfx/Support/Idx.h"
+#include "qfx/Trace/SymbolicTrace.h"
 #include "qfx/Transforms/Pass.h"
 
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Path.h"
+#include "llvm/Support/Process.h"
 #include "llvm/Support/raw_ostream.h"
 
-#include <cmath>
-#include <cstdint>
+#include <algorithm>
+#include <chrono>
+#include <cstring>
 #include <string>
+#include <vector>
 
 using namespace qfx;
+namespace cl = llvm::cl;
 
-static llvm::cl::opt<std::string>
-    OutDir("out-dir", llvm::cl::desc("where to write the graph files"),
-           llvm::cl::init("qfx-demo-out"));
+static cl::opt<std::string>
+    DataDir("data-dir", cl::desc("Fashion-MNIST IDX files"),
+            cl::init("/usr/share/datasets/fashion-mnist"));
+static cl::opt<std::string>
+    Weights("weights", cl::desc("trained Net weights (.safetensors)"),
+            cl::init("models/net_fashion.safetensors"));
+static cl::opt<std::string> OutDir("out-dir",
+                                   cl::desc("where to write stage graphs"),
+                                   cl::init("qfx-demo-out"));
+static cl::opt<int> NumCalib("calibration-images",
+                             cl::desc("training images for calibration"),
+                             cl::init(1000));
+static cl::opt<int> NumTest("test-images", cl::desc("test images to score"),
+                            cl::init(10000));
+static cl::opt<int> Threads("threads", cl::desc("oneDNN threads"),
+                            cl::init(2));
+static cl::opt<bool> Quiet("quiet", cl::desc("do not print the graphs"));
 
-/// Kaiming-uniform-like weights from a fixed-seed generator, so every run
-/// writes the same bytes.
-static Tensor seededTensor(llvm::ArrayRef<int64_t> Shape, int64_t FanIn,
-                           uint64_t &State) {
-  Tensor T(DType::F32, Shape);
-  float Bound = 1.0f / std::sqrt(static_cast<float>(FanIn));
-  float *D = T.data<float>();
-  for (int64_t I = 0; I < T.numElements(); ++I) {
-    State = State * 6364136223846793005ULL + 1442695040888963407ULL;
-    double U = static_cast<double>(State >> 11) / 9007199254740992.0;
-    D[I] = static_cast<float>((2.0 * U - 1.0) * Bound);
+using Clock = std::chrono::steady_clock;
+
+static double secondsSince(Clock::time_point T) {
+  return std::chrono::duration<double>(Clock::now() - T).count();
+}
+
+/// Rows [Begin, End) of \p T along dimension 0.
+static Tensor rows(const Tensor &T, int64_t Begin, int64_t End) {
+  Shape S(T.shape().begin(), T.shape().end());
+  S[0] = End - Begin;
+  Tensor R(T.dtype(), S);
+  size_t Row = T.byteSize() / static_cast<size_t>(T.dim(0));
+  std::memcpy(R.rawData(),
+              static_cast<const char *>(T.rawData()) + Begin * Row,
+              (End - Begin) * Row);
+  return R;
+}
+
+/// A progress bar on a terminal, periodic plain lines otherwise.
+class Progress {
+public:
+  Progress(llvm::StringRef What, int64_t Total)
+      : What(What.str()), Total(Total), Start(Clock::now()),
+        Tty(llvm::sys::Process::StandardErrIsDisplayed()) {}
+
+  void update(int64_t Done) {
+    double Secs = secondsSince(Start);
+    double Rate = Secs > 0 ? Done / Secs : 0.0;
+    double Eta = Rate > 0 ? (Total - Done) / Rate : 0.0;
+    if (Tty) {
+      int Width = 30, Filled = static_cast<int>(Width * Done / Total);
+      llvm::errs() << "\r" << What << " [" << std::string(Filled, '#')
+                   << std::string(Width - Filled, '.') << "] " << Done << "/"
+                   << Total << "  " << llvm::format("%.0f", Rate)
+                   << " images/s  ETA " << llvm::format("%.1f", Eta) << " s ";
+      if (Done == Total)
+        llvm::errs() << "\n";
+    } else if (Done == Total || Secs - LastPrint >= 2.0) {
+      LastPrint = Secs;
+      llvm::errs() << What << ": " << Done << "/" << Total << " images, "
+                   << llvm::format("%.0f", Rate) << " images/s, ETA "
+                   << llvm::format("%.1f", Eta) << " s\n";
+    }
   }
-  return T;
-}
 
-static void addConv(GraphModule &GM, llvm::StringRef Name, int64_t In,
-                    int64_t Out, uint64_t &Seed) {
-  ModuleInfo &M = GM.addModule(Name, "Conv2d");
-  M.setAttr("in_channels", Argument::integer(In));
-  M.setAttr("out_channels", Argument::integer(Out));
-  M.setAttr("kernel_size", Argument::ints({3, 3}));
-  M.setAttr("stride", Argument::ints({1, 1}));
-  M.setAttr("padding", Argument::ints({0, 0}));
-  M.setAttr("dilation", Argument::ints({1, 1}));
-  M.setAttr("groups", Argument::integer(1));
-  M.setTensor("weight", seededTensor({Out, In, 3, 3}, In * 9, Seed));
-  M.setTensor("bias", seededTensor({Out}, In * 9, Seed));
-}
+private:
+  std::string What;
+  int64_t Total;
+  Clock::time_point Start;
+  bool Tty;
+  double LastPrint = -1e9;
+};
 
-static TensorType f32(llvm::ArrayRef<int64_t> Dims) {
-  return TensorType{DType::F32, Shape(Dims.begin(), Dims.end()), {}};
-}
-
-/// The seed Net, as symbolic_trace will record it.
-static std::unique_ptr<GraphModule> buildNet() {
-  auto GM = std::make_unique<GraphModule>("Net");
-  uint64_t Seed = 2026;
-  addConv(*GM, "conv1", 1, 40, Seed);
-  addConv(*GM, "conv2", 40, 40, Seed);
-  ModuleInfo &Fc = GM->addModule("fc", "Linear");
-  Fc.setAttr("in_features", Argument::integer(1000));
-  Fc.setAttr("out_features", Argument::integer(10));
-  Fc.setTensor("weight", seededTensor({10, 1000}, 1000, Seed));
-  Fc.setTensor("bias", seededTensor({10}, 1000, Seed));
-
-  Graph &G = GM->graph();
-  Node *X = G.placeholder("x", f32({1, 1, 28, 28}));
-  Node *C1 = G.callModule("conv1", {X});
-  C1->setType(f32({1, 40, 26, 26}));
-  Node *R1 = G.callFunction("relu", {C1});
-  R1->setType(f32({1, 40, 26, 26}));
-  Kwargs Pool = {{"kernel_size", Argument::integer(2)},
-                 {"stride", Argument::integer(2)}};
-  Node *P1 = G.callFunction("max_pool2d", {R1}, Pool);
-  P1->setType(f32({1, 40, 13, 13}));
-  Node *C2 = G.callModule("conv2", {P1});
-  C2->setType(f32({1, 40, 11, 11}));
-  Node *R2 = G.callFunction("relu", {C2});
-  R2->setType(f32({1, 40, 11, 11}));
-  Node *P2 = G.callFunction("max_pool2d", {R2}, Pool);
-  P2->setType(f32({1, 40, 5, 5}));
-  Node *Flat = G.callMethod("reshape", {P2, Argument::ints({-1, 5 * 5 * 40})});
-  Flat->setType(f32({1, 1000}));
-  Node *Out = G.callModule("fc", {Flat});
-  Out->setType(f32({1, 10}));
-  G.output(Out);
-  return GM;
-}
-
-static llvm::Error run() {
-  auto GM = buildNet();
-  if (llvm::Error E = verify(*GM))
+static llvm::Error save(const GraphModule &GM, llvm::StringRef Name) {
+  llvm::SmallString<256> Path(OutDir);
+  llvm::sys::path::append(Path, Name);
+  if (llvm::Error E = saveGraphModule(GM, Path, GraphFileFormat::Json))
     return E;
-  llvm::outs() << "== The seed Net (hand-built; the tracer will record the "
-                  "same graph) ==\n";
-  printGraphModule(*GM, llvm::outs());
+  llvm::outs() << "  wrote " << Path << "\n";
+  return llvm::Error::success();
+}
 
+static llvm::Error runPasses(GraphModule &GM, llvm::StringRef Pipeline,
+                             PassContext &Ctx) {
   PassManager::Options Opts;
   Opts.VerifyEach = true;
   PassManager PM(Opts);
-  if (llvm::Error E = PM.addPipeline("dead-code-elimination,topological-sort"))
+  if (llvm::Error E = PM.addPipeline(Pipeline))
     return E;
-  if (llvm::Error E = PM.run(*GM))
-    return E;
+  return PM.run(GM, Ctx);
+}
 
+/// Something that maps a batch of images to logits.
+using Runner = std::function<llvm::Expected<Tensor>(const Tensor &)>;
+
+struct Scores {
+  int64_t Correct = 0;
+  std::vector<int64_t> Predictions;
+};
+
+static llvm::Expected<Scores> evaluate(const Runner &Run, const Tensor &X,
+                                       const Tensor &Labels, int64_t Batch,
+                                       llvm::StringRef What) {
+  Scores S;
+  Progress P(What, X.dim(0));
+  for (int64_t B = 0; B < X.dim(0); B += Batch) {
+    int64_t E = std::min(X.dim(0), B + Batch);
+    auto Logits = Run(rows(X, B, E));
+    if (!Logits)
+      return Logits.takeError();
+    const float *L = Logits->data<float>();
+    for (int64_t I = 0; I < E - B; ++I) {
+      int64_t Best = std::max_element(L + I * 10, L + I * 10 + 10) -
+                     (L + I * 10);
+      S.Predictions.push_back(Best);
+      S.Correct += Best == Labels.data<uint8_t>()[B + I];
+    }
+    P.update(E);
+  }
+  return S;
+}
+
+/// Median latency in microseconds of \p Run on \p X over \p Reps runs.
+static llvm::Expected<double> latency(const Runner &Run, const Tensor &X,
+                                      int Reps) {
+  std::vector<double> T;
+  for (int I = 0; I < Reps + 3; ++I) {
+    auto Start = Clock::now();
+    auto Out = Run(X);
+    if (!Out)
+      return Out.takeError();
+    if (I >= 3) // warm-up runs excluded
+      T.push_back(secondsSince(Start) * 1e6);
+  }
+  std::nth_element(T.begin(), T.begin() + T.size() / 2, T.end());
+  return T[T.size() / 2];
+}
+
+static Runner compiledRunner(CompiledModule &CM) {
+  return [&CM](const Tensor &X) -> llvm::Expected<Tensor> {
+    auto Out = CM.run({X});
+    if (!Out)
+      return Out.takeError();
+    return (*Out)[0];
+  };
+}
+
+static llvm::Expected<std::unique_ptr<CompiledModule>>
+compileFor(const GraphModule &GM, int64_t Batch) {
+  CompileOptions Opts;
+  Opts.NumThreads = Threads;
+  Opts.BatchSize = Batch;
+  return compile(GM, Opts);
+}
+
+static llvm::Error run() {
+  auto Start = Clock::now();
   if (std::error_code EC = llvm::sys::fs::create_directories(OutDir))
     return fileError(OutDir, "cannot create directory: " + EC.message());
-  llvm::SmallString<256> Json(OutDir), Text(OutDir);
-  llvm::sys::path::append(Json, "net.float.json");
-  llvm::sys::path::append(Text, "net.float.qir");
-  if (llvm::Error E = saveGraphModule(*GM, Json, GraphFileFormat::Json))
+
+  // 1. The model, its weights and the data.
+  models::Net Net;
+  if (llvm::Error E = Net.load_safetensors(Weights))
     return E;
-  if (llvm::Error E = saveGraphModule(*GM, Text, GraphFileFormat::Text))
+  Net.eval();
+  auto TrainX = readIdx(DataDir + "/train-images-idx3-ubyte.gz", NumCalib);
+  auto TestX = readIdx(DataDir + "/t10k-images-idx3-ubyte.gz", NumTest);
+  auto TestY = readIdx(DataDir + "/t10k-labels-idx1-ubyte.gz", NumTest);
+  if (!TrainX)
+    return TrainX.takeError();
+  if (!TestX)
+    return TestX.takeError();
+  if (!TestY)
+    return TestY.takeError();
+  Tensor Calib = normalizeImages(*TrainX), Test = normalizeImages(*TestX);
+
+  // 2. Trace, fuse, prepare.
+  auto Float = symbolicTrace(
+      Net, {InputSpec::symbolic("x", DType::F32, {1, 1, 28, 28})});
+  if (!Float)
+    return Float.takeError();
+  llvm::outs() << "== 1. traced float graph ==\n";
+  if (!Quiet)
+    printGraphModule(**Float, llvm::outs());
+  if (llvm::Error E = save(**Float, "1-net.float.json"))
     return E;
 
-  // Prove the files are complete: reload and compare bytes.
-  auto Reloaded = loadGraphModule(Json);
-  if (!Reloaded)
-    return Reloaded.takeError();
-  if (serializeToJson(**Reloaded) != serializeToJson(*GM))
-    return makeError("reloaded graph differs from the saved one");
-  llvm::outs() << "\nwrote " << Json << " and " << Text << " ("
-               << GM->graph().size() << " nodes, " << GM->namedTensors().size()
-               << " tensors); continue with: qopt " << Json
-               << " --passes=... \n";
+  PassContext Ctx;
+  auto Mapping = QConfigMapping().setGlobal(cantFail(QConfig::preset("x86")));
+  Ctx.QConfigs = std::make_shared<const QConfigMapping>(Mapping);
+  std::unique_ptr<GraphModule> Fused = (*Float)->clone();
+  if (llvm::Error E = runPasses(*Fused, "fuse", Ctx))
+    return E;
+  llvm::outs() << "== 2. fused ==\n";
+  if (!Quiet)
+    printGraphModule(*Fused, llvm::outs());
+  if (llvm::Error E = save(*Fused, "2-net.fused.json"))
+    return E;
+
+  std::unique_ptr<GraphModule> Observed = Fused->clone();
+  if (llvm::Error E = runPasses(*Observed, "qconfig-propagation,prepare", Ctx))
+    return E;
+  llvm::outs() << "== 3. observed (qconfig x86) ==\n";
+  if (!Quiet)
+    printGraphModule(*Observed, llvm::outs());
+  if (llvm::Error E = save(*Observed, "3-net.observed.json"))
+    return E;
+
+  // 3. Calibrate.
+  llvm::outs() << "== 4. calibration on " << Calib.dim(0)
+               << " training images ==\n";
+  Progress CalibBar("calibrating", Calib.dim(0));
+  for (int64_t B = 0; B < Calib.dim(0); B += 100) {
+    int64_t E = std::min(Calib.dim(0), B + 100);
+    auto Out = runObserved(*Observed, {rows(Calib, B, E)});
+    if (!Out)
+      return Out.takeError();
+    CalibBar.update(E);
+  }
+  if (llvm::Error E = save(*Observed, "4-net.calibrated.json"))
+    return E;
+
+  // 4. Convert.
+  auto Quantized = convert_to_reference_fx(*Observed, &Ctx);
+  if (!Quantized)
+    return Quantized.takeError();
+  llvm::outs() << "== 5. quantized (reference int8) ==\n";
+  if (!Quiet)
+    printGraphModule(**Quantized, llvm::outs());
+  if (llvm::Error E = save(**Quantized, "5-net.int8.json"))
+    return E;
+
+  // 5. Compile float and int8 for evaluation (batch 100) and latency.
+  auto F100 = compileFor(**Float, 100), Q100 = compileFor(**Quantized, 100);
+  if (!F100)
+    return F100.takeError();
+  if (!Q100)
+    return Q100.takeError();
+  llvm::outs() << "== 6. compiled int8 program (batch 100) ==\n";
+  if (!Quiet)
+    (*Q100)->print(llvm::outs());
+
+  auto FScores = evaluate(compiledRunner(**F100), Test, *TestY, 100,
+                          "float eval");
+  if (!FScores)
+    return FScores.takeError();
+  auto QScores = evaluate(compiledRunner(**Q100), Test, *TestY, 100,
+                          "int8 eval");
+  if (!QScores)
+    return QScores.takeError();
+  int64_t Agree = 0;
+  for (size_t I = 0; I < FScores->Predictions.size(); ++I)
+    Agree += FScores->Predictions[I] == QScores->Predictions[I];
+
+  double N = static_cast<double>(Test.dim(0));
+  llvm::outs() << "\n== Fashion-MNIST test set (" << Test.dim(0)
+               << " images) ==\n"
+               << llvm::format("  float top-1  %6.2f%%\n",
+                               100.0 * FScores->Correct / N)
+               << llvm::format("  int8  top-1  %6.2f%%\n",
+                               100.0 * QScores->Correct / N)
+               << llvm::format("  argmax agreement %6.2f%%\n",
+                               100.0 * Agree / N);
+
+  llvm::outs() << "\n== latency (median, " << Threads << " threads) ==\n"
+               << "  batch    float (us)    int8 (us)   speedup\n";
+  for (int64_t Batch : {int64_t(1), int64_t(64)}) {
+    auto FC = compileFor(**Float, Batch), QC = compileFor(**Quantized, Batch);
+    if (!FC)
+      return FC.takeError();
+    if (!QC)
+      return QC.takeError();
+    int Reps = Batch == 1 ? 200 : 30;
+    auto FL = latency(compiledRunner(**FC), rows(Test, 0, Batch), Reps);
+    auto QL = latency(compiledRunner(**QC), rows(Test, 0, Batch), Reps);
+    if (!FL)
+      return FL.takeError();
+    if (!QL)
+      return QL.takeError();
+    llvm::outs() << llvm::format("  %5lld  %12.1f %12.1f   %6.2fx\n",
+                                 static_cast<long long>(Batch), *FL, *QL,
+                                 *FL / *QL);
+  }
+  llvm::outs() << llvm::format("\ndone in %.1f s; continue with qopt on ",
+                               secondsSince(Start))
+               << OutDir << "/*.json\n";
   return llvm::Error::success();
 }
 
 int main(int argc, char **argv) {
-  llvm::cl::ParseCommandLineOptions(argc, argv, "qfx demo\n");
+  cl::ParseCommandLineOptions(argc, argv,
+                              "qfx demo: Net on Fashion-MNIST, float vs int8\n");
   if (llvm::Error E = run()) {
     llvm::errs() << "qfx-demo: error: " << errorToString(std::move(E)) << "\n";
     return 1;

@@ -7,6 +7,9 @@
 //   // EXPECT-ERROR            (optional: the case must fail)
 //   // SKIP-INPUT-VERIFY       (optional: do not verify the parsed input,
 //                              for passes that repair it, such as sorting)
+//   // QAT                     (optional: run with PassContext::QAT set)
+//   // QCONFIG: <json>         (optional: the qconfig mapping, one line of
+//                              QConfigMapping::fromJson input)
 //   // CHECK: ... / CHECK-NEXT / CHECK-NOT / CHECK-LABEL / CHECK-DAG ...
 //
 // The graph is parsed and verified, the pipeline runs with the verifier
@@ -20,6 +23,7 @@
 #include "qfx/IR/Parser.h"
 #include "qfx/IR/Printer.h"
 #include "qfx/IR/Verifier.h"
+#include "qfx/Quant/QConfigMapping.h"
 #include "qfx/Support/Error.h"
 #include "qfx/Support/FileIO.h"
 #include "qfx/Transforms/Pass.h"
@@ -53,6 +57,9 @@ struct TestCase {
   bool HasPipeline = false;
   bool ExpectError = false;
   bool VerifyInput = true;
+  bool QAT = false;
+  std::string QConfigJson;
+  bool HasQConfig = false;
 };
 
 } // namespace
@@ -81,6 +88,11 @@ static std::vector<TestCase> splitCases(llvm::StringRef File) {
       C.ExpectError = true;
     } else if (Body == "// SKIP-INPUT-VERIFY") {
       C.VerifyInput = false;
+    } else if (Body == "// QAT") {
+      C.QAT = true;
+    } else if (Body.consume_front("// QCONFIG:")) {
+      C.QConfigJson = Body.trim().str();
+      C.HasQConfig = true;
     }
   }
   return Cases;
@@ -107,7 +119,15 @@ static std::pair<std::string, bool> runCase(const TestCase &C,
   PassManager PM(Opts);
   if (llvm::Error E = PM.addPipeline(C.Pipeline))
     return Fail(std::move(E));
-  if (llvm::Error E = PM.run(**GM))
+  PassContext Ctx;
+  Ctx.QAT = C.QAT;
+  if (C.HasQConfig) {
+    auto Mapping = QConfigMapping::fromJson(C.QConfigJson, "QCONFIG");
+    if (!Mapping)
+      return Fail(Mapping.takeError());
+    Ctx.QConfigs = std::make_shared<const QConfigMapping>(std::move(*Mapping));
+  }
+  if (llvm::Error E = PM.run(**GM, Ctx))
     return Fail(std::move(E));
   return {printToString(**GM), false};
 }

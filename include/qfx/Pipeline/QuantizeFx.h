@@ -34,6 +34,8 @@ struct PassContext;
 class ObservedModule {
 public:
   explicit ObservedModule(std::unique_ptr<GraphModule> GM);
+  ObservedModule(ObservedModule &&) = default;
+  ObservedModule &operator=(ObservedModule &&) = default;
   ~ObservedModule();
 
   GraphModule &graphModule() { return *GM; }

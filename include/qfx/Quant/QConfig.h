@@ -37,6 +37,10 @@ enum class ObserverKind : uint8_t {
   /// Records nothing; dynamic quantization computes activation qparams per
   /// batch at run time (PyTorch's PlaceholderObserver).
   Placeholder,
+  /// Constant qparams for ops with a fixed output range (sigmoid, tanh ...):
+  /// no state; calculateQParams returns ObserverSpec::FixedScale and
+  /// FixedZeroPoint (PyTorch's FixedQParamsObserver).
+  FixedQParams,
 };
 
 /// PyTorch's class name ("MinMaxObserver", "HistogramObserver" ...), which
@@ -82,6 +86,10 @@ struct ObserverSpec {
   /// Divides scale search for Histogram-family upsampling (PyTorch's
   /// upsample_rate).
   int64_t UpsampleRate = 128;
+  /// FixedQParams observers: the constant qparams (module attributes
+  /// `scale` and `zero_point`).
+  double FixedScale = 1.0;
+  int64_t FixedZeroPoint = 0;
 
   /// PyTorch's defaults for a dtype: quint8 [0,255] or qint8 [-128,127],
   /// halved by reduce_range ([0,127] / [-64,63]).

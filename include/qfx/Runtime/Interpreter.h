@@ -10,12 +10,14 @@
 #ifndef QFX_RUNTIME_INTERPRETER_H
 #define QFX_RUNTIME_INTERPRETER_H
 
+#include "qfx/Runtime/Op.h"
 #include "qfx/Support/Tensor.h"
 
 #include "llvm/ADT/ArrayRef.h"
 #include "llvm/Support/Error.h"
 
 #include <functional>
+#include <optional>
 #include <vector>
 
 namespace qfx {
@@ -32,6 +34,13 @@ public:
   using NodeHook = std::function<void(const Node &, const Tensor &)>;
   void setAfterNodeHook(NodeHook H) { AfterNode = std::move(H); }
 
+  /// Runs a call_module node (given its operands) in place of the module
+  /// when it returns a value, so that observers and fake-quant modules can
+  /// update their state; std::nullopt runs the module as usual.
+  using CallModuleHook = std::function<std::optional<llvm::Expected<Tensor>>(
+      const Node &, const std::vector<Operand> &)>;
+  void setCallModuleHook(CallModuleHook H) { CallModule = std::move(H); }
+
   /// Runs on one input per placeholder. Each input must match its
   /// placeholder's type in dtype and rank and in every dimension but the
   /// first (the batch may differ). Returns the output's tensors in order
@@ -41,6 +50,7 @@ public:
 private:
   const GraphModule &GM;
   NodeHook AfterNode;
+  CallModuleHook CallModule;
 };
 
 /// Convenience: runs \p GM on \p Inputs and returns its single output.

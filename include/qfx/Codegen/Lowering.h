@@ -1,0 +1,51 @@
+//===- Lowering.h - Compile a graph to oneDNN primitives --------*- C++ -*-===//
+//
+// Lowers a reference quantized graph (docs/quantization.md) or a float graph
+// to a CompiledModule: conv / linear with their activations, residual adds
+// and dequantizes fused as oneDNN post-ops, NHWC activations, weights
+// reordered once into the layouts the primitives choose, one activation
+// arena planned by liveness. Ops without a lowering run through the op
+// table on plain tensors.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef QFX_CODEGEN_LOWERING_H
+#define QFX_CODEGEN_LOWERING_H
+
+#include "qfx/Codegen/CompiledModule.h"
+
+#include "llvm/Support/Error.h"
+
+#include <cstdint>
+#include <memory>
+
+namespace qfx {
+
+class GraphModule;
+
+/// Options of compile().
+struct CompileOptions {
+  /// OpenMP threads for every primitive: set before any is created and
+  /// around every run, then restored (0: the process's setting).
+  int NumThreads = 0;
+  /// Replaces the batch (first) dimension of every placeholder (0 keeps the
+  /// placeholders' types); shapes downstream are inferred again.
+  int64_t BatchSize = 0;
+  /// Fuse conv / linear / relu / clip / sum into oneDNN post-ops. Off, every
+  /// node is its own step (for comparisons).
+  bool FusePostOps = true;
+  /// Let a conv / linear whose only user is a dequantize write f32 itself.
+  bool FuseDequantize = true;
+  /// Time every step of every run (see CompiledModule::profile()).
+  bool Profile = false;
+};
+
+/// Compiles \p GM for its placeholders' shapes. Errors name the node that
+/// cannot be compiled (missing types or data, unsupported parameters).
+/// \p GM may be destroyed afterwards.
+llvm::Expected<std::unique_ptr<CompiledModule>>
+compile(const GraphModule &GM, const CompileOptions &Opts = {});
+
+} // namespace qfx
+
+#endif // QFX_CODEGEN_LOWERING_H

@@ -1,0 +1,156 @@
+//===- HostKernels.cpp - Int8 element-wise kernels, dynamic quantization --===//
+
+#include "HostKernels.h"
+
+#include <algorithm>
+#include <cassert>
+#include <cmath>
+#include <limits>
+
+using namespace qfx;
+using namespace qfx::codegen;
+
+namespace {
+
+/// Below this many elements a parallel region costs more than it saves.
+constexpr size_t ParallelGrain = 1 << 15;
+
+template <typename T>
+void clampT(const T *In, T *Out, size_t N, int Lo, int Hi) {
+  T L = static_cast<T>(Lo), H = static_cast<T>(Hi);
+#pragma omp parallel for schedule(static) if (N > ParallelGrain)
+  for (size_t I = 0; I < N; ++I)
+    Out[I] = std::min(std::max(In[I], L), H);
+}
+
+/// PyTorch's vectorized dequantize, fma(scale, q, scale * -zp) with one
+/// rounding: the product of a float and an 8-bit integer is exact in
+/// double, and so is its sum with the premultiplied zero point whenever
+/// the two are of similar magnitude, as they are here.
+struct FmaDequant {
+  FmaDequant(float Scale, int32_t ZeroPoint)
+      : Scale(Scale), Premul(Scale * -static_cast<float>(ZeroPoint)) {}
+  float operator()(int V) const {
+    return static_cast<float>(static_cast<double>(Scale) * V +
+                              static_cast<double>(Premul));
+  }
+  float Scale, Premul;
+};
+
+template <typename TA, typename TB, typename TO>
+void addT(const Int8Operand &A, const Int8Operand &B, TO *Out, float Scale,
+          int32_t ZeroPoint, int Lo, int Hi, size_t N) {
+  const TA *X = static_cast<const TA *>(A.Data);
+  const TB *Y = static_cast<const TB *>(B.Data);
+  // The reference's formulas: dequantize both, add, quantize_val.
+  const FmaDequant DA(A.Scale, A.ZeroPoint), DB(B.Scale, B.ZeroPoint);
+  const float Inv = 1.0f / Scale;
+  const float L = static_cast<float>(Lo - ZeroPoint);
+  const float H = static_cast<float>(Hi - ZeroPoint);
+#pragma omp parallel for schedule(static) if (N > ParallelGrain)
+  for (size_t I = 0; I < N; ++I) {
+    float V = (DA(X[I]) + DB(Y[I])) * Inv;
+    V = std::min(std::max(V, L - 1.0f), H + 1.0f);
+    V = std::min(std::max(roundHalfEven(V), L), H);
+    Out[I] = static_cast<TO>(static_cast<int>(V) + ZeroPoint);
+  }
+}
+
+template <typename TA, typename TB>
+void addDispatchOut(const Int8Operand &A, const Int8Operand &B, void *Out,
+                    DType Dt, float Scale, int32_t Zp, int Lo, int Hi,
+                    size_t N) {
+  if (Dt == DType::U8)
+    addT<TA, TB>(A, B, static_cast<uint8_t *>(Out), Scale, Zp, Lo, Hi, N);
+  else
+    addT<TA, TB>(A, B, static_cast<int8_t *>(Out), Scale, Zp, Lo, Hi, N);
+}
+
+template <typename TA>
+void addDispatchB(const Int8Operand &A, const Int8Operand &B, void *Out,
+                  DType Dt, float Scale, int32_t Zp, int Lo, int Hi, size_t N) {
+  if (B.Dt == DType::U8)
+    addDispatchOut<TA, uint8_t>(A, B, Out, Dt, Scale, Zp, Lo, Hi, N);
+  else
+    addDispatchOut<TA, int8_t>(A, B, Out, Dt, Scale, Zp, Lo, Hi, N);
+}
+
+} // namespace
+
+void codegen::clampInt8(DType Dt, const void *In, void *Out, size_t N, int Lo,
+                        int Hi) {
+  assert((Dt == DType::U8 || Dt == DType::S8) && "int8 clamp on other data");
+  if (Dt == DType::U8)
+    clampT(static_cast<const uint8_t *>(In), static_cast<uint8_t *>(Out), N, Lo,
+           Hi);
+  else
+    clampT(static_cast<const int8_t *>(In), static_cast<int8_t *>(Out), N, Lo,
+           Hi);
+}
+
+void codegen::addInt8(const Int8Operand &A, const Int8Operand &B, void *Out,
+                      DType Dt, float Scale, int32_t ZeroPoint, int Lo, int Hi,
+                      size_t N) {
+  if (A.Dt == DType::U8)
+    addDispatchB<uint8_t>(A, B, Out, Dt, Scale, ZeroPoint, Lo, Hi, N);
+  else
+    addDispatchB<int8_t>(A, B, Out, Dt, Scale, ZeroPoint, Lo, Hi, N);
+}
+
+void codegen::chooseDynamicQParams(float Min, float Max, int QMin, int QMax,
+                                   double &Scale, int32_t &ZeroPoint) {
+  Min = std::min(Min, 0.0f);
+  Max = std::max(Max, 0.0f);
+  double S = (static_cast<double>(Max) - Min) / (QMax - QMin);
+  if (static_cast<float>(S) == 0.0f || std::isinf(1.0f / static_cast<float>(S)))
+    S = 0.1;
+  // Tiny scales are raised to 6.1e-5, stretching the range to match.
+  constexpr float SmallScale = 6.1e-5f;
+  if (S < SmallScale) {
+    float Orig = static_cast<float>(S);
+    S = SmallScale;
+    if (Min == 0.0f) {
+      Max = SmallScale * (QMax - QMin);
+    } else if (Max == 0.0f) {
+      Min = -SmallScale * (QMax - QMin);
+    } else {
+      Min *= SmallScale / Orig;
+      Max *= SmallScale / Orig;
+    }
+  }
+  // Of the zero points implied by either end of the range, the one from
+  // the end whose terms are smaller.
+  double FromMin = QMin - Min / S, FromMax = QMax - Max / S;
+  double ErrMin = std::abs(QMin) - std::abs(Min / S);
+  double ErrMax = std::abs(QMax) - std::abs(Max / S);
+  double Initial = ErrMin < ErrMax ? FromMin : FromMax;
+  Scale = S;
+  if (Initial < QMin)
+    ZeroPoint = QMin;
+  else if (Initial > QMax)
+    ZeroPoint = QMax;
+  else
+    ZeroPoint = static_cast<int32_t>(std::nearbyint(Initial));
+}
+
+void codegen::quantizeDynamic(const float *X, size_t N, int QMin, int QMax,
+                              uint8_t *Out, float &Scale, int32_t &ZeroPoint) {
+  float Min = 0.0f, Max = 0.0f;
+  if (N > 0) {
+    Min = *std::min_element(X, X + N);
+    Max = *std::max_element(X, X + N);
+  }
+  double S;
+  chooseDynamicQParams(Min, Max, QMin, QMax, S, ZeroPoint);
+  Scale = static_cast<float>(S);
+  // As oneDNN's reorder quantizes: the zero point joins before rounding.
+  const float Inv = static_cast<float>(1.0 / S);
+  const float Z = static_cast<float>(ZeroPoint);
+  const float L = static_cast<float>(QMin), H = static_cast<float>(QMax);
+#pragma omp parallel for schedule(static) if (N > ParallelGrain)
+  for (size_t I = 0; I < N; ++I) {
+    // NaN fails every comparison and so lands on L - 1, then QMin.
+    float V = std::min(std::max(L - 1.0f, X[I] * Inv + Z), H + 1.0f);
+    Out[I] = static_cast<uint8_t>(std::min(std::max(roundHalfEven(V), L), H));
+  }
+}

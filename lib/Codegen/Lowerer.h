@@ -1,0 +1,237 @@
+//===- Lowerer.h - The graph walk that builds a Program ---------*- C++ -*-===//
+//
+// Shared by the lowering sources: Lowering.cpp (types, fusion groups,
+// values and layouts, views, inputs and outputs, the op-table fallback) and
+// LowerOps.cpp (one function per kind of step).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef QFX_LIB_CODEGEN_LOWERER_H
+#define QFX_LIB_CODEGEN_LOWERER_H
+
+#include "Program.h"
+#include "SupportTable.h"
+
+#include "qfx/Codegen/Lowering.h"
+#include "qfx/IR/Graph.h"
+#include "qfx/Runtime/Kernels.h"
+#include "qfx/Runtime/Op.h"
+
+#include "llvm/ADT/DenseMap.h"
+
+#include <limits>
+#include <map>
+#include <optional>
+#include <vector>
+
+namespace qfx {
+
+class ModuleInfo;
+
+namespace codegen {
+
+/// Physical layout of an activation.
+enum class Layout : uint8_t { Plain, NHWC };
+
+/// A tensor of the program: bytes in a buffer and how to read them.
+struct Value {
+  int Buf = -1;
+  size_t Offset = 0;
+  dnnl::memory::desc Md;
+  DType Dt = DType::F32;
+  /// Logical (PyTorch, NCHW) dimensions.
+  Shape Dims;
+  QuantParams Q;
+  Layout L = Layout::Plain;
+  /// A flatten of an NHWC value fed only to linears: the bytes are those of
+  /// value PermSource (in H, W, C order) and the linears read them with
+  /// permuted weights; anything else converts first (inLayout).
+  int PermSource = -1;
+};
+
+/// A clamp in real units (relu: [0, inf)).
+struct RealClamp {
+  double Lo = -std::numeric_limits<double>::infinity();
+  double Hi = std::numeric_limits<double>::infinity();
+  bool Active = false;
+
+  void intersect(double L, double H);
+};
+
+/// An op and the nodes fused after it, lowered as one step at the position
+/// of the last member (where every operand is available).
+struct Group {
+  const Node *Anchor = nullptr;
+  const LoweringRule *Rule = nullptr;
+  std::vector<const Node *> Members;
+  /// The residual operand of a sum post-op (built in or a fused add).
+  const Node *SumOther = nullptr;
+  RealClamp Clamp;
+  /// A fused dequantize: the step writes f32.
+  bool Dequant = false;
+
+  const Node *last() const { return Members.back(); }
+  std::string name() const;
+};
+
+/// What conv and linear share once their input is in place: output type,
+/// attributes (scales, zero points, post-ops), bias and residual operand.
+struct WeightedOp {
+  bool Int8 = false;
+  DType OutDt = DType::F32;
+  QuantParams OutQ;
+  /// The residual operand's value, or -1.
+  int Other = -1;
+  dnnl::primitive_attr Attr;
+  /// The bias in the primitive's units (int8: accumulator units), [out].
+  Tensor Bias;
+  std::string Detail;
+};
+
+/// Builds a Program from a GraphModule.
+class Lowerer {
+public:
+  Lowerer(const GraphModule &GM, const CompileOptions &Opts, Program &P)
+      : GM(GM), Opts(Opts), P(P) {}
+  llvm::Error run();
+
+  //===--- Analysis (Lowering.cpp) ---===//
+  llvm::Error computeTypes();
+  void planGroups();
+  /// The group of \p Anchor: its built-in post-ops and, if \p Grow, the
+  /// single-user chain of ops that fuse after it.
+  std::optional<Group> growGroup(const Node &Anchor, const LoweringRule &R,
+                                 bool Grow);
+  /// The real bounds of a clamp of kind \p K applied by \p N.
+  llvm::Expected<std::pair<double, double>> clampBounds(const Node &N,
+                                                        ClampKind K) const;
+  /// The inferred or declared type of \p N (after the batch override).
+  const TensorType &typeOf(const Node *N) const;
+
+  //===--- Values (Lowering.cpp) ---===//
+  int addValue(Value V);
+  /// A fresh arena value.
+  int newValue(DType Dt, llvm::ArrayRef<int64_t> Dims, Layout L,
+               const QuantParams &Q, const std::string &Name);
+  /// Binds node \p N to value \p V (and records that N lives in its buffer).
+  void bindNode(const Node *N, int V);
+  llvm::Expected<int> valueOf(const Node *N) const;
+  /// \p V in layout \p L: itself, a view when the strides agree, else a
+  /// (cached) reorder.
+  int inLayout(int V, Layout L);
+  /// A view of \p V with new dims (plain layout, same bytes).
+  int viewAs(int V, llvm::ArrayRef<int64_t> Dims);
+  /// \p V's bytes in plain order for a linear: the value itself, or for a
+  /// permuted flatten its NHWC source, with \p Perm set to (C, H, W).
+  int linearInput(int V, std::optional<std::array<int64_t, 3>> &Perm);
+  /// Whether every node living in \p Buf is dead after position \p Pos.
+  bool bufferDeadAfter(int Buf, size_t Pos) const;
+
+  //===--- Steps (Lowering.cpp) ---===//
+  PrimitiveStep &addPrimitive(const dnnl::primitive_desc_base &PD,
+                              dnnl::primitive Prim, std::string Name,
+                              std::string Kind, std::vector<MemArg> Args);
+  HostStep &addHost(std::string Name, std::string Kind,
+                    std::function<llvm::Error(Program &)> Fn,
+                    std::vector<int> Reads, std::vector<int> Writes);
+  /// Reorders \p From into \p To (with \p Attr for scales / zero points).
+  void addReorder(int From, int To, const dnnl::primitive_attr &Attr,
+                  std::string Name, std::string Kind);
+  /// Reorders a host tensor into a new constant buffer of layout \p Md.
+  int addConstant(const Tensor &T, const dnnl::memory::desc &UserMd,
+                  const dnnl::memory::desc &Md, const std::string &Name);
+  MemArg arg(int ArgId, int V) const;
+
+  //===--- Nodes (Lowering.cpp) ---===//
+  llvm::Error lowerNode(const Node &N);
+  llvm::Error lowerGroup(const Group &G);
+  llvm::Error lowerPlaceholder(const Node &N, int Index);
+  llvm::Error lowerGetAttr(const Node &N);
+  llvm::Error lowerView(const Node &N);
+  /// identity, contiguous, eval-mode dropout: the input's value.
+  llvm::Error lowerAlias(const Node &N);
+  llvm::Error lowerOutputs(const Node &N);
+  llvm::Error lowerFallback(const Node &N, llvm::StringRef Why);
+
+  //===--- Ops (LowerOps.cpp) ---===//
+  /// Each returns true when lowered, false when the parameters are outside
+  /// what the primitive supports (the caller falls back to the op table).
+  llvm::Expected<bool> lowerConv(const Group &G);
+  /// The shared part of conv and linear for input \p XI, weight \p W.
+  llvm::Expected<WeightedOp> weightedOp(const Group &G, const Value &XI,
+                                        const Tensor &W, const Tensor *B);
+  /// The destination of a weighted op: new, or the sum's identity buffer.
+  int weightedDestination(const Group &G, const WeightedOp &Op,
+                          llvm::ArrayRef<int64_t> Dims, Layout L, int SrcBuf,
+                          SumMode &Mode);
+  void finishWeighted(PrimitiveStep &S, const Group &G, const WeightedOp &Op,
+                      SumMode Mode, int Dst);
+  llvm::Expected<bool> lowerLinear(const Group &G);
+  llvm::Expected<bool> lowerLinearDynamic(const Group &G);
+  /// The per-run quantization of a dynamic linear's input: the u8 value
+  /// and the constant buffers its scale and zero point are written to.
+  struct DynamicInput {
+    int Xq = -1, Scale = -1, ZeroPoint = -1;
+  };
+  DynamicInput addDynamicQuantize(const std::string &Name, const Value &XI,
+                                  int64_t Rows, int64_t K, int QMax);
+  llvm::Expected<bool> lowerBatchNorm(const Group &G);
+  llvm::Expected<bool> lowerAdd(const Group &G);
+  /// A binary primitive, or the int8 host kernel, on values \p A and \p B
+  /// of one layout.
+  llvm::Expected<bool> lowerAddF32(const Group &G, int A, int B);
+  llvm::Expected<bool> lowerAddInt8(const Group &G, int A, int B);
+  llvm::Expected<bool> lowerPool(const Node &N, const LoweringRule &R);
+  llvm::Expected<bool> lowerEltwise(const Node &N, const LoweringRule &R);
+  llvm::Expected<bool> lowerCat(const Node &N);
+  llvm::Expected<bool> lowerQuantize(const Node &N);
+  llvm::Expected<bool> lowerDequantize(const Node &N);
+
+  /// The post-ops of \p G: the sum (with \p Other's scale and zero point
+  /// for int8) and the clamp, in units of \p OutQ for an int8 destination,
+  /// in real units with the int8 saturation for a fused dequantize
+  /// (\p OutDt f32 after an int8 anchor). Appends to \p Detail.
+  dnnl::post_ops postOps(const Group &G, DType OutDt, const QuantParams &OutQ,
+                         const Value *Other, std::string &Detail) const;
+  /// The value a sum post-op accumulates into: the identity itself when it
+  /// is dead after the group (and not the source in buffer \p SrcBuf), a
+  /// copy otherwise. \p Md is the destination's.
+  int sumDestination(const Group &G, int Other, const dnnl::memory::desc &Md,
+                     Layout L, int SrcBuf, SumMode &Mode);
+  /// Binds the operands of \p N (args and kwargs) to its op's schema with
+  /// declared tensors (types only).
+  llvm::Expected<std::pair<const OpDef *, BoundArgs>>
+  bindDeclared(const Node &N) const;
+
+  const GraphModule &GM;
+  const CompileOptions &Opts;
+  Program &P;
+
+  std::vector<Value> Vals;
+  llvm::DenseMap<const Node *, int> ValOf;
+  llvm::DenseMap<const Node *, TensorType> Types;
+  llvm::DenseMap<const Node *, size_t> Pos, LastUse;
+  std::map<int, std::vector<const Node *>> BufNodes;
+  std::map<std::pair<int, int>, int> Converted;
+  /// Buffers made by layout conversions: read by every later consumer of
+  /// the converted value, which the per-node liveness does not see, so a
+  /// sum never writes them in place.
+  std::vector<bool> Shared;
+  std::vector<Group> Groups;
+  llvm::DenseMap<const Node *, size_t> GroupOf;
+};
+
+/// oneDNN's name for a dtype.
+dnnl::memory::data_type toDnnl(DType T);
+/// A dense descriptor of \p Dims in layout \p L.
+dnnl::memory::desc makeDesc(DType T, llvm::ArrayRef<int64_t> Dims, Layout L);
+/// Whether NCHW and NHWC order the bytes of \p Dims identically (trivial
+/// channels or spatial plane; always for other ranks).
+bool layoutsAgree(llvm::ArrayRef<int64_t> Dims);
+/// An error naming node \p N.
+llvm::Error nodeError(const Node &N, const llvm::Twine &Msg);
+
+} // namespace codegen
+} // namespace qfx
+
+#endif // QFX_LIB_CODEGEN_LOWERER_H

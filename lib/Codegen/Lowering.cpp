@@ -1,0 +1,1005 @@
+//===- Lowering.cpp - Graph walk: types, fusion groups, values, fallback --===//
+//
+// compile() walks the graph once in order. Ops that fuse (a conv and the
+// clamp, residual add or dequantize after it) form a group lowered as one
+// step where its last member stands, so that every operand exists by then.
+// Every value is bytes in a buffer plus a oneDNN descriptor; layouts are
+// converted where a consumer needs another one, once per value.
+//
+//===----------------------------------------------------------------------===//
+
+#include "Lowerer.h"
+
+#include "qfx/IR/GraphModule.h"
+#include "qfx/Runtime/ModuleRunner.h"
+#include "qfx/Runtime/Op.h"
+#include "qfx/Support/Error.h"
+
+#include "llvm/ADT/STLExtras.h"
+
+#include <cstring>
+
+using namespace qfx;
+using namespace qfx::codegen;
+using dnnl::memory;
+using Tag = memory::format_tag;
+
+//===----------------------------------------------------------------------===//
+// Helpers
+//===----------------------------------------------------------------------===//
+
+memory::data_type codegen::toDnnl(DType T) {
+  switch (T) {
+  case DType::F32:
+    return memory::data_type::f32;
+  case DType::S8:
+    return memory::data_type::s8;
+  case DType::U8:
+    return memory::data_type::u8;
+  case DType::S32:
+    return memory::data_type::s32;
+  case DType::S64:
+    break;
+  }
+  llvm_unreachable("s64 values are rejected before they reach oneDNN");
+}
+
+memory::desc codegen::makeDesc(DType T, llvm::ArrayRef<int64_t> Dims,
+                               Layout L) {
+  memory::dims D(Dims.begin(), Dims.end());
+  if (D.empty())
+    D.push_back(1);
+  if (L == Layout::NHWC) {
+    assert(D.size() == 4 && "NHWC is a 4-d layout");
+    return memory::desc(D, toDnnl(T), Tag::nhwc);
+  }
+  memory::dims Strides(D.size());
+  int64_t Stride = 1;
+  for (size_t I = D.size(); I-- > 0;) {
+    Strides[I] = Stride;
+    Stride *= D[I];
+  }
+  return memory::desc(D, toDnnl(T), Strides);
+}
+
+llvm::Error codegen::nodeError(const Node &N, const llvm::Twine &Msg) {
+  return makeError("node '" + N.name() + "': " + Msg);
+}
+
+void RealClamp::intersect(double L, double H) {
+  Lo = std::max(Lo, L);
+  Hi = std::min(Hi, H);
+  Active = true;
+}
+
+std::string Group::name() const {
+  std::string S;
+  for (const Node *M : Members)
+    S += (S.empty() ? "" : "+") + M->name().str();
+  return S;
+}
+
+bool codegen::layoutsAgree(llvm::ArrayRef<int64_t> Dims) {
+  return Dims.size() != 4 || Dims[1] == 1 || Dims[2] * Dims[3] == 1;
+}
+
+static TensorType tensorType(const Tensor &T) {
+  return TensorType{T.dtype(), Shape(T.shape().begin(), T.shape().end()),
+                    T.quant()};
+}
+
+//===----------------------------------------------------------------------===//
+// Types
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+/// Operands for type inference: node references become declared tensors of
+/// the node's (possibly re-inferred) type.
+class DeclaredOperands {
+public:
+  explicit DeclaredOperands(const Lowerer &L) : L(L) {}
+
+  llvm::Expected<Operand> get(const Argument &A) const {
+    if (A.isNode()) {
+      auto It = L.Types.find(A.getNode());
+      if (It == L.Types.end())
+        return makeError("operand '" + A.getNode()->name() +
+                         "' is not a tensor");
+      Tensor T = Tensor::declared(It->second.Dtype, It->second.Dims);
+      T.setQuant(It->second.Quant);
+      return Operand(T);
+    }
+    if (!A.isList())
+      return Operand(A);
+    bool HasNode = false;
+    A.forEachNode([&](Node *) { HasNode = true; });
+    if (!HasNode)
+      return Operand(A);
+    std::vector<Operand> Elems;
+    for (const Argument &E : A.getList()) {
+      auto O = get(E);
+      if (!O)
+        return O.takeError();
+      Elems.push_back(std::move(*O));
+    }
+    return Operand::list(std::move(Elems));
+  }
+
+  llvm::Expected<std::vector<Operand>>
+  positional(llvm::ArrayRef<Argument> Args) const {
+    std::vector<Operand> R;
+    for (const Argument &A : Args) {
+      auto O = get(A);
+      if (!O)
+        return O.takeError();
+      R.push_back(std::move(*O));
+    }
+    return R;
+  }
+
+  llvm::Expected<std::vector<std::pair<std::string, Operand>>>
+  keywords(const Kwargs &KW) const {
+    std::vector<std::pair<std::string, Operand>> R;
+    for (const auto &KV : KW) {
+      auto O = get(KV.second);
+      if (!O)
+        return O.takeError();
+      R.emplace_back(KV.first, std::move(*O));
+    }
+    return R;
+  }
+
+private:
+  const Lowerer &L;
+};
+
+} // namespace
+
+llvm::Expected<std::pair<const OpDef *, BoundArgs>>
+Lowerer::bindDeclared(const Node &N) const {
+  DeclaredOperands D(*this);
+  auto Pos = D.positional(N.args());
+  if (!Pos)
+    return Pos.takeError();
+  if (N.op() == OpCode::CallModule) {
+    const ModuleInfo *M = GM.lookupModule(N.target());
+    if (!M)
+      return makeError("no module '" + N.target() + "'");
+    return bindModuleCall(*M, std::move(*Pos));
+  }
+  const OpDef *Def = lookupOp(N.target());
+  if (!Def)
+    return makeError("unknown op '" + N.target() + "'");
+  auto KW = D.keywords(N.kwargs());
+  if (!KW)
+    return KW.takeError();
+  auto B = bindArgs(*Def, std::move(*Pos), std::move(*KW));
+  if (!B)
+    return B.takeError();
+  return std::make_pair(Def, std::move(*B));
+}
+
+/// The result type of \p N from the op table (for a batch override).
+static llvm::Expected<TensorType> inferType(const Lowerer &L, const Node &N) {
+  DeclaredOperands D(L);
+  auto Pos = D.positional(N.args());
+  if (!Pos)
+    return Pos.takeError();
+  if (N.op() == OpCode::CallModule)
+    return inferModule(L.GM, N.target(), std::move(*Pos));
+  auto KW = D.keywords(N.kwargs());
+  if (!KW)
+    return KW.takeError();
+  return inferOp(N.target(), std::move(*Pos), std::move(*KW));
+}
+
+llvm::Error Lowerer::computeTypes() {
+  for (const Node &N : GM.graph()) {
+    switch (N.op()) {
+    case OpCode::Output:
+      continue;
+    case OpCode::GetAttr: {
+      const Tensor *T = GM.lookupTensor(N.target());
+      if (!T)
+        return nodeError(N, "no tensor '" + N.target() + "'");
+      Types[&N] = tensorType(*T);
+      continue;
+    }
+    case OpCode::Placeholder: {
+      if (!N.type())
+        return nodeError(N, "placeholder has no type; compile needs the "
+                            "input shapes");
+      TensorType T = *N.type();
+      if (Opts.BatchSize > 0 && !T.Dims.empty())
+        T.Dims[0] = Opts.BatchSize;
+      Types[&N] = T;
+      continue;
+    }
+    default:
+      break;
+    }
+    if (Opts.BatchSize <= 0) {
+      if (!N.type())
+        return nodeError(N, "has no type; compile needs a typed graph");
+      Types[&N] = *N.type();
+      continue;
+    }
+    auto T = inferType(*this, N);
+    if (!T)
+      return prefixError(T.takeError(),
+                         ("node '" + N.name() + "': batch override").str());
+    Types[&N] = *T;
+  }
+  return llvm::Error::success();
+}
+
+const TensorType &Lowerer::typeOf(const Node *N) const {
+  auto It = Types.find(N);
+  assert(It != Types.end() && "type of a node that produces no tensor");
+  return It->second;
+}
+
+//===----------------------------------------------------------------------===//
+// Fusion groups
+//===----------------------------------------------------------------------===//
+
+llvm::Expected<std::pair<double, double>>
+Lowerer::clampBounds(const Node &N, ClampKind K) const {
+  constexpr double Inf = std::numeric_limits<double>::infinity();
+  switch (K) {
+  case ClampKind::None:
+  case ClampKind::Relu:
+    return std::make_pair(0.0, Inf);
+  case ClampKind::Relu6:
+    return std::make_pair(0.0, 6.0);
+  case ClampKind::Hardtanh:
+    break;
+  }
+  auto B = bindDeclared(N);
+  if (!B)
+    return nodeError(N, llvm::toString(B.takeError()));
+  auto Lo = B->second.real(1);
+  if (!Lo)
+    return nodeError(N, llvm::toString(Lo.takeError()));
+  auto Hi = B->second.real(2);
+  if (!Hi)
+    return nodeError(N, llvm::toString(Hi.takeError()));
+  if (*Lo > *Hi)
+    return nodeError(N, "hardtanh min_val exceeds max_val");
+  return std::make_pair(*Lo, *Hi);
+}
+
+/// The operand of `add(a, b)` other than \p Cur, when the add is a plain
+/// same-shape f32 tensor add that a sum post-op computes exactly.
+static const Node *sumOperand(const Lowerer &L, const Node &Add,
+                              const Node *Cur) {
+  if (Add.numArgs() != 2 || !Add.arg(0).isNode() || !Add.arg(1).isNode())
+    return nullptr;
+  for (const auto &KV : Add.kwargs())
+    if (KV.first != "alpha" || !KV.second.isInt() || KV.second.getInt() != 1)
+      return nullptr;
+  const Node *A = Add.arg(0).getNode(), *B = Add.arg(1).getNode();
+  if (A == B)
+    return nullptr;
+  const Node *Other = A == Cur ? B : B == Cur ? A : nullptr;
+  if (!Other)
+    return nullptr;
+  const TensorType &T = L.typeOf(Other), &C = L.typeOf(Cur);
+  if (T.Dtype != DType::F32 || C.Dtype != DType::F32 || T.Dims != C.Dims)
+    return nullptr;
+  return Other;
+}
+
+std::optional<Group> Lowerer::growGroup(const Node &Anchor,
+                                        const LoweringRule &R, bool Grow) {
+  Group G;
+  G.Anchor = &Anchor;
+  G.Rule = &R;
+  G.Members = {&Anchor};
+  if (R.BuiltinSum) {
+    if (Anchor.numArgs() < 2 || !Anchor.arg(1).isNode())
+      return std::nullopt;
+    G.SumOther = Anchor.arg(1).getNode();
+  }
+  if (R.Clamp != ClampKind::None) {
+    auto C = clampBounds(Anchor, R.Clamp);
+    if (!C) {
+      llvm::consumeError(C.takeError());
+      return std::nullopt;
+    }
+    G.Clamp.intersect(C->first, C->second);
+  }
+  if (!Opts.FusePostOps || !Grow)
+    return G;
+  const Node *Cur = &Anchor;
+  while (Cur->users().size() == 1) {
+    const Node *U = Cur->users()[0];
+    if (U->op() == OpCode::Output || GroupOf.count(U))
+      break;
+    const LoweringRule *RU = lookupLoweringRule(*U, GM);
+    if (!RU || !U->numArgs() || !U->arg(0).isNode())
+      break;
+    if (RU->Kind == LowerKind::Eltwise &&
+        (R.PostOps & (PostEltwise | PostRelu)) && U->arg(0).getNode() == Cur &&
+        typeOf(U) == typeOf(Cur)) {
+      auto C = clampBounds(*U, RU->Clamp);
+      if (!C) {
+        llvm::consumeError(C.takeError());
+        break;
+      }
+      bool IsRelu = RU->Clamp == ClampKind::Relu && !G.Clamp.Active;
+      if (!(R.PostOps & PostEltwise) && !IsRelu)
+        break;
+      G.Clamp.intersect(C->first, C->second);
+    } else if (RU->Kind == LowerKind::Add && U->target() == "add" &&
+               (R.PostOps & PostSum) && !G.SumOther && !G.Clamp.Active) {
+      G.SumOther = sumOperand(*this, *U, Cur);
+      if (!G.SumOther)
+        break;
+    } else if (RU->Kind == LowerKind::Dequantize && (R.PostOps & PostDequant) &&
+               !G.SumOther && Opts.FuseDequantize) {
+      G.Dequant = true;
+      G.Members.push_back(U);
+      break;
+    } else {
+      break;
+    }
+    G.Members.push_back(U);
+    Cur = U;
+  }
+  return G;
+}
+
+/// Kinds that fuse the ops after them.
+static bool isAnchor(LowerKind K) {
+  return K == LowerKind::Conv || K == LowerKind::Linear ||
+         K == LowerKind::LinearDynamic || K == LowerKind::Add ||
+         K == LowerKind::BatchNorm;
+}
+
+void Lowerer::planGroups() {
+  for (const Node &N : GM.graph()) {
+    if (GroupOf.count(&N))
+      continue;
+    const LoweringRule *R = lookupLoweringRule(N, GM);
+    if (!R || !isAnchor(R->Kind))
+      continue;
+    std::optional<Group> G = growGroup(N, *R, /*Grow=*/true);
+    if (!G || G->Members.size() == 1)
+      continue;
+    for (const Node *M : G->Members)
+      GroupOf[M] = Groups.size();
+    Groups.push_back(std::move(*G));
+  }
+}
+
+//===----------------------------------------------------------------------===//
+// Values and layouts
+//===----------------------------------------------------------------------===//
+
+int Lowerer::addValue(Value V) {
+  Vals.push_back(std::move(V));
+  return static_cast<int>(Vals.size()) - 1;
+}
+
+int Lowerer::newValue(DType Dt, llvm::ArrayRef<int64_t> Dims, Layout L,
+                      const QuantParams &Q, const std::string &Name) {
+  Value V;
+  V.Md = makeDesc(Dt, Dims, L);
+  V.Buf = P.addBuffer(BufferKind::Arena, V.Md.get_size(), Name);
+  V.Dt = Dt;
+  V.Dims.assign(Dims.begin(), Dims.end());
+  V.Q = Q;
+  V.L = L;
+  return addValue(std::move(V));
+}
+
+void Lowerer::bindNode(const Node *N, int V) {
+  ValOf[N] = V;
+  BufNodes[Vals[V].Buf].push_back(N);
+}
+
+llvm::Expected<int> Lowerer::valueOf(const Node *N) const {
+  auto It = ValOf.find(N);
+  if (It == ValOf.end())
+    return makeError("operand '" + N->name() + "' has no tensor value");
+  return It->second;
+}
+
+int Lowerer::inLayout(int V, Layout L) {
+  bool Permuted = Vals[V].PermSource >= 0;
+  if (!Permuted && (Vals[V].L == L || Vals[V].Dims.size() != 4))
+    return V;
+  auto Key = std::make_pair(V, static_cast<int>(L));
+  auto It = Converted.find(Key);
+  if (It != Converted.end())
+    return It->second;
+  const Value X = Vals[V];
+  int R;
+  if (Permuted) {
+    R = viewAs(inLayout(X.PermSource, Layout::Plain), X.Dims);
+    Vals[R].Q = X.Q;
+  } else if (layoutsAgree(X.Dims)) {
+    Value Y = X;
+    Y.Md = makeDesc(X.Dt, X.Dims, L);
+    Y.L = L;
+    R = addValue(std::move(Y));
+  } else {
+    std::string Name =
+        P.Buffers[X.Buf].Name + (L == Layout::NHWC ? ".nhwc" : ".nchw");
+    R = newValue(X.Dt, X.Dims, L, X.Q, Name);
+    addReorder(V, R, dnnl::primitive_attr(), Name, "reorder");
+    Shared.resize(P.Buffers.size(), false);
+    Shared[Vals[R].Buf] = true;
+  }
+  Converted[Key] = R;
+  return R;
+}
+
+int Lowerer::linearInput(int V, std::optional<std::array<int64_t, 3>> &Perm) {
+  int S = Vals[V].PermSource;
+  if (S < 0)
+    return inLayout(V, Layout::Plain);
+  const Shape &D = Vals[S].Dims;
+  Perm = std::array<int64_t, 3>{D[1], D[2], D[3]};
+  return V;
+}
+
+int Lowerer::viewAs(int V, llvm::ArrayRef<int64_t> Dims) {
+  Value Y = Vals[V];
+  assert(Y.L == Layout::Plain && "views need a plain layout");
+  assert(numElements(Dims) == numElements(Y.Dims) && "view changes size");
+  Y.Dims.assign(Dims.begin(), Dims.end());
+  Y.Md = makeDesc(Y.Dt, Dims, Layout::Plain);
+  Y.PermSource = -1;
+  return addValue(std::move(Y));
+}
+
+bool Lowerer::bufferDeadAfter(int Buf, size_t At) const {
+  if (P.Buffers[Buf].Kind != BufferKind::Arena ||
+      (Buf < static_cast<int>(Shared.size()) && Shared[Buf]))
+    return false;
+  auto It = BufNodes.find(Buf);
+  if (It == BufNodes.end())
+    return true;
+  return llvm::all_of(It->second,
+                      [&](const Node *N) { return LastUse.lookup(N) <= At; });
+}
+
+//===----------------------------------------------------------------------===//
+// Steps
+//===----------------------------------------------------------------------===//
+
+MemArg Lowerer::arg(int ArgId, int V) const {
+  return {ArgId, Vals[V].Buf, Vals[V].Offset, Vals[V].Md};
+}
+
+PrimitiveStep &Lowerer::addPrimitive(const dnnl::primitive_desc_base &PD,
+                                     dnnl::primitive Prim, std::string Name,
+                                     std::string Kind,
+                                     std::vector<MemArg> Args) {
+  auto S = std::make_unique<PrimitiveStep>();
+  S->Info.Name = std::move(Name);
+  S->Info.Kind = std::move(Kind);
+  S->Info.Impl = PD.impl_info_str();
+  S->Info.IsPrimitive = true;
+  S->Prim = std::move(Prim);
+  S->Scratch = PD.scratchpad_desc();
+  for (const MemArg &A : Args)
+    (A.Arg == DNNL_ARG_DST ? S->Writes : S->Reads).push_back(A.Buf);
+  S->Args = std::move(Args);
+  PrimitiveStep &Ref = *S;
+  P.Steps.push_back(std::move(S));
+  return Ref;
+}
+
+HostStep &Lowerer::addHost(std::string Name, std::string Kind,
+                           std::function<llvm::Error(Program &)> Fn,
+                           std::vector<int> Reads, std::vector<int> Writes) {
+  auto S = std::make_unique<HostStep>();
+  S->Info.Name = std::move(Name);
+  S->Info.Kind = std::move(Kind);
+  S->Fn = std::move(Fn);
+  S->Reads = std::move(Reads);
+  S->Writes = std::move(Writes);
+  HostStep &Ref = *S;
+  P.Steps.push_back(std::move(S));
+  return Ref;
+}
+
+void Lowerer::addReorder(int From, int To, const dnnl::primitive_attr &Attr,
+                         std::string Name, std::string Kind) {
+  dnnl::primitive_attr A = Attr;
+  A.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  dnnl::reorder::primitive_desc PD(P.Engine, Vals[From].Md, P.Engine,
+                                   Vals[To].Md, A);
+  addPrimitive(PD, dnnl::reorder(PD), std::move(Name), std::move(Kind),
+               {arg(DNNL_ARG_FROM, From), arg(DNNL_ARG_TO, To)});
+}
+
+int Lowerer::addConstant(const Tensor &T, const memory::desc &UserMd,
+                         const memory::desc &Md, const std::string &Name) {
+  assert(T.hasData() && UserMd.get_size() == T.byteSize() &&
+         "constant does not match its descriptor");
+  int Id = P.addConstant(Md.get_size(), Name);
+  // The reorder, not a copy: a primitive's weight layout may carry extra
+  // data (compensation for s8 or zero-point sources) that it computes.
+  memory User(UserMd, P.Engine, const_cast<void *>(T.rawData()));
+  memory Dst(Md, P.Engine, P.Buffers[Id].Storage.rawData());
+  dnnl::reorder(User, Dst).execute(P.Stream, User, Dst);
+  P.Stream.wait();
+  return Id;
+}
+
+//===----------------------------------------------------------------------===//
+// Inputs, constants, views, outputs
+//===----------------------------------------------------------------------===//
+
+static llvm::Error checkDType(const Node &N, DType T) {
+  if (T == DType::S64)
+    return nodeError(N, "s64 tensors are not supported by the compiler");
+  return llvm::Error::success();
+}
+
+llvm::Error Lowerer::lowerPlaceholder(const Node &N, int Index) {
+  const TensorType &T = typeOf(&N);
+  if (llvm::Error E = checkDType(N, T.Dtype))
+    return E;
+  Value V;
+  V.Md = makeDesc(T.Dtype, T.Dims, Layout::Plain);
+  V.Buf =
+      P.addBuffer(BufferKind::Input, V.Md.get_size(), N.name().str(), Index);
+  V.Dt = T.Dtype;
+  V.Dims = T.Dims;
+  V.Q = T.Quant;
+  bindNode(&N, addValue(V));
+  P.Inputs.push_back({V.Buf, T.Dtype, T.Dims, T.Quant, N.name().str()});
+  return llvm::Error::success();
+}
+
+llvm::Error Lowerer::lowerGetAttr(const Node &N) {
+  const Tensor *T = GM.lookupTensor(N.target());
+  if (!T || !T->hasData())
+    return nodeError(N, "tensor '" + N.target() + "' has no data");
+  if (llvm::Error E = checkDType(N, T->dtype()))
+    return E;
+  memory::desc Md = makeDesc(T->dtype(), T->shape(), Layout::Plain);
+  Value V;
+  V.Buf = addConstant(*T, Md, Md, N.target().str());
+  V.Md = Md;
+  V.Dt = T->dtype();
+  V.Dims.assign(T->shape().begin(), T->shape().end());
+  V.Q = T->quant();
+  bindNode(&N, addValue(V));
+  return llvm::Error::success();
+}
+
+llvm::Error Lowerer::lowerAlias(const Node &N) {
+  auto B = bindDeclared(N);
+  if (!B)
+    return nodeError(N, llvm::toString(B.takeError()));
+  // Training-mode dropout is random: the op table runs it.
+  if (llvm::StringRef(B->first->Name) == "dropout") {
+    auto Training = B->second.boolean(2);
+    if (!Training)
+      return nodeError(N, llvm::toString(Training.takeError()));
+    if (*Training)
+      return lowerFallback(N, "training-mode dropout");
+  }
+  auto X = valueOf(N.arg(0).getNode());
+  if (!X)
+    return X.takeError();
+  bindNode(&N, *X);
+  return llvm::Error::success();
+}
+
+/// Whether view \p N flattens NHWC value \p X to [N, C*H*W] for linears
+/// only (each reading it as its input).
+static bool flattensForLinears(const Lowerer &L, const Node &N, const Value &X,
+                               llvm::ArrayRef<int64_t> Dims) {
+  if (X.L != Layout::NHWC || layoutsAgree(X.Dims) || Dims.size() != 2 ||
+      Dims[0] != X.Dims[0] || !N.hasUsers())
+    return false;
+  return llvm::all_of(N.users(), [&](const Node *U) {
+    const LoweringRule *R = lookupLoweringRule(*U, L.GM);
+    bool Linear = R && (R->Kind == LowerKind::Linear ||
+                        R->Kind == LowerKind::LinearDynamic);
+    auto Ins = U->inputs();
+    return Linear && Ins.size() == 1 && Ins[0] == &N;
+  });
+}
+
+llvm::Error Lowerer::lowerView(const Node &N) {
+  auto X = valueOf(N.arg(0).getNode());
+  if (!X)
+    return X.takeError();
+  const TensorType &T = typeOf(&N);
+  if (numElements(T.Dims) != numElements(Vals[*X].Dims))
+    return nodeError(N, "view changes the element count");
+  if (flattensForLinears(*this, N, Vals[*X], T.Dims)) {
+    // No copy to NCHW order: the linears permute their weights instead.
+    Value V = Vals[*X];
+    V.Dims = T.Dims;
+    V.Md = makeDesc(V.Dt, T.Dims, Layout::Plain);
+    V.L = Layout::Plain;
+    V.Q = T.Quant;
+    V.PermSource = *X;
+    bindNode(&N, addValue(std::move(V)));
+    return llvm::Error::success();
+  }
+  int V = viewAs(inLayout(*X, Layout::Plain), T.Dims);
+  Vals[V].Q = T.Quant;
+  bindNode(&N, V);
+  return llvm::Error::success();
+}
+
+/// The output nodes (one, or a list).
+static llvm::Expected<std::vector<const Node *>> outputNodes(const Node &N) {
+  std::vector<const Node *> R;
+  if (N.numArgs() != 1)
+    return nodeError(N, "output takes one argument");
+  const Argument &A = N.arg(0);
+  if (A.isNode())
+    return std::vector<const Node *>{A.getNode()};
+  if (A.isList())
+    for (const Argument &E : A.getList())
+      if (E.isNode())
+        R.push_back(E.getNode());
+  if (R.empty() || (A.isList() && R.size() != A.getList().size()))
+    return nodeError(N, "output must be a tensor or a list of tensors");
+  return R;
+}
+
+llvm::Error Lowerer::lowerOutputs(const Node &N) {
+  auto Outs = outputNodes(N);
+  if (!Outs)
+    return Outs.takeError();
+  std::vector<bool> Claimed(P.Buffers.size(), false);
+  for (size_t K = 0; K < Outs->size(); ++K) {
+    const Node *O = (*Outs)[K];
+    auto V = valueOf(O);
+    if (!V)
+      return nodeError(N, llvm::toString(V.takeError()));
+    if (Vals[*V].PermSource >= 0)
+      *V = inLayout(*V, Layout::Plain);
+    const Value X = Vals[*V];
+    Buffer &B = P.Buffers[X.Buf];
+    // The producer writes straight into the caller's tensor when the value
+    // is a whole arena buffer in plain order.
+    bool Own = B.Kind == BufferKind::Arena && X.Offset == 0 &&
+               B.Bytes == X.Md.get_size() &&
+               (X.L == Layout::Plain || layoutsAgree(X.Dims)) &&
+               !Claimed[X.Buf];
+    int OutBuf;
+    if (Own) {
+      B.Kind = BufferKind::Output;
+      B.Index = static_cast<int>(K);
+      OutBuf = X.Buf;
+    } else {
+      Value Y = X;
+      Y.Md = makeDesc(X.Dt, X.Dims, Layout::Plain);
+      Y.L = Layout::Plain;
+      Y.Offset = 0;
+      Y.Buf = P.addBuffer(BufferKind::Output, Y.Md.get_size(),
+                          O->name().str() + ".out", static_cast<int>(K));
+      OutBuf = Y.Buf;
+      addReorder(*V, addValue(std::move(Y)), dnnl::primitive_attr(),
+                 O->name().str(), "output");
+    }
+    Claimed.resize(P.Buffers.size(), false);
+    Claimed[OutBuf] = true;
+    P.Outputs.push_back({OutBuf, X.Dt, X.Dims, X.Q, O->name().str()});
+  }
+  return llvm::Error::success();
+}
+
+//===----------------------------------------------------------------------===//
+// The op-table fallback
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+/// An operand of a fallback call: a constant, a value of the program, or a
+/// list of those.
+struct ArgTemplate {
+  enum class Kind : uint8_t { Const, Val, List } K = Kind::Const;
+  Argument Const;
+  int Buf = -1;
+  size_t Offset = 0;
+  DType Dt = DType::F32;
+  Shape Dims;
+  QuantParams Q;
+  std::vector<ArgTemplate> Elems;
+
+  Operand materialize(Program &P) const {
+    switch (K) {
+    case Kind::Const:
+      return Operand(Const);
+    case Kind::Val: {
+      Tensor T(Dt, Dims);
+      std::memcpy(T.rawData(), P.address(Buf, Offset), T.byteSize());
+      T.setQuant(Q);
+      return Operand(T);
+    }
+    case Kind::List: {
+      std::vector<Operand> Ops;
+      for (const ArgTemplate &E : Elems)
+        Ops.push_back(E.materialize(P));
+      return Operand::list(std::move(Ops));
+    }
+    }
+    llvm_unreachable("covered switch");
+  }
+};
+
+} // namespace
+
+/// The fallback operand for argument \p A: values in plain layout, their
+/// buffers added to \p Reads.
+static llvm::Expected<ArgTemplate>
+fallbackOperand(Lowerer &L, const Argument &A, std::vector<int> &Reads) {
+  ArgTemplate T;
+  if (A.isNode()) {
+    auto V = L.valueOf(A.getNode());
+    if (!V)
+      return V.takeError();
+    const Value X = L.Vals[L.inLayout(*V, Layout::Plain)];
+    T.K = ArgTemplate::Kind::Val;
+    T.Buf = X.Buf;
+    T.Offset = X.Offset;
+    T.Dt = X.Dt;
+    T.Dims = X.Dims;
+    T.Q = X.Q;
+    Reads.push_back(X.Buf);
+    return T;
+  }
+  bool HasNode = false;
+  A.forEachNode([&](Node *) { HasNode = true; });
+  if (!HasNode) {
+    T.Const = A;
+    return T;
+  }
+  T.K = ArgTemplate::Kind::List;
+  for (const Argument &E : A.getList()) {
+    auto Sub = fallbackOperand(L, E, Reads);
+    if (!Sub)
+      return Sub.takeError();
+    T.Elems.push_back(std::move(*Sub));
+  }
+  return T;
+}
+
+llvm::Error Lowerer::lowerFallback(const Node &N, llvm::StringRef Why) {
+  // Type inference also checks that the op table can run the node at all.
+  auto Infer = inferType(*this, N);
+  if (!Infer)
+    return prefixError(Infer.takeError(),
+                       ("node '" + N.name() + "': " + Why).str());
+  std::vector<int> Reads;
+  std::vector<ArgTemplate> Args;
+  std::vector<std::pair<std::string, ArgTemplate>> KW;
+  for (const Argument &A : N.args()) {
+    auto T = fallbackOperand(*this, A, Reads);
+    if (!T)
+      return nodeError(N, llvm::toString(T.takeError()));
+    Args.push_back(std::move(*T));
+  }
+  for (const auto &KV : N.kwargs()) {
+    auto T = fallbackOperand(*this, KV.second, Reads);
+    if (!T)
+      return nodeError(N, llvm::toString(T.takeError()));
+    KW.emplace_back(KV.first, std::move(*T));
+  }
+  const TensorType &OutT = typeOf(&N);
+  if (llvm::Error E = checkDType(N, OutT.Dtype))
+    return E;
+  int Out = newValue(OutT.Dtype, OutT.Dims, Layout::Plain, OutT.Quant,
+                     N.name().str());
+  bool IsModule = N.op() == OpCode::CallModule;
+  if (IsModule && !P.Source)
+    P.Source = GM.clone();
+  std::string Target = N.target().str();
+  const Value OutV = Vals[Out];
+  auto Fn = [=](Program &Prog) -> llvm::Error {
+    std::vector<Operand> Ops;
+    for (const ArgTemplate &A : Args)
+      Ops.push_back(A.materialize(Prog));
+    std::vector<std::pair<std::string, Operand>> Kw;
+    for (const auto &KV : KW)
+      Kw.emplace_back(KV.first, KV.second.materialize(Prog));
+    auto R = IsModule ? runModule(*Prog.Source, Target, std::move(Ops))
+                      : runOp(Target, std::move(Ops), std::move(Kw));
+    if (!R)
+      return R.takeError();
+    if (R->dtype() != OutV.Dt ||
+        R->shape() != llvm::ArrayRef<int64_t>(OutV.Dims))
+      return makeError("op-table result " + dtypeName(R->dtype()) +
+                       formatShape(R->shape()) + " differs from the compiled " +
+                       dtypeName(OutV.Dt) + formatShape(OutV.Dims));
+    std::memcpy(Prog.address(OutV.Buf, OutV.Offset), R->rawData(),
+                R->byteSize());
+    return llvm::Error::success();
+  };
+  HostStep &S = addHost(N.name().str(), "fallback", std::move(Fn),
+                        std::move(Reads), {OutV.Buf});
+  S.Info.Detail = Why.str();
+  bindNode(&N, Out);
+  return llvm::Error::success();
+}
+
+//===----------------------------------------------------------------------===//
+// The walk
+//===----------------------------------------------------------------------===//
+
+/// The dtype of the node's first tensor operand (a list's first element).
+static std::optional<DType> inputDType(const Lowerer &L, const Node &N) {
+  if (!N.numArgs())
+    return std::nullopt;
+  const Argument *A = &N.arg(0);
+  if (A->isList() && !A->getList().empty())
+    A = &A->getList()[0];
+  if (!A->isNode() || !L.Types.count(A->getNode()))
+    return std::nullopt;
+  return L.typeOf(A->getNode()).Dtype;
+}
+
+llvm::Error Lowerer::lowerGroup(const Group &G) {
+  auto Lowered = [&](const Group &G) -> llvm::Expected<bool> {
+    std::optional<DType> In = inputDType(*this, *G.Anchor);
+    if (!In || !supportsDType(*G.Rule, *In))
+      return false;
+    switch (G.Rule->Kind) {
+    case LowerKind::Conv:
+      return lowerConv(G);
+    case LowerKind::Linear:
+      return lowerLinear(G);
+    case LowerKind::LinearDynamic:
+      return lowerLinearDynamic(G);
+    case LowerKind::Add:
+      return lowerAdd(G);
+    case LowerKind::BatchNorm:
+      return lowerBatchNorm(G);
+    default:
+      llvm_unreachable("not a group anchor");
+    }
+  };
+  auto Done = Lowered(G);
+  if (!Done)
+    return Done.takeError();
+  if (*Done)
+    return llvm::Error::success();
+  // oneDNN refused the fusion or the op: the anchor alone, as a primitive if
+  // it can be, then every other member on its own.
+  std::optional<Group> Alone;
+  if (G.Members.size() > 1)
+    Alone = growGroup(*G.Anchor, *G.Rule, /*Grow=*/false);
+  Done = Alone ? Lowered(*Alone) : false;
+  if (!Done)
+    return Done.takeError();
+  if (!*Done)
+    if (llvm::Error E = lowerFallback(*G.Anchor, "unsupported by oneDNN"))
+      return E;
+  for (size_t I = 1; I < G.Members.size(); ++I) {
+    GroupOf.erase(G.Members[I]);
+    if (llvm::Error E = lowerNode(*G.Members[I]))
+      return E;
+  }
+  return llvm::Error::success();
+}
+
+llvm::Error Lowerer::lowerNode(const Node &N) {
+  auto GI = GroupOf.find(&N);
+  if (GI != GroupOf.end()) {
+    const Group &G = Groups[GI->second];
+    return &N == G.last() ? lowerGroup(G) : llvm::Error::success();
+  }
+  const LoweringRule *R = lookupLoweringRule(N, GM);
+  if (!R)
+    return lowerFallback(N, "no oneDNN lowering");
+  std::optional<DType> In = inputDType(*this, N);
+  if (!In || !supportsDType(*R, *In))
+    return lowerFallback(N, "dtype not supported by the oneDNN lowering");
+  llvm::Expected<bool> Done = false;
+  switch (R->Kind) {
+  case LowerKind::Conv:
+  case LowerKind::Linear:
+  case LowerKind::LinearDynamic:
+  case LowerKind::Add:
+  case LowerKind::BatchNorm: {
+    std::optional<Group> G = growGroup(N, *R, /*Grow=*/false);
+    if (!G)
+      return lowerFallback(N, "malformed operands");
+    return lowerGroup(*G);
+  }
+  case LowerKind::View:
+    return lowerView(N);
+  case LowerKind::Alias:
+    return lowerAlias(N);
+  case LowerKind::MaxPool:
+  case LowerKind::AvgPool:
+  case LowerKind::AdaptiveAvgPool:
+    Done = lowerPool(N, *R);
+    break;
+  case LowerKind::Eltwise:
+    Done = lowerEltwise(N, *R);
+    break;
+  case LowerKind::Cat:
+    Done = lowerCat(N);
+    break;
+  case LowerKind::Quantize:
+    Done = lowerQuantize(N);
+    break;
+  case LowerKind::Dequantize:
+    Done = lowerDequantize(N);
+    break;
+  }
+  if (!Done)
+    return Done.takeError();
+  return *Done ? llvm::Error::success()
+               : lowerFallback(N, "unsupported by oneDNN");
+}
+
+llvm::Error Lowerer::run() {
+  // Primitives are generated for the thread count at creation.
+  ThreadScope Threads(Opts.NumThreads);
+  P.NumThreads = Opts.NumThreads;
+  if (llvm::Error E = computeTypes())
+    return E;
+  planGroups();
+  // Positions of use are where the consumer's step runs: a group runs at
+  // its last member.
+  size_t I = 0;
+  for (const Node &N : GM.graph())
+    Pos[&N] = I++;
+  for (const Node &N : GM.graph()) {
+    auto GI = GroupOf.find(&N);
+    size_t At = GI == GroupOf.end() ? Pos[&N] : Pos[Groups[GI->second].last()];
+    if (N.op() == OpCode::Output)
+      At = std::numeric_limits<size_t>::max();
+    for (const Node *In : N.inputs())
+      LastUse[In] = std::max(LastUse.lookup(In), At);
+  }
+  int Inputs = 0;
+  bool SawOutput = false;
+  for (const Node &N : GM.graph()) {
+    llvm::Error E = llvm::Error::success();
+    switch (N.op()) {
+    case OpCode::Placeholder:
+      E = lowerPlaceholder(N, Inputs++);
+      break;
+    case OpCode::GetAttr:
+      E = lowerGetAttr(N);
+      break;
+    case OpCode::Output:
+      E = lowerOutputs(N);
+      SawOutput = true;
+      break;
+    default:
+      E = lowerNode(N);
+      break;
+    }
+    if (E)
+      return E;
+  }
+  if (!SawOutput)
+    return makeError("graph has no output node");
+  P.finalize();
+  return llvm::Error::success();
+}
+
+llvm::Expected<std::unique_ptr<CompiledModule>>
+qfx::compile(const GraphModule &GM, const CompileOptions &Opts) {
+  auto P = std::make_unique<Program>();
+  P->Profiling = Opts.Profile;
+  try {
+    Lowerer L(GM, Opts, *P);
+    if (llvm::Error E = L.run())
+      return E;
+  } catch (const dnnl::error &E) {
+    // Parameters are validated before primitives are made; oneDNN refusing
+    // one that passed is a bug here, reported rather than thrown through.
+    return makeError(llvm::Twine("oneDNN rejected a primitive: ") + E.what());
+  }
+  return std::make_unique<CompiledModule>(std::move(P));
+}

@@ -1,0 +1,285 @@
+//===- Program.cpp - Running a compiled module, profiles and reports ------===//
+
+#include "Program.h"
+
+#include "qfx/Codegen/CompiledModule.h"
+#include "qfx/IR/GraphModule.h"
+#include "qfx/Support/Error.h"
+
+#include "llvm/ADT/STLExtras.h"
+#include "llvm/Support/Format.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+
+using namespace qfx;
+using namespace qfx::codegen;
+
+dnnl::engine &codegen::cpuEngine() {
+  static dnnl::engine E(dnnl::engine::kind::cpu, 0);
+  return E;
+}
+
+Step::~Step() = default;
+
+ThreadScope::ThreadScope(int Threads) {
+  if (Threads <= 0 || omp_get_max_threads() == Threads)
+    return;
+  Previous = omp_get_max_threads();
+  omp_set_num_threads(Threads);
+}
+
+ThreadScope::~ThreadScope() {
+  if (Previous > 0)
+    omp_set_num_threads(Previous);
+}
+
+//===----------------------------------------------------------------------===//
+// Primitive steps
+//===----------------------------------------------------------------------===//
+
+void PrimitiveStep::bind(Program &P) {
+  for (const MemArg &A : Args) {
+    BufferKind K = P.Buffers[A.Buf].Kind;
+    if (K == BufferKind::Input || K == BufferKind::Output) {
+      dnnl::memory M(A.Md, P.Engine, DNNL_MEMORY_NONE);
+      P.trackIO(M, A.Buf, A.Offset);
+      Bound[A.Arg] = M;
+      continue;
+    }
+    Bound[A.Arg] = dnnl::memory(A.Md, P.Engine, P.address(A.Buf, A.Offset));
+  }
+  if (Scratch.get_size() != 0)
+    Bound[DNNL_ARG_SCRATCHPAD] =
+        dnnl::memory(Scratch, P.Engine, P.Scratchpad.rawData());
+}
+
+llvm::Error PrimitiveStep::run(Program &P) {
+  Prim.execute(P.Stream, Bound);
+  return llvm::Error::success();
+}
+
+//===----------------------------------------------------------------------===//
+// Program
+//===----------------------------------------------------------------------===//
+
+Program::Program() : Engine(cpuEngine()), Stream(Engine) {}
+Program::~Program() = default;
+
+int Program::addBuffer(BufferKind K, size_t Bytes, std::string Name,
+                       int Index) {
+  Buffer B;
+  B.Kind = K;
+  B.Bytes = Bytes;
+  B.Index = Index;
+  B.Name = std::move(Name);
+  Buffers.push_back(std::move(B));
+  return static_cast<int>(Buffers.size()) - 1;
+}
+
+int Program::addConstant(size_t Bytes, std::string Name) {
+  int Id = addBuffer(BufferKind::Constant, Bytes, std::move(Name));
+  Buffers[Id].Storage =
+      Tensor(DType::U8, {static_cast<int64_t>(std::max<size_t>(Bytes, 1))});
+  return Id;
+}
+
+void *Program::address(int Buf, size_t Offset) {
+  Buffer &B = Buffers[Buf];
+  char *Base = nullptr;
+  switch (B.Kind) {
+  case BufferKind::Arena:
+    Base = static_cast<char *>(Arena.rawData()) + B.Offset;
+    break;
+  case BufferKind::Constant:
+    Base = static_cast<char *>(B.Storage.rawData());
+    break;
+  case BufferKind::Input:
+  case BufferKind::Output:
+    Base = static_cast<char *>(IOAddress[Buf]);
+    break;
+  }
+  assert(Base && "address of an unbound buffer");
+  return Base + Offset;
+}
+
+void Program::trackIO(dnnl::memory M, int Buf, size_t Offset) {
+  IOMemories.push_back({std::move(M), Buf, Offset});
+}
+
+void Program::finalize() {
+  for (Buffer &B : Buffers)
+    B.FirstStep = B.LastStep = -1;
+  for (size_t I = 0; I < Steps.size(); ++I) {
+    auto Touch = [&](int Buf) {
+      Buffer &B = Buffers[Buf];
+      if (B.FirstStep < 0)
+        B.FirstStep = static_cast<int>(I);
+      B.LastStep = static_cast<int>(I);
+    };
+    llvm::for_each(Steps[I]->Reads, Touch);
+    llvm::for_each(Steps[I]->Writes, Touch);
+  }
+  TotalActivationBytes = 0;
+  for (const Buffer &B : Buffers)
+    if (B.Kind == BufferKind::Arena && B.FirstStep >= 0)
+      TotalActivationBytes += B.Bytes;
+  ArenaBytes = planMemory(Buffers);
+  Arena = Tensor(DType::U8,
+                 {static_cast<int64_t>(std::max<size_t>(ArenaBytes, 1))});
+  ScratchBytes = 0;
+  for (const auto &S : Steps)
+    if (S->isPrimitive())
+      ScratchBytes = std::max(
+          ScratchBytes, static_cast<PrimitiveStep &>(*S).Scratch.get_size());
+  Scratchpad = Tensor(
+      DType::U8, {static_cast<int64_t>(std::max<size_t>(ScratchBytes, 1))});
+  IOAddress.assign(Buffers.size(), nullptr);
+  for (auto &S : Steps)
+    S->bind(*this);
+  Samples.assign(Steps.size(), {});
+}
+
+llvm::Expected<std::vector<Tensor>> Program::run(llvm::ArrayRef<Tensor> In) {
+  if (In.size() != Inputs.size())
+    return makeError("expected " + llvm::Twine(Inputs.size()) +
+                     " inputs, got " + llvm::Twine(In.size()));
+  for (size_t I = 0; I < In.size(); ++I) {
+    const IOSpec &S = Inputs[I];
+    if (In[I].dtype() != S.Dt ||
+        In[I].shape() != llvm::ArrayRef<int64_t>(S.Dims) || !In[I].hasData())
+      return makeError("input '" + S.Name + "': expected " + dtypeName(S.Dt) +
+                       formatShape(S.Dims) + " (the compiled shape), got " +
+                       dtypeName(In[I].dtype()) + formatShape(In[I].shape()));
+    // Inputs are only read; steps never write an Input buffer.
+    IOAddress[S.Buf] = const_cast<void *>(In[I].rawData());
+  }
+  std::vector<Tensor> Out;
+  for (const IOSpec &S : Outputs) {
+    Tensor T(S.Dt, S.Dims);
+    T.setQuant(S.Q);
+    IOAddress[S.Buf] = T.rawData();
+    Out.push_back(std::move(T));
+  }
+  for (Tracked &T : IOMemories)
+    T.M.set_data_handle(static_cast<char *>(IOAddress[T.Buf]) + T.Offset);
+  ThreadScope Threads(NumThreads);
+  using Clock = std::chrono::steady_clock;
+  for (size_t I = 0; I < Steps.size(); ++I) {
+    auto T0 = Profiling ? Clock::now() : Clock::time_point();
+    if (llvm::Error E = Steps[I]->run(*this))
+      return prefixError(std::move(E), "step '" + Steps[I]->Info.Name + "'");
+    if (!Profiling)
+      continue;
+    Stream.wait();
+    auto T1 = Clock::now();
+    Samples[I].push_back(
+        std::chrono::duration<double, std::milli>(T1 - T0).count());
+  }
+  Stream.wait();
+  return Out;
+}
+
+//===----------------------------------------------------------------------===//
+// CompiledModule
+//===----------------------------------------------------------------------===//
+
+CompiledModule::CompiledModule(std::unique_ptr<codegen::Program> P)
+    : P(std::move(P)) {}
+CompiledModule::~CompiledModule() = default;
+
+llvm::Expected<std::vector<Tensor>>
+CompiledModule::run(llvm::ArrayRef<Tensor> Inputs) {
+  return P->run(Inputs);
+}
+
+void CompiledModule::setProfiling(bool Enable) { P->Profiling = Enable; }
+
+void CompiledModule::resetProfile() { P->Samples.assign(P->Steps.size(), {}); }
+
+static double median(std::vector<double> V) {
+  if (V.empty())
+    return 0.0;
+  std::sort(V.begin(), V.end());
+  size_t N = V.size();
+  return N % 2 ? V[N / 2] : 0.5 * (V[N / 2 - 1] + V[N / 2]);
+}
+
+std::vector<StepTime> CompiledModule::profile() const {
+  std::vector<StepTime> R;
+  for (size_t I = 0; I < P->Steps.size(); ++I) {
+    const Step &S = *P->Steps[I];
+    R.push_back({S.Info.Name, S.Info.Kind, S.isPrimitive(),
+                 median(P->Samples[I]), P->Samples[I].size()});
+  }
+  return R;
+}
+
+double CompiledModule::primitiveTimeSum() const {
+  double Sum = 0.0;
+  for (const StepTime &T : profile())
+    if (T.IsPrimitive)
+      Sum += T.MedianMs;
+  return Sum;
+}
+
+size_t CompiledModule::peakActivationBytes() const { return P->ArenaBytes; }
+size_t CompiledModule::totalActivationBytes() const {
+  return P->TotalActivationBytes;
+}
+size_t CompiledModule::scratchpadBytes() const { return P->ScratchBytes; }
+
+size_t CompiledModule::constantBytes() const {
+  size_t N = 0;
+  for (const Buffer &B : P->Buffers)
+    if (B.Kind == BufferKind::Constant)
+      N += B.Bytes;
+  return N;
+}
+
+size_t CompiledModule::numPrimitives() const {
+  return llvm::count_if(P->Steps,
+                        [](const auto &S) { return S->isPrimitive(); });
+}
+
+std::vector<StepInfo> CompiledModule::steps() const {
+  std::vector<StepInfo> R;
+  for (const auto &S : P->Steps)
+    R.push_back(S->Info);
+  return R;
+}
+
+std::vector<Shape> CompiledModule::inputShapes() const {
+  std::vector<Shape> R;
+  for (const auto &I : P->Inputs)
+    R.push_back(I.Dims);
+  return R;
+}
+
+void CompiledModule::print(llvm::raw_ostream &OS) const {
+  for (size_t I = 0; I < P->Steps.size(); ++I) {
+    const StepInfo &S = P->Steps[I]->Info;
+    OS << llvm::format("%3zu  ", I) << S.Kind << "  " << S.Name;
+    if (!S.Detail.empty())
+      OS << "  [" << S.Detail << "]";
+    if (!S.Impl.empty())
+      OS << "  impl=" << S.Impl;
+    OS << "\n";
+  }
+  OS << "primitives: " << numPrimitives() << ", steps: " << P->Steps.size()
+     << ", threads: "
+     << (P->NumThreads > 0 ? P->NumThreads : omp_get_max_threads()) << "\n";
+  OS << "activation arena: " << peakActivationBytes() << " bytes (without "
+     << "reuse: " << totalActivationBytes()
+     << "), scratchpad: " << scratchpadBytes()
+     << " bytes, constants: " << constantBytes() << " bytes\n";
+}
+
+std::string CompiledModule::summary() const {
+  std::string S;
+  llvm::raw_string_ostream OS(S);
+  print(OS);
+  return OS.str();
+}

@@ -1,0 +1,187 @@
+//===- Program.h - The compiled form: buffers, steps, arena -----*- C++ -*-===//
+//
+// What compile() produces and CompiledModule runs: buffers (arena slices,
+// the caller's inputs and outputs, constants), steps reading and writing
+// them, and the memory plan that places arena buffers by liveness.
+// Private to the Codegen layer; dnnl.hpp stays out of public headers.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef QFX_LIB_CODEGEN_PROGRAM_H
+#define QFX_LIB_CODEGEN_PROGRAM_H
+
+#include "qfx/Codegen/CompiledModule.h"
+#include "qfx/Support/Tensor.h"
+
+#include "dnnl.hpp"
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace qfx {
+
+class GraphModule;
+
+namespace codegen {
+
+/// Where a buffer's bytes live.
+enum class BufferKind : uint8_t {
+  /// A slice of the activation arena, placed by the memory plan.
+  Arena,
+  /// The caller's input tensor #Index (read-only).
+  Input,
+  /// The output tensor #Index, allocated by every run.
+  Output,
+  /// Owned storage made at compile time (weights, biases, runtime scales).
+  Constant
+};
+
+struct Buffer {
+  BufferKind Kind = BufferKind::Arena;
+  size_t Bytes = 0;
+  /// Input / output index.
+  int Index = -1;
+  /// Constant storage (a u8 tensor used as aligned bytes).
+  Tensor Storage;
+  /// Arena placement.
+  size_t Offset = 0;
+  /// Liveness in step indices (arena buffers), filled by planMemory.
+  int FirstStep = -1, LastStep = -1;
+  std::string Name;
+};
+
+/// One memory argument of a primitive: its descriptor over a buffer.
+struct MemArg {
+  int Arg;
+  int Buf;
+  size_t Offset;
+  dnnl::memory::desc Md;
+};
+
+class Program;
+
+/// One step of the program.
+class Step {
+public:
+  virtual ~Step();
+  /// Creates whatever depends on buffer addresses (after planning).
+  virtual void bind(Program &P) {}
+  /// Errors are ones a run can cause (a fallback op rejecting its input).
+  virtual llvm::Error run(Program &P) = 0;
+  virtual bool isPrimitive() const { return false; }
+
+  StepInfo Info;
+  /// Buffers read and written, for liveness.
+  std::vector<int> Reads, Writes;
+};
+
+/// A oneDNN primitive over fixed memory arguments.
+class PrimitiveStep : public Step {
+public:
+  void bind(Program &P) override;
+  llvm::Error run(Program &P) override;
+  bool isPrimitive() const override { return true; }
+
+  dnnl::primitive Prim;
+  std::vector<MemArg> Args;
+  dnnl::memory::desc Scratch;
+
+private:
+  std::unordered_map<int, dnnl::memory> Bound;
+};
+
+/// Work done on the host (integer element-wise kernels, the op-table
+/// fallback, dynamic quantization).
+class HostStep : public Step {
+public:
+  llvm::Error run(Program &P) override { return Fn(P); }
+  std::function<llvm::Error(Program &)> Fn;
+};
+
+/// The compiled module's state (CompiledModule's pimpl).
+class Program {
+public:
+  Program();
+  ~Program();
+
+  dnnl::engine Engine;
+  dnnl::stream Stream;
+  std::vector<Buffer> Buffers;
+  std::vector<std::unique_ptr<Step>> Steps;
+
+  /// Per placeholder: its buffer, dtype and shape.
+  struct IOSpec {
+    int Buf;
+    DType Dt;
+    Shape Dims;
+    QuantParams Q;
+    std::string Name;
+  };
+  std::vector<IOSpec> Inputs, Outputs;
+
+  /// Arena and scratchpad storage (u8 tensors used as aligned bytes).
+  Tensor Arena, Scratchpad;
+  size_t ArenaBytes = 0, ScratchBytes = 0, TotalActivationBytes = 0;
+  int NumThreads = 0;
+  /// Kept when fallback steps run module kinds of the source graph.
+  std::shared_ptr<const GraphModule> Source;
+
+  bool Profiling = false;
+  std::vector<std::vector<double>> Samples;
+
+  /// New buffers.
+  int addBuffer(BufferKind K, size_t Bytes, std::string Name, int Index = -1);
+  int addConstant(size_t Bytes, std::string Name);
+  /// The current address of a buffer (inputs / outputs: of this run).
+  void *address(int Buf, size_t Offset = 0);
+
+  /// Registers a memory bound to an input or output buffer so that every
+  /// run points it at that run's tensor.
+  void trackIO(dnnl::memory M, int Buf, size_t Offset);
+
+  /// Places arena buffers (liveness from the steps' Reads / Writes),
+  /// allocates arena and scratchpad, binds every step.
+  void finalize();
+
+  llvm::Expected<std::vector<Tensor>> run(llvm::ArrayRef<Tensor> Inputs);
+
+private:
+  std::vector<void *> IOAddress;
+  struct Tracked {
+    dnnl::memory M;
+    int Buf;
+    size_t Offset;
+  };
+  std::vector<Tracked> IOMemories;
+};
+
+/// Sets the OpenMP thread count for its lifetime (0: leaves it alone) and
+/// restores the previous one: primitives are created, and run, with the
+/// module's own count without changing the process's.
+class ThreadScope {
+public:
+  explicit ThreadScope(int Threads);
+  ~ThreadScope();
+  ThreadScope(const ThreadScope &) = delete;
+  ThreadScope &operator=(const ThreadScope &) = delete;
+
+private:
+  int Previous = 0;
+};
+
+/// Assigns arena offsets so that buffers live at the same time never
+/// overlap; returns the arena size. Deterministic: largest buffers first,
+/// each at the lowest offset that fits.
+size_t planMemory(std::vector<Buffer> &Buffers);
+
+/// The engine every compiled module uses.
+dnnl::engine &cpuEngine();
+
+} // namespace codegen
+} // namespace qfx
+
+#endif // QFX_LIB_CODEGEN_PROGRAM_H

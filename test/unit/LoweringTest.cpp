@@ -1,0 +1,974 @@
+//===- LoweringTest.cpp - oneDNN lowering vs the reference interpreters ---===//
+
+#include "qfx/Codegen/Lowering.h"
+#include "qfx/IR/GraphModule.h"
+#include "qfx/Models/Zoo.h"
+#include "qfx/NN/Module.h"
+#include "qfx/Pipeline/QuantizeFx.h"
+#include "qfx/Quant/QConfigMapping.h"
+#include "qfx/Runtime/Interpreter.h"
+#include "qfx/Runtime/ModuleRunner.h"
+#include "qfx/Runtime/Op.h"
+#include "qfx/Support/Error.h"
+#include "qfx/Trace/SymbolicTrace.h"
+
+#include <catch2/catch.hpp>
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <iostream>
+#include <random>
+#include <string>
+#include <vector>
+
+using namespace qfx;
+
+namespace {
+
+//===----------------------------------------------------------------------===//
+// Data
+//===----------------------------------------------------------------------===//
+
+/// Uniform floats in [Lo, Hi) from raw mt19937 output (the same with every
+/// standard library).
+float uniform(std::mt19937 &Gen, float Lo, float Hi) {
+  return Lo + (Hi - Lo) * float(Gen() >> 8) * (1.0f / 16777216.0f);
+}
+
+Tensor randomF32(llvm::ArrayRef<int64_t> S, uint32_t Seed, float Lo = -1.0f,
+                 float Hi = 1.0f) {
+  std::mt19937 Gen(Seed);
+  Tensor T(DType::F32, S);
+  for (int64_t I = 0; I < T.numElements(); ++I)
+    T.data<float>()[I] = uniform(Gen, Lo, Hi);
+  return T;
+}
+
+/// An s8 weight with symmetric per-channel (axis 0) or per-tensor qparams.
+Tensor randomWeight(llvm::ArrayRef<int64_t> S, bool PerChannel, uint32_t Seed) {
+  std::mt19937 Gen(Seed);
+  Tensor W(DType::S8, S);
+  for (int64_t I = 0; I < W.numElements(); ++I)
+    W.data<int8_t>()[I] = static_cast<int8_t>(int(Gen() % 255) - 127);
+  if (!PerChannel) {
+    W.setQuant(QuantParams::perTensor(0.004, 0));
+    return W;
+  }
+  std::vector<double> Scales;
+  for (int64_t C = 0; C < S[0]; ++C)
+    Scales.push_back(0.002 + 0.004 * uniform(Gen, 0.0f, 1.0f));
+  W.setQuant(QuantParams::perChannel(Scales, std::vector<int64_t>(S[0], 0), 0));
+  return W;
+}
+
+//===----------------------------------------------------------------------===//
+// Graph building
+//===----------------------------------------------------------------------===//
+
+/// A graph under construction; every node gets the type the op table infers
+/// (the same inference the reference interpreter checks).
+struct Builder {
+  std::unique_ptr<GraphModule> GM = std::make_unique<GraphModule>();
+  uint32_t Seed = 1;
+
+  Graph &G() { return GM->graph(); }
+
+  Operand declared(const Argument &A) {
+    if (A.isNode()) {
+      const TensorType &T = *A.getNode()->type();
+      Tensor D = Tensor::declared(T.Dtype, T.Dims);
+      D.setQuant(T.Quant);
+      return Operand(D);
+    }
+    if (A.isList() && !A.getList().empty() && A.getList()[0].isNode()) {
+      std::vector<Operand> L;
+      for (const Argument &E : A.getList())
+        L.push_back(declared(E));
+      return Operand::list(L);
+    }
+    return Operand(A);
+  }
+
+  Node *typed(Node *N) {
+    std::vector<Operand> Ops;
+    for (const Argument &A : N->args())
+      Ops.push_back(declared(A));
+    std::vector<std::pair<std::string, Operand>> KW;
+    for (const auto &KV : N->kwargs())
+      KW.emplace_back(KV.first, declared(KV.second));
+    auto T = N->op() == OpCode::CallModule ? inferModule(*GM, N->target(), Ops)
+                                           : inferOp(N->target(), Ops, KW);
+    if (!T)
+      FAIL("type inference of " << N->name().str() << ": "
+                                << errorToString(T.takeError()));
+    N->setType(*T);
+    return N;
+  }
+
+  Node *input(llvm::StringRef Name, llvm::ArrayRef<int64_t> S) {
+    return G().placeholder(
+        Name, TensorType{DType::F32, Shape(S.begin(), S.end()), {}});
+  }
+  Node *quantize(Node *X, double Scale, int64_t Zp, bool Signed = false) {
+    return typed(
+        G().callFunction("quantize_per_tensor",
+                         {X, Argument::real(Scale), Argument::integer(Zp),
+                          Argument::string(Signed ? "qint8" : "quint8")}));
+  }
+  Node *dequantize(Node *Q) { return typed(G().callMethod("dequantize", {Q})); }
+  Node *fn(llvm::StringRef Op, std::vector<Argument> Args, Kwargs KW = {}) {
+    return typed(G().callFunction(Op, std::move(Args), std::move(KW)));
+  }
+  void output(Node *N) { G().output(N); }
+  void output(std::vector<Argument> Ns) { G().output(Argument::list(Ns)); }
+};
+
+/// Hyper-parameters of one conv.
+struct ConvSpec {
+  int64_t In = 8, Out = 16, K = 3, Stride = 1, Pad = 1, Dil = 1, Groups = 1;
+};
+
+void setConvAttrs(ModuleInfo &M, const ConvSpec &S) {
+  M.setAttr("in_channels", Argument::integer(S.In));
+  M.setAttr("out_channels", Argument::integer(S.Out));
+  M.setAttr("kernel_size", Argument::ints({S.K, S.K}));
+  M.setAttr("stride", Argument::ints({S.Stride, S.Stride}));
+  M.setAttr("padding", Argument::ints({S.Pad, S.Pad}));
+  M.setAttr("dilation", Argument::ints({S.Dil, S.Dil}));
+  M.setAttr("groups", Argument::integer(S.Groups));
+}
+
+/// A quantized conv module of \p Kind (QuantizedConv2d ...) applied to \p X
+/// (and \p Other for the ConvAdd kinds).
+Node *qconv(Builder &B, llvm::StringRef Name, llvm::StringRef Kind, Node *X,
+            Node *Other, const ConvSpec &S, double OutScale, int64_t OutZp,
+            bool PerChannel = true, bool Bias = true) {
+  ModuleInfo &M = B.GM->addModule(Name, Kind.str());
+  setConvAttrs(M, S);
+  M.setAttr("scale", Argument::real(OutScale));
+  M.setAttr("zero_point", Argument::integer(OutZp));
+  M.setTensor("weight", randomWeight({S.Out, S.In / S.Groups, S.K, S.K},
+                                     PerChannel, B.Seed++));
+  if (Bias)
+    M.setTensor("bias", randomF32({S.Out}, B.Seed++, -0.5f, 0.5f));
+  std::vector<Argument> Args = {X};
+  if (Other)
+    Args.push_back(Other);
+  return B.typed(B.G().callModule(Name, Args));
+}
+
+Node *qlinear(Builder &B, llvm::StringRef Name, llvm::StringRef Kind, Node *X,
+              int64_t In, int64_t Out, double OutScale, int64_t OutZp,
+              bool PerChannel = true) {
+  ModuleInfo &M = B.GM->addModule(Name, Kind.str());
+  M.setAttr("in_features", Argument::integer(In));
+  M.setAttr("out_features", Argument::integer(Out));
+  M.setAttr("scale", Argument::real(OutScale));
+  M.setAttr("zero_point", Argument::integer(OutZp));
+  M.setTensor("weight", randomWeight({Out, In}, PerChannel, B.Seed++));
+  M.setTensor("bias", randomF32({Out}, B.Seed++, -0.5f, 0.5f));
+  return B.typed(B.G().callModule(Name, {X}));
+}
+
+/// A float Conv2d, or a fused float kind (ConvReLU2d ...) around one.
+Node *fconv(Builder &B, llvm::StringRef Name, llvm::StringRef Kind, Node *X,
+            Node *Other, const ConvSpec &S) {
+  B.GM->addModule(Name, Kind.str());
+  std::string ConvPath = Name.str();
+  if (Kind != "Conv2d") {
+    ConvPath += ".0";
+    B.GM->addModule(ConvPath, "Conv2d");
+    if (Kind.endswith("ReLU2d"))
+      B.GM->addModule(Name.str() + ".1", "ReLU");
+  }
+  ModuleInfo &C = *B.GM->lookupModule(ConvPath);
+  setConvAttrs(C, S);
+  float Bound = 1.0f / std::sqrt(float(S.In / S.Groups * S.K * S.K));
+  C.setTensor("weight", randomF32({S.Out, S.In / S.Groups, S.K, S.K}, B.Seed++,
+                                  -Bound, Bound));
+  C.setTensor("bias", randomF32({S.Out}, B.Seed++, -0.1f, 0.1f));
+  std::vector<Argument> Args = {X};
+  if (Other)
+    Args.push_back(Other);
+  return B.typed(B.G().callModule(Name, Args));
+}
+
+Node *flinear(Builder &B, llvm::StringRef Name, Node *X, int64_t In,
+              int64_t Out) {
+  ModuleInfo &M = B.GM->addModule(Name, "Linear");
+  M.setAttr("in_features", Argument::integer(In));
+  M.setAttr("out_features", Argument::integer(Out));
+  float Bound = 1.0f / std::sqrt(float(In));
+  M.setTensor("weight", randomF32({Out, In}, B.Seed++, -Bound, Bound));
+  M.setTensor("bias", randomF32({Out}, B.Seed++, -0.1f, 0.1f));
+  return B.typed(B.G().callModule(Name, {X}));
+}
+
+//===----------------------------------------------------------------------===//
+// Running and comparing
+//===----------------------------------------------------------------------===//
+
+std::vector<Tensor> interpretAll(const GraphModule &GM,
+                                 const std::vector<Tensor> &In) {
+  auto R = Interpreter(GM).run(In);
+  if (!R)
+    FAIL("interpreter: " << errorToString(R.takeError()));
+  return std::move(*R);
+}
+
+std::unique_ptr<CompiledModule> compileOrFail(const GraphModule &GM,
+                                              CompileOptions Opts = {}) {
+  auto C = compile(GM, Opts);
+  if (!C)
+    FAIL("compile: " << errorToString(C.takeError()));
+  return std::move(*C);
+}
+
+std::vector<Tensor> runOrFail(CompiledModule &C,
+                              const std::vector<Tensor> &In) {
+  auto R = C.run(In);
+  if (!R)
+    FAIL("run: " << errorToString(R.takeError()));
+  return std::move(*R);
+}
+
+/// The largest difference between two tensors in units of \p Lsb (integer
+/// tensors compare their integers; \p Lsb is then 1).
+double maxLsb(const Tensor &Got, const Tensor &Want, double Lsb) {
+  REQUIRE(Got.dtype() == Want.dtype());
+  REQUIRE(Got.shape() == Want.shape());
+  double M = 0.0;
+  for (int64_t I = 0; I < Want.numElements(); ++I)
+    M = std::max(M, std::fabs(Got.getAsDouble(I) - Want.getAsDouble(I)) / Lsb);
+  return M;
+}
+
+/// Whether \p Got is within 1e-5 relative (plus 1e-5 absolute near zero).
+bool closeF32(const Tensor &Got, const Tensor &Want) {
+  if (Got.shape() != Want.shape() || Got.dtype() != DType::F32)
+    return false;
+  for (int64_t I = 0; I < Want.numElements(); ++I) {
+    float G = Got.data<float>()[I], W = Want.data<float>()[I];
+    if (!(std::fabs(G - W) <= 1e-5f * std::fabs(W) + 1e-5f)) {
+      UNSCOPED_INFO("element " << I << ": " << G << " vs " << W);
+      return false;
+    }
+  }
+  return true;
+}
+
+/// Reports a pattern's largest difference when QFX_LOWERING_VERBOSE is set.
+void report(const std::string &Pattern, double Lsb) {
+  if (std::getenv("QFX_LOWERING_VERBOSE"))
+    std::cout << "lowering: " << Pattern << ": max " << Lsb << " LSB\n";
+}
+
+const StepInfo *findStep(const CompiledModule &C, llvm::StringRef Kind,
+                         llvm::StringRef NamePart) {
+  static std::vector<StepInfo> Steps;
+  Steps = C.steps();
+  for (const StepInfo &S : Steps)
+    if (S.Kind == Kind && llvm::StringRef(S.Name).contains(NamePart))
+      return &S;
+  return nullptr;
+}
+
+size_t countKind(const CompiledModule &C, llvm::StringRef Kind) {
+  size_t N = 0;
+  for (const StepInfo &S : C.steps())
+    N += S.Kind == Kind;
+  return N;
+}
+
+/// Restores the float interpreter's kernel mode on scope exit.
+struct ReferenceKernels {
+  ReferenceKernels() { setKernelMode(KernelMode::Reference); }
+  ~ReferenceKernels() { setKernelMode(KernelMode::OneDNN); }
+};
+
+//===----------------------------------------------------------------------===//
+// Int8 conv patterns
+//===----------------------------------------------------------------------===//
+
+struct ConvCase {
+  const char *Kind;
+  ConvSpec Spec;
+  bool PerChannel;
+  int64_t InZp;
+  /// A clamp node after the conv: "", "relu6" or "hardtanh".
+  const char *Clamp = "";
+  bool Signed = false;
+  int64_t OutZp = 100;
+
+  std::string name() const {
+    std::string S = std::string(Kind) +
+                    (PerChannel ? " per-channel" : " per-tensor") +
+                    " in_zp=" + std::to_string(InZp) +
+                    " groups=" + std::to_string(Spec.Groups) +
+                    " stride=" + std::to_string(Spec.Stride) +
+                    " dil=" + std::to_string(Spec.Dil);
+    if (*Clamp)
+      S += std::string(" +") + Clamp;
+    if (Signed)
+      S += " s8";
+    return S;
+  }
+};
+
+/// x (-> quantize) -> conv (+ other) (-> clamp), returning the int8 result,
+/// its dequantized form, or both.
+Builder convGraph(const ConvCase &C, int64_t N, int64_t HW, bool Dequant) {
+  Builder B;
+  const ConvSpec &S = C.Spec;
+  Node *X = B.input("x", {N, S.In, HW, HW});
+  double InScale = C.Signed ? 1.0 / 127 : 2.0 / 255;
+  Node *Q = B.quantize(X, InScale, C.Signed ? 0 : C.InZp, C.Signed);
+  bool HasOther = llvm::StringRef(C.Kind).contains("Add");
+  Node *Other = nullptr;
+  int64_t OH = (HW + 2 * S.Pad - S.Dil * (S.K - 1) - 1) / S.Stride + 1;
+  if (HasOther) {
+    Node *Y = B.input("y", {N, S.Out, OH, OH});
+    Other = B.quantize(Y, 1.5 / 255, C.Signed ? 0 : 77, C.Signed);
+  }
+  double OutScale =
+      0.01 * std::sqrt(double(S.In / S.Groups * S.K * S.K)) + 0.005;
+  Node *Out = qconv(B, "conv", C.Kind, Q, Other, S, OutScale,
+                    C.Signed ? 0 : C.OutZp, C.PerChannel);
+  if (llvm::StringRef(C.Clamp) == "relu6")
+    Out = B.fn("relu6", {Out});
+  else if (llvm::StringRef(C.Clamp) == "hardtanh")
+    Out = B.fn("hardtanh", {Out, Argument::real(-0.3), Argument::real(0.6)});
+  if (Dequant)
+    B.output(B.dequantize(Out));
+  else
+    B.output(Out);
+  return B;
+}
+
+std::vector<Tensor> convInputs(const Builder &B) {
+  std::vector<Tensor> In;
+  uint32_t Seed = 100;
+  for (const Node *P : B.GM->graph().placeholders())
+    In.push_back(randomF32(P->type()->Dims, Seed++));
+  return In;
+}
+
+std::vector<ConvCase> convCases() {
+  std::vector<ConvCase> R;
+  const char *Kinds[] = {"QuantizedConv2d", "QuantizedConvReLU2d",
+                         "QuantizedConvAdd2d", "QuantizedConvAddReLU2d"};
+  for (const char *K : Kinds)
+    for (bool PC : {true, false})
+      for (int64_t Zp : {0, 128})
+        R.push_back({K, ConvSpec(), PC, Zp});
+  ConvSpec Grouped;
+  Grouped.Groups = 2;
+  ConvSpec Depthwise;
+  Depthwise.In = Depthwise.Out = Depthwise.Groups = 16;
+  ConvSpec Strided;
+  Strided.Stride = 2;
+  Strided.Dil = 2;
+  Strided.Pad = 2;
+  ConvSpec Pointwise;
+  Pointwise.K = 1;
+  Pointwise.Pad = 0;
+  Pointwise.Out = 32;
+  for (const ConvSpec &S : {Grouped, Depthwise, Strided, Pointwise})
+    for (const char *K : {"QuantizedConvReLU2d", "QuantizedConvAdd2d"})
+      R.push_back({K, S, true, 128});
+  R.push_back({"QuantizedConv2d", ConvSpec(), true, 128, "relu6"});
+  R.push_back({"QuantizedConv2d", Depthwise, true, 3, "hardtanh"});
+  R.push_back({"QuantizedConvReLU2d", ConvSpec(), true, 0, "", true});
+  R.push_back({"QuantizedConvAddReLU2d", ConvSpec(), true, 0, "", true});
+  return R;
+}
+
+} // namespace
+
+TEST_CASE("lowering: int8 conv patterns match the reference within 1 LSB",
+          "[lowering]") {
+  for (const ConvCase &C : convCases()) {
+    INFO(C.name());
+    Builder B = convGraph(C, 2, 9, /*Dequant=*/false);
+    std::vector<Tensor> In = convInputs(B);
+    std::vector<Tensor> Want = interpretAll(*B.GM, In);
+    auto M = compileOrFail(*B.GM);
+    std::vector<Tensor> Got = runOrFail(*M, In);
+    REQUIRE(Got.size() == 1);
+    double D = maxLsb(Got[0], Want[0], 1.0);
+    report(C.name(), D);
+    CHECK(D <= 1.0);
+    // The whole pattern is one primitive between the quantize reorders.
+    CHECK(countKind(*M, "conv") == 1);
+    CHECK(countKind(*M, "clamp_int8") == 0);
+    CHECK(countKind(*M, "fallback") == 0);
+  }
+}
+
+TEST_CASE("lowering: a fused dequantize writes f32 within 1 LSB",
+          "[lowering]") {
+  for (const ConvCase &C : convCases()) {
+    if (llvm::StringRef(C.Kind).contains("Add"))
+      continue; // the identity lives in the destination: no f32 output
+    INFO(C.name());
+    Builder B = convGraph(C, 1, 8, /*Dequant=*/true);
+    std::vector<Tensor> In = convInputs(B);
+    std::vector<Tensor> Want = interpretAll(*B.GM, In);
+    const GraphModule &GM = *B.GM;
+    double Scale = GM.lookupModule("conv")->attr("scale")->getFloat();
+    for (bool Fuse : {true, false}) {
+      CompileOptions Opts;
+      Opts.FuseDequantize = Fuse;
+      auto M = compileOrFail(GM, Opts);
+      std::vector<Tensor> Got = runOrFail(*M, In);
+      double D = maxLsb(Got[0], Want[0], Scale);
+      report(C.name() + (Fuse ? " (f32 dst)" : " (dequantize reorder)"), D);
+      CHECK(D <= 1.0);
+      CHECK(countKind(*M, "dequantize") == (Fuse ? 0u : 1u));
+    }
+  }
+}
+
+TEST_CASE("lowering: unfused steps give the fused results", "[lowering]") {
+  ConvCase C{"QuantizedConv2d", ConvSpec(), true, 128, "relu6"};
+  Builder B = convGraph(C, 1, 9, /*Dequant=*/false);
+  std::vector<Tensor> In = convInputs(B);
+  CompileOptions Unfused;
+  Unfused.FusePostOps = false;
+  auto Fused = compileOrFail(*B.GM), Plain = compileOrFail(*B.GM, Unfused);
+  CHECK(countKind(*Plain, "clamp_int8") == 1);
+  CHECK(countKind(*Fused, "clamp_int8") == 0);
+  CHECK(maxLsb(runOrFail(*Plain, In)[0], runOrFail(*Fused, In)[0], 1.0) <= 1);
+}
+
+//===----------------------------------------------------------------------===//
+// Int8 linear
+//===----------------------------------------------------------------------===//
+
+TEST_CASE("lowering: int8 linear patterns match the reference within 1 LSB",
+          "[lowering]") {
+  for (const char *Kind : {"QuantizedLinear", "QuantizedLinearReLU"})
+    for (bool PerChannel : {true, false})
+      for (int64_t Zp : {0, 131})
+        for (bool Rank3 : {false, true}) {
+          std::string Name = std::string(Kind) +
+                             (PerChannel ? " per-channel" : " per-tensor") +
+                             " in_zp=" + std::to_string(Zp) +
+                             (Rank3 ? " rank 3" : "");
+          INFO(Name);
+          Builder B;
+          Shape S = Rank3 ? Shape{2, 3, 40} : Shape{4, 40};
+          Node *Q = B.quantize(B.input("x", S), 2.0 / 255, Zp);
+          Node *L = qlinear(B, "fc", Kind, Q, 40, 24, 0.03, 60, PerChannel);
+          B.output({L, B.dequantize(L)});
+          std::vector<Tensor> In = {randomF32(S, 7)};
+          std::vector<Tensor> Want = interpretAll(*B.GM, In);
+          auto M = compileOrFail(*B.GM);
+          std::vector<Tensor> Got = runOrFail(*M, In);
+          REQUIRE(Got.size() == 2);
+          double D = maxLsb(Got[0], Want[0], 1.0);
+          report(Name, D);
+          CHECK(D <= 1.0);
+          CHECK(maxLsb(Got[1], Want[1], 0.03) <= 1.0);
+          CHECK(countKind(*M, "matmul") == 1);
+        }
+}
+
+TEST_CASE("lowering: dynamic linear matches the reference", "[lowering]") {
+  for (bool Reduce : {true, false}) {
+    INFO("reduce_range " << Reduce);
+    Builder B;
+    Node *X = B.input("x", {5, 64});
+    ModuleInfo &Mod = B.GM->addModule("fc", "QuantizedLinearDynamic");
+    Mod.setAttr("in_features", Argument::integer(64));
+    Mod.setAttr("out_features", Argument::integer(32));
+    Mod.setAttr("reduce_range", Argument::boolean(Reduce));
+    Mod.setTensor("weight", randomWeight({32, 64}, true, 3));
+    Mod.setTensor("bias", randomF32({32}, 4));
+    Node *L = B.typed(B.G().callModule("fc", {X}));
+    B.output(B.fn("relu", {L}));
+    std::vector<Tensor> In = {randomF32({5, 64}, 9, -3.0f, 2.0f)};
+    Tensor Want = interpretAll(*B.GM, In)[0];
+    auto M = compileOrFail(*B.GM);
+    Tensor Got = runOrFail(*M, In)[0];
+    // Same integers, float output stages that differ in rounding order.
+    float MaxAbs = 0.0f;
+    for (int64_t I = 0; I < Want.numElements(); ++I)
+      MaxAbs = std::max(MaxAbs, std::fabs(Want.data<float>()[I]));
+    double Worst = 0.0;
+    for (int64_t I = 0; I < Want.numElements(); ++I)
+      Worst = std::max<double>(
+          Worst, std::fabs(Got.data<float>()[I] - Want.data<float>()[I]));
+    report(std::string("QuantizedLinearDynamic reduce_range=") +
+               (Reduce ? "true" : "false") + " (relative to max |y|)",
+           Worst / MaxAbs);
+    CHECK(Worst <= 1e-5 * MaxAbs);
+    CHECK(countKind(*M, "quantize_dynamic") == 1);
+    CHECK(countKind(*M, "eltwise") == 0); // relu fused into the matmul
+  }
+}
+
+//===----------------------------------------------------------------------===//
+// Residual adds: in place or copied
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+/// q -> c1 -> c2 -> add(c2, c1) [-> quantized_add(.., c1) when the identity
+/// must stay alive].
+Builder residualGraph(bool IdentityUsedLater) {
+  Builder B;
+  ConvSpec S;
+  S.In = S.Out = 16;
+  Node *Q = B.quantize(B.input("x", {1, 16, 10, 10}), 2.0 / 255, 128);
+  Node *C1 = qconv(B, "c1", "QuantizedConvReLU2d", Q, nullptr, S, 0.04, 0);
+  Node *C2 = qconv(B, "c2", "QuantizedConv2d", C1, nullptr, S, 0.05, 120);
+  Node *Add = qconv(B, "c3", "QuantizedConvAddReLU2d", C2, C1, S, 0.06, 0);
+  Node *Out = Add;
+  if (IdentityUsedLater)
+    Out = B.fn("quantized_add",
+               {Add, C1, Argument::real(0.07), Argument::integer(5)});
+  B.output(B.dequantize(Out));
+  return B;
+}
+
+} // namespace
+
+TEST_CASE("lowering: the sum post-op is in place only when the identity dies",
+          "[lowering]") {
+  for (bool Alive : {false, true}) {
+    INFO("identity used later: " << Alive);
+    Builder B = residualGraph(Alive);
+    std::vector<Tensor> In = {randomF32({1, 16, 10, 10}, 21)};
+    Tensor Want = interpretAll(*B.GM, In)[0];
+    auto M = compileOrFail(*B.GM);
+    Tensor Got = runOrFail(*M, In)[0];
+    CHECK(maxLsb(Got, Want, Alive ? 0.07 : 0.06) <= 1.0);
+    const StepInfo *S = findStep(*M, "conv", "c3");
+    REQUIRE(S);
+    CHECK(S->Sum == (Alive ? SumMode::Copied : SumMode::InPlace));
+    CHECK(countKind(*M, "copy") == (Alive ? 1u : 0u));
+    if (Alive)
+      CHECK(countKind(*M, "add_int8") == 1);
+  }
+}
+
+TEST_CASE("lowering: a sum never overwrites its own conv's input",
+          "[lowering]") {
+  // conv(x) + x: the identity dies at the add, but the conv still reads it.
+  ReferenceKernels Naive;
+  ConvSpec S;
+  S.In = S.Out = 8;
+  for (bool Int8 : {true, false}) {
+    INFO("int8: " << Int8);
+    Builder B;
+    Node *X = B.input("x", {1, 8, 6, 6});
+    if (Int8) {
+      Node *Q = B.quantize(X, 2.0 / 255, 128);
+      Node *C = qconv(B, "c", "QuantizedConvAddReLU2d", Q, Q, S, 0.05, 0);
+      B.output(C);
+    } else {
+      Node *N1 = fconv(B, "c0", "ConvReLU2d", X, nullptr, S);
+      Node *C = fconv(B, "c", "Conv2d", N1, nullptr, S);
+      B.output(B.fn("add", {C, N1}));
+    }
+    std::vector<Tensor> In = {randomF32({1, 8, 6, 6}, 13)};
+    Tensor Want = interpretAll(*B.GM, In)[0];
+    auto M = compileOrFail(*B.GM);
+    Tensor Got = runOrFail(*M, In)[0];
+    if (Int8)
+      CHECK(maxLsb(Got, Want, 1.0) <= 1.0);
+    else
+      CHECK(closeF32(Got, Want));
+    const StepInfo *St = findStep(*M, "conv", Int8 ? "c" : "c+add");
+    REQUIRE(St);
+    CHECK(St->Sum == SumMode::Copied);
+  }
+}
+
+//===----------------------------------------------------------------------===//
+// Pools, adds, concatenation, views, fallbacks
+//===----------------------------------------------------------------------===//
+
+TEST_CASE("lowering: an int8 network of pools, adds, cat and views",
+          "[lowering]") {
+  for (bool Divisible : {true, false}) {
+    INFO("adaptive pool divides: " << Divisible);
+    Builder B;
+    ConvSpec S;
+    Node *Q = B.quantize(B.input("x", {2, 8, 12, 12}), 2.0 / 255, 128);
+    Node *C = qconv(B, "c1", "QuantizedConvReLU2d", Q, nullptr, S, 0.05, 0);
+    Node *MP = B.fn("max_pool2d", {C, Argument::integer(2)});
+    Node *AP = B.fn(
+        "avg_pool2d",
+        {C, Argument::integer(3), Argument::integer(2), Argument::integer(1)},
+        {{"count_include_pad", Argument::boolean(false)}});
+    Node *Sum = B.fn("quantized_add_relu",
+                     {MP, AP, Argument::real(0.08), Argument::integer(10)});
+    Node *Cat =
+        B.fn("quantized_cat", {Argument::list({MP, MP}), Argument::integer(1),
+                               Argument::real(0.05), Argument::integer(0)});
+    Node *Pool =
+        B.fn("adaptive_avg_pool2d",
+             {Cat, Argument::ints(Divisible ? std::vector<int64_t>{3, 3}
+                                            : std::vector<int64_t>{4, 4})});
+    Node *Flat = B.fn("flatten", {Pool, Argument::integer(1)});
+    int64_t Features = 32 * (Divisible ? 9 : 16);
+    Node *FC = qlinear(B, "fc", "QuantizedLinear", Flat, Features, 10, 0.1, 64);
+    B.output({B.dequantize(FC), B.dequantize(Sum)});
+    std::vector<Tensor> In = {randomF32({2, 8, 12, 12}, 5)};
+    std::vector<Tensor> Want = interpretAll(*B.GM, In);
+    auto M = compileOrFail(*B.GM);
+    std::vector<Tensor> Got = runOrFail(*M, In);
+    double D0 = maxLsb(Got[0], Want[0], 0.1),
+           D1 = maxLsb(Got[1], Want[1], 0.08);
+    report(std::string("pool/add/cat/flatten network, adaptive ") +
+               (Divisible ? "divisible" : "fallback"),
+           std::max(D0, D1));
+    CHECK(D0 <= 1.0);
+    CHECK(D1 <= 1.0);
+    CHECK(countKind(*M, "pool") == (Divisible ? 3u : 2u));
+    CHECK(countKind(*M, "fallback") == (Divisible ? 0u : 1u));
+    CHECK(countKind(*M, "concat") == 1);
+    CHECK(countKind(*M, "add_int8") == 1);
+    // flatten is a view: no step names it.
+    for (const StepInfo &St : M->steps())
+      CHECK(St.Name.find("flatten") == std::string::npos);
+  }
+}
+
+TEST_CASE("lowering: ops without a lowering run through the op table",
+          "[lowering]") {
+  Builder B;
+  ConvSpec S;
+  Node *Q = B.quantize(B.input("x", {1, 8, 6, 6}), 2.0 / 255, 128);
+  Node *C = qconv(B, "c1", "QuantizedConv2d", Q, nullptr, S, 0.05, 128);
+  Node *Sig = B.fn("quantized_hardswish",
+                   {C, Argument::real(0.04), Argument::integer(20)});
+  Node *F = B.fn("sigmoid", {B.dequantize(Sig)});
+  B.output(F);
+  std::vector<Tensor> In = {randomF32({1, 8, 6, 6}, 8)};
+  Tensor Want = interpretAll(*B.GM, In)[0];
+  auto M = compileOrFail(*B.GM);
+  Tensor Got = runOrFail(*M, In)[0];
+  CHECK(closeF32(Got, Want));
+  CHECK(countKind(*M, "fallback") == 2);
+}
+
+TEST_CASE("lowering: flattening NHWC activations for linears copies nothing",
+          "[lowering]") {
+  ReferenceKernels Naive;
+  for (bool Int8 : {true, false}) {
+    INFO("int8: " << Int8);
+    Builder B;
+    ConvSpec S;
+    S.Stride = 3;
+    Node *X = B.input("x", {2, 8, 9, 9});
+    Node *Flat, *FC;
+    if (Int8) {
+      Node *Q = B.quantize(X, 2.0 / 255, 128);
+      Node *C = qconv(B, "c", "QuantizedConvReLU2d", Q, nullptr, S, 0.05, 0);
+      Flat = B.fn("flatten", {C, Argument::integer(1)});
+      FC = B.dequantize(
+          qlinear(B, "fc", "QuantizedLinear", Flat, 16 * 9, 10, 0.1, 64));
+    } else {
+      Node *C = fconv(B, "c", "ConvReLU2d", X, nullptr, S);
+      Flat = B.fn("flatten", {C, Argument::integer(1)});
+      FC = flinear(B, "fc", Flat, 16 * 9, 10);
+    }
+    B.output(FC);
+    std::vector<Tensor> In = {randomF32({2, 8, 9, 9}, 31)};
+    Tensor Want = interpretAll(*B.GM, In)[0];
+    auto M = compileOrFail(*B.GM);
+    Tensor Got = runOrFail(*M, In)[0];
+    if (Int8)
+      CHECK(maxLsb(Got, Want, 0.1) <= 1.0);
+    else
+      CHECK(closeF32(Got, Want));
+    // The only layout change is the float input's, to NHWC.
+    CHECK(countKind(*M, "reorder") == (Int8 ? 0u : 1u));
+    for (const StepInfo &St : M->steps())
+      CHECK(!llvm::StringRef(St.Name).endswith(".nchw"));
+    CHECK(countKind(*M, "matmul") == 1);
+  }
+}
+
+//===----------------------------------------------------------------------===//
+// Float graphs
+//===----------------------------------------------------------------------===//
+
+TEST_CASE("lowering: float graphs fuse like int8 and match the interpreter",
+          "[lowering]") {
+  ReferenceKernels Naive;
+  Builder B;
+  ConvSpec S;
+  S.Out = 8;
+  Node *X = B.input("x", {2, 8, 10, 10});
+  Node *C1 = fconv(B, "c1", "ConvReLU2d", X, nullptr, S);
+  Node *C2 = fconv(B, "c2", "Conv2d", C1, nullptr, S);
+  Node *Add = B.fn("add", {C2, C1});
+  Node *R = B.fn("relu", {Add});
+  ConvSpec D;
+  D.In = D.Out = D.Groups = 16;
+  D.Stride = 2;
+  Node *C3 = fconv(B, "c3", "Conv2d",
+                   B.fn("cat", {Argument::list({R, C1}), Argument::integer(1)}),
+                   nullptr, D);
+  Node *C4 = B.fn("hardtanh", {C3, Argument::real(-0.2), Argument::real(0.3)});
+  Node *MP = B.fn("max_pool2d", {C4, Argument::integer(2)});
+  Node *AP = B.fn("avg_pool2d", {C4, Argument::integer(2)});
+  Node *Sum = B.fn("relu6", {B.fn("add", {MP, AP})});
+  Node *Flat = B.fn("flatten", {Sum, Argument::integer(1)});
+  Node *FC = flinear(B, "fc", Flat, 16 * 2 * 2, 10);
+  B.output({FC, C1});
+  std::vector<Tensor> In = {randomF32({2, 8, 10, 10}, 3)};
+  std::vector<Tensor> Want = interpretAll(*B.GM, In);
+  auto M = compileOrFail(*B.GM);
+  std::vector<Tensor> Got = runOrFail(*M, In);
+  REQUIRE(Got.size() == 2);
+  CHECK(closeF32(Got[0], Want[0]));
+  CHECK(closeF32(Got[1], Want[1]));
+  // c2 + add + relu is one conv with sum and relu post-ops; c1 stays alive
+  // (cat and the output read it), so the sum works on a copy.
+  const StepInfo *C2Step = findStep(*M, "conv", "c2");
+  REQUIRE(C2Step);
+  CHECK(C2Step->Name == "c2+add+relu");
+  CHECK(C2Step->Sum == SumMode::Copied);
+  const StepInfo *C3Step = findStep(*M, "conv", "c3");
+  REQUIRE(C3Step);
+  CHECK(C3Step->Name == "c3+hardtanh");
+  const StepInfo *AddStep = findStep(*M, "binary", "add");
+  REQUIRE(AddStep);
+  CHECK(llvm::StringRef(AddStep->Name).endswith("relu6"));
+  CHECK(countKind(*M, "eltwise") == 0);
+  CHECK(countKind(*M, "fallback") == 0);
+}
+
+TEST_CASE("lowering: a float residual whose identity dies sums in place",
+          "[lowering]") {
+  ReferenceKernels Naive;
+  Builder B;
+  ConvSpec S;
+  S.In = S.Out = 8;
+  Node *X = B.input("x", {1, 8, 7, 7});
+  Node *C1 = fconv(B, "c1", "Conv2d", X, nullptr, S);
+  Node *C2 = fconv(B, "c2", "ConvReLU2d", C1, nullptr, S);
+  Node *C3 = fconv(B, "c3", "ConvAddReLU2d", C2, C1, S);
+  B.output(C3);
+  std::vector<Tensor> In = {randomF32({1, 8, 7, 7}, 4)};
+  Tensor Want = interpretAll(*B.GM, In)[0];
+  auto M = compileOrFail(*B.GM);
+  CHECK(closeF32(runOrFail(*M, In)[0], Want));
+  const StepInfo *C3Step = findStep(*M, "conv", "c3");
+  REQUIRE(C3Step);
+  CHECK(C3Step->Sum == SumMode::InPlace);
+  CHECK(countKind(*M, "copy") == 0);
+}
+
+TEST_CASE("lowering: float batch norms left unfused are primitives",
+          "[lowering]") {
+  ReferenceKernels Naive;
+  Builder B;
+  ConvSpec S;
+  Node *X = B.input("x", {2, 8, 6, 6});
+  Node *C = fconv(B, "c", "Conv2d", X, nullptr, S);
+  auto AddBN = [&](llvm::StringRef Path) {
+    ModuleInfo &M = *B.GM->lookupModule(Path);
+    M.setAttr("num_features", Argument::integer(16));
+    M.setAttr("eps", Argument::real(1e-5));
+    M.setTensor("running_mean", randomF32({16}, B.Seed++), true);
+    M.setTensor("running_var", randomF32({16}, B.Seed++, 0.5f, 2.0f), true);
+    M.setTensor("weight", randomF32({16}, B.Seed++));
+    M.setTensor("bias", randomF32({16}, B.Seed++));
+  };
+  B.GM->addModule("bn1", "BatchNorm2d");
+  AddBN("bn1");
+  Node *BN1 = B.fn("relu", {B.typed(B.G().callModule("bn1", {C}))});
+  B.GM->addModule("bn2", "BNReLU2d");
+  B.GM->addModule("bn2.0", "BatchNorm2d");
+  B.GM->addModule("bn2.1", "ReLU");
+  AddBN("bn2.0");
+  Node *BN2 = B.typed(B.G().callModule("bn2", {BN1}));
+  B.GM->addModule("bn3", "BatchNorm2d");
+  AddBN("bn3");
+  B.output(B.fn("relu6", {B.typed(B.G().callModule("bn3", {BN2}))}));
+  std::vector<Tensor> In = {randomF32({2, 8, 6, 6}, 17)};
+  Tensor Want = interpretAll(*B.GM, In)[0];
+  auto M = compileOrFail(*B.GM);
+  CHECK(closeF32(runOrFail(*M, In)[0], Want));
+  CHECK(countKind(*M, "batch_norm") == 3);
+  CHECK(countKind(*M, "fallback") == 0);
+  // relu fuses into the batch norm; relu6 has no batch-norm fusion.
+  CHECK(findStep(*M, "batch_norm", "bn1+relu"));
+  CHECK(countKind(*M, "eltwise") == 1);
+}
+
+TEST_CASE("lowering: zoo models end to end within 1 LSB", "[lowering]") {
+  for (const models::ZooEntry &E : models::zoo()) {
+    INFO(E.Name);
+    Shape S(E.InputShape.begin(), E.InputShape.end());
+    S[0] = 2;
+    if (S[2] > 32)
+      S[2] = S[3] = 32; // global average pooling makes any size work
+    auto Model = E.Create();
+    Model->eval();
+    auto P = QConfig::preset("x86");
+    if (!P)
+      FAIL(errorToString(P.takeError()));
+    QConfigMapping Map;
+    Map.setGlobal(*P);
+    auto Obs =
+        prepare_fx(*Model, Map, {InputSpec::symbolic("x", DType::F32, S)});
+    if (!Obs)
+      FAIL(errorToString(Obs.takeError()));
+    for (uint32_t I = 0; I < 2; ++I)
+      if (auto Out = (*Obs)({randomF32(S, 40 + I)}); !Out)
+        FAIL(errorToString(Out.takeError()));
+    auto Ref = convert_to_reference_fx(Obs->graphModule());
+    if (!Ref)
+      FAIL(errorToString(Ref.takeError()));
+    std::vector<Tensor> In = {randomF32(S, 50)};
+    Tensor Want = interpretAll(**Ref, In)[0];
+    auto M = compileOrFail(**Ref);
+    Tensor Got = runOrFail(*M, In)[0];
+    // The output is the dequantized last linear.
+    const Node *Deq = (*Ref)->graph().outputNode()->arg(0).getNode();
+    double Scale = Deq->arg(0).getNode()->type()->Quant.Scale;
+    double D = maxLsb(Got, Want, Scale);
+    report("zoo " + E.Name, D);
+    CHECK(D <= 1.0);
+    CHECK(countKind(*M, "fallback") == 0);
+    CHECK(M->peakActivationBytes() < M->totalActivationBytes());
+  }
+}
+
+//===----------------------------------------------------------------------===//
+// Memory plan, weights, options, reports, errors
+//===----------------------------------------------------------------------===//
+
+TEST_CASE("lowering: the memory plan reuses dead activations", "[lowering]") {
+  Builder B;
+  ConvSpec S;
+  S.In = S.Out = 16;
+  Node *V = B.quantize(B.input("x", {1, 16, 14, 14}), 2.0 / 255, 128);
+  for (int I = 0; I < 6; ++I)
+    V = qconv(B, "c" + std::to_string(I), "QuantizedConvReLU2d", V, nullptr, S,
+              0.05, 0);
+  B.output(V);
+  std::vector<Tensor> In = {randomF32({1, 16, 14, 14}, 2)};
+  Tensor Want = interpretAll(*B.GM, In)[0];
+  auto M = compileOrFail(*B.GM);
+  // Seven u8 activations of 3136 bytes, each live from its producer to its
+  // consumer: two at a time (the output is the caller's tensor).
+  size_t One = 16 * 14 * 14;
+  CHECK(M->totalActivationBytes() >= 7 * One);
+  CHECK(M->peakActivationBytes() < M->totalActivationBytes());
+  CHECK(M->peakActivationBytes() <= 2 * ((One + 63) / 64 * 64));
+  // Reuse must not corrupt anything: twice, the same answer as the
+  // reference.
+  for (int Run = 0; Run < 2; ++Run)
+    CHECK(maxLsb(runOrFail(*M, In)[0], Want, 1.0) <= 1.0);
+}
+
+TEST_CASE("lowering: reordered weights compute what naive weights do",
+          "[lowering]") {
+  // Blocked oneDNN layouts (and the compensation oneDNN keeps next to s8
+  // weights for zero-point inputs) against the naive reference kernels.
+  ReferenceKernels Naive;
+  for (int64_t Out : {3, 32, 64}) {
+    INFO("out channels " << Out);
+    Builder B;
+    ConvSpec S;
+    S.In = 24;
+    S.Out = Out;
+    S.K = 5;
+    S.Pad = 2;
+    Node *X = B.input("x", {1, 24, 11, 11});
+    Node *F = fconv(B, "f", "Conv2d", X, nullptr, S);
+    Node *Q = qconv(B, "q", "QuantizedConv2d", B.quantize(X, 2.0 / 255, 128),
+                    nullptr, S, 0.05, 128);
+    B.output({F, Q});
+    std::vector<Tensor> In = {randomF32({1, 24, 11, 11}, 6)};
+    std::vector<Tensor> Want = interpretAll(*B.GM, In);
+    auto M = compileOrFail(*B.GM);
+    std::vector<Tensor> Got = runOrFail(*M, In);
+    CHECK(closeF32(Got[0], Want[0]));
+    CHECK(maxLsb(Got[1], Want[1], 1.0) <= 1.0);
+    CHECK(M->constantBytes() > 0);
+  }
+}
+
+TEST_CASE("lowering: batch override, threads, profile and summary",
+          "[lowering]") {
+  ConvCase C{"QuantizedConvReLU2d", ConvSpec(), true, 128};
+  Builder B = convGraph(C, 1, 9, /*Dequant=*/true);
+  CompileOptions Opts;
+  Opts.BatchSize = 3;
+  Opts.NumThreads = 1;
+  Opts.Profile = true;
+  // The module's thread count applies to its own primitives only.
+  int Threads = omp_get_max_threads();
+  auto M = compileOrFail(*B.GM, Opts);
+  CHECK(omp_get_max_threads() == Threads);
+  REQUIRE(M->inputShapes().size() == 1);
+  CHECK(M->inputShapes()[0] == Shape{3, 8, 9, 9});
+  std::vector<Tensor> In = {randomF32({3, 8, 9, 9}, 12)};
+  Tensor Want = interpretAll(*B.GM, In)[0];
+  double Scale = B.GM->lookupModule("conv")->attr("scale")->getFloat();
+  for (int Run = 0; Run < 3; ++Run)
+    CHECK(maxLsb(runOrFail(*M, In)[0], Want, Scale) <= 1.0);
+  CHECK(omp_get_max_threads() == Threads);
+  CHECK(M->summary().find("threads: 1") != std::string::npos);
+  std::vector<StepTime> P = M->profile();
+  REQUIRE(P.size() == M->steps().size());
+  size_t Prims = 0;
+  for (const StepTime &T : P) {
+    CHECK(T.Samples == 3);
+    CHECK(T.MedianMs >= 0.0);
+    Prims += T.IsPrimitive;
+  }
+  CHECK(Prims == M->numPrimitives());
+  // quantize reorder, conv (f32 NHWC dst), reorder to the caller's NCHW.
+  CHECK(M->numPrimitives() == 3);
+  CHECK(countKind(*M, "output") == 1);
+  CHECK(M->primitiveTimeSum() > 0.0);
+  std::string Sum = M->summary();
+  CHECK(Sum.find("conv+dequantize") != std::string::npos);
+  CHECK(Sum.find("activation arena") != std::string::npos);
+  M->resetProfile();
+  CHECK(M->profile()[0].Samples == 0);
+}
+
+TEST_CASE("lowering: errors name the node or the input", "[lowering]") {
+  ConvCase C{"QuantizedConv2d", ConvSpec(), true, 128};
+  {
+    Builder B = convGraph(C, 1, 9, false);
+    B.GM->lookupModule("conv")->setTensor(
+        "weight", Tensor::declared(DType::S8, {16, 8, 3, 3}));
+    auto M = compile(*B.GM);
+    REQUIRE(!M);
+    std::string E = errorToString(M.takeError());
+    CHECK(E.find("node 'conv'") != std::string::npos);
+  }
+  {
+    Builder B = convGraph(C, 1, 9, false);
+    Tensor W = randomWeight({16, 8, 3, 3}, true, 1);
+    QuantParams Q = W.quant();
+    Q.ZeroPoints[3] = 1;
+    W.setQuant(Q);
+    B.GM->lookupModule("conv")->setTensor("weight", W);
+    auto M = compile(*B.GM);
+    REQUIRE(!M);
+    CHECK(errorToString(M.takeError()).find("symmetric") != std::string::npos);
+  }
+  {
+    Builder B = convGraph(C, 1, 9, false);
+    auto M = compileOrFail(*B.GM);
+    auto R = M->run({randomF32({2, 8, 9, 9}, 1)});
+    REQUIRE(!R);
+    CHECK(errorToString(R.takeError()).find("input 'x'") != std::string::npos);
+  }
+}
