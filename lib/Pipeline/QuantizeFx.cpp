@@ -20,6 +20,7 @@
 #include "qfx/Transforms/PrepareQat.h"
 #include "qfx/Transforms/QConfigPropagation.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -30,17 +31,6 @@ using namespace qfx;
 //===----------------------------------------------------------------------===//
 
 using HookResult = std::optional<llvm::Expected<Tensor>>;
-
-/// The module holding a weighted module's weight: itself, or the conv /
-/// linear child "0" of a fused module.
-static ModuleInfo *weightHolder(ModuleInfo &M) {
-  if (M.tensor("weight"))
-    return &M;
-  if (ModuleInfo *C = M.child("0"))
-    if (C->tensor("weight"))
-      return C;
-  return nullptr;
-}
 
 /// PyTorch's QAT conv-bn / linear-bn folding factor per output channel:
 /// bn.weight / sqrt(bn.running_var + bn.eps); empty without a BatchNorm.

@@ -56,6 +56,15 @@ std::string qfx::describeObserverModule(const ModuleInfo &M) {
   return M.kind().str();
 }
 
+ModuleInfo *qfx::weightHolder(ModuleInfo &M) {
+  if (M.tensor("weight"))
+    return &M;
+  if (ModuleInfo *C = M.child("0"))
+    if (C->tensor("weight"))
+      return C;
+  return nullptr;
+}
+
 // ObserverSpec reads and writes FakeQuantize modules too, and an observer's
 // state ignores buffers it does not own, so both kinds load alike.
 llvm::Expected<std::unique_ptr<Observer>>

@@ -251,17 +251,6 @@ void Inserter::mergeObserver(Node &At, llvm::StringRef From,
   remark(At, "merged " + FromName + " into " + ToName);
 }
 
-/// The module holding the weight: the module itself, or the conv / linear
-/// child "0" of a fused module.
-static ModuleInfo *weightHolder(ModuleInfo &M) {
-  if (M.tensor("weight"))
-    return &M;
-  if (ModuleInfo *C = M.child("0"))
-    if (C->tensor("weight"))
-      return C;
-  return nullptr;
-}
-
 void Inserter::observeWeight(Node &N, const QConfig &QC) {
   ModuleInfo *M = GM.lookupModule(N.target());
   assert(M && "classify() accepted a call of a missing module");

@@ -39,7 +39,7 @@ void initFakeQuantizeModule(ModuleInfo &M, const ObserverSpec &Spec);
 
 /// The observer of an observer or FakeQuantize module, with its state.
 llvm::Expected<std::unique_ptr<Observer>> loadObserver(const ModuleInfo &M);
-/// Writes \p O's state back into \p M (an observer or FakeQuantize module).
+/// Writes \p O's state back into \p M, the module it was loaded from.
 void storeObserver(const Observer &O, ModuleInfo &M);
 
 /// The module's observer class name: its kind, or for FakeQuantize the
@@ -47,6 +47,11 @@ void storeObserver(const Observer &O, ModuleInfo &M);
 llvm::StringRef observerClassName(const ModuleInfo &M);
 /// "HistogramObserver", or "FakeQuantize(MovingAverageMinMaxObserver)".
 std::string describeObserverModule(const ModuleInfo &M);
+
+/// The module holding weighted module \p M's `weight`: \p M itself, or the
+/// conv / linear child "0" of a fused module (ConvReLU2d ...); nullptr if
+/// neither has one.
+ModuleInfo *weightHolder(ModuleInfo &M);
 
 /// Runs observer or FakeQuantize module \p M on \p X as PyTorch's forward
 /// does, updating its buffers: an observer records X and returns it; a

@@ -1,0 +1,356 @@
+//===- QoptTest.cpp - Runs the qopt binary over small graphs and data
+//------===//
+
+#include "qfx/IR/GraphModule.h"
+#include "qfx/IR/Serialization.h"
+#include "qfx/Runtime/Interpreter.h"
+#include "qfx/Support/Error.h"
+#include "qfx/Support/FileIO.h"
+#include "qfx/Support/Npy.h"
+
+#include "llvm/ADT/Optional.h"
+#include "llvm/ADT/SmallString.h"
+#include "llvm/ADT/StringRef.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/Program.h"
+
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+using namespace qfx;
+
+namespace {
+
+const std::string DataDir = QFX_TEST_DATA_DIR "/qopt/";
+
+/// A fresh directory, removed with everything in it at the end of a test.
+struct TempDir {
+  llvm::SmallString<128> Path;
+  TempDir() {
+    REQUIRE(!llvm::sys::fs::createUniqueDirectory("qopt-test", Path));
+  }
+  ~TempDir() { llvm::sys::fs::remove_directories(Path); }
+  std::string file(llvm::StringRef Name) const {
+    llvm::SmallString<128> P(Path);
+    llvm::sys::path::append(P, Name);
+    return std::string(P);
+  }
+};
+
+struct Result {
+  int Status = -1;
+  std::string Out, Err;
+};
+
+/// Runs qopt with \p Args, capturing stdout and stderr through files in
+/// \p Dir (no shell involved).
+Result qopt(const TempDir &Dir, std::vector<std::string> Args) {
+  Args.insert(Args.begin(), QFX_QOPT_PATH);
+  std::vector<llvm::StringRef> Refs(Args.begin(), Args.end());
+  std::string OutFile = Dir.file("stdout.txt"), ErrFile = Dir.file("stderr");
+  llvm::Optional<llvm::StringRef> Redirects[] = {
+      llvm::StringRef(""), llvm::StringRef(OutFile), llvm::StringRef(ErrFile)};
+  std::string Msg;
+  Result R;
+  R.Status = llvm::sys::ExecuteAndWait(QFX_QOPT_PATH, Refs, llvm::None,
+                                       Redirects, 120, 0, &Msg);
+  INFO(Msg);
+  REQUIRE(R.Status >= 0);
+  R.Out = cantFail(readFile(OutFile));
+  R.Err = cantFail(readFile(ErrFile));
+  return R;
+}
+
+/// The value of \p E, failing the test with its message if it is an error.
+template <typename T> T must(llvm::Expected<T> E) {
+  if (!E)
+    FAIL(errorToString(E.takeError()));
+  return std::move(*E);
+}
+
+bool contains(llvm::StringRef Haystack, llvm::StringRef Needle) {
+  return Haystack.contains(Needle);
+}
+
+std::string model() { return DataDir + "model.ir"; }
+
+/// The observed (prepared, calibrated) model written to \p Out.
+void prepareAndCalibrate(const TempDir &Dir, const std::string &Out) {
+  Result R = qopt(
+      Dir, {model(), "--qconfig=" + DataDir + "qconfig.json",
+            "--passes=fuse,qconfig-propagation,prepare",
+            "--calibrate=" + DataDir + "calib.npy," + DataDir + "calib2.npy",
+            "--batch=2", "--emit=json", "-o", Out});
+  INFO(R.Err);
+  REQUIRE(R.Status == 0);
+}
+
+/// The quantized model: prepared, calibrated, then converted.
+std::string quantized(const TempDir &Dir) {
+  std::string Observed = Dir.file("observed.json");
+  std::string Q = Dir.file("quantized.json");
+  prepareAndCalibrate(Dir, Observed);
+  Result R = qopt(Dir, {Observed, "--passes=convert", "--emit=json", "-o", Q});
+  INFO(R.Err);
+  REQUIRE(R.Status == 0);
+  return Q;
+}
+
+float observedMin(const GraphModule &GM) {
+  const Tensor *T = GM.lookupTensor("activation_post_process_0.min_val");
+  REQUIRE(T);
+  REQUIRE(T->numElements() == 1);
+  return static_cast<float>(T->getAsDouble(0));
+}
+
+} // namespace
+
+TEST_CASE("qopt --list-passes lists the registry", "[qopt]") {
+  TempDir Dir;
+  Result R = qopt(Dir, {"--list-passes"});
+  CHECK(R.Status == 0);
+  CHECK(contains(R.Out, "  prepare - insert observers"));
+  CHECK(contains(R.Out, "  convert - "));
+}
+
+TEST_CASE("qopt --passes --emit=text prints the transformed IR", "[qopt]") {
+  TempDir Dir;
+  Result R = qopt(Dir, {model(), "--passes=fuse"});
+  INFO(R.Err);
+  REQUIRE(R.Status == 0);
+  CHECK(contains(R.Out, "module conv1 : ConvReLU2d"));
+  CHECK(contains(R.Out, "%conv1 : f32[1,2,2,2] = call_module[conv1](%x)"));
+  CHECK(!contains(R.Out, "%relu"));
+}
+
+TEST_CASE("qopt --emit=json writes a loadable module", "[qopt]") {
+  TempDir Dir;
+  std::string Out = Dir.file("out.json");
+  Result R = qopt(Dir, {model(), "--passes=fuse", "--emit=json", "-o", Out});
+  INFO(R.Err);
+  REQUIRE(R.Status == 0);
+  CHECK(llvm::StringRef(cantFail(readFile(Out))).startswith("{"));
+  auto GM = must(loadGraphModule(Out));
+  CHECK(GM->graph().lookup("fc"));
+  CHECK(!GM->graph().lookup("relu"));
+  CHECK(GM->lookupModule("conv1")->kind() == "ConvReLU2d");
+}
+
+TEST_CASE("qopt --emit=dot draws fused modules and float edges", "[qopt]") {
+  TempDir Dir;
+  Result R = qopt(Dir, {model(), "--passes=fuse", "--emit=dot"});
+  INFO(R.Err);
+  REQUIRE(R.Status == 0);
+  CHECK(llvm::StringRef(R.Out).startswith("digraph G {"));
+  CHECK(contains(R.Out, "\"conv1\" [label=\"%conv1\\ncall_module[conv1]\\n"
+                        "ConvReLU2d\", shape=box, style=filled, "
+                        "fillcolor=gold];"));
+  CHECK(contains(R.Out, "\"x\" -> \"conv1\" [color=gray40, style=dashed];"));
+  CHECK(contains(R.Out, "cluster_legend"));
+  CHECK(!contains(R.Out, "color=blue, penwidth=2, label="));
+}
+
+TEST_CASE("qopt --emit=dot labels int8 edges with qparams", "[qopt]") {
+  TempDir Dir;
+  std::string Q = quantized(Dir);
+  Result R = qopt(Dir, {Q, "--emit=dot"});
+  INFO(R.Err);
+  REQUIRE(R.Status == 0);
+  CHECK(contains(R.Out, "\"conv1\" -> \"flatten\" [color=blue, penwidth=2, "
+                        "label=\"u8[1,2,2,2]<scale="));
+  CHECK(contains(R.Out, "QuantizedConvReLU2d\", shape=box, style=filled, "
+                        "fillcolor=lightblue"));
+  CHECK(contains(R.Out, "\"dequantize\" -> \"output\" [color=gray40"));
+}
+
+TEST_CASE("qopt --qconfig --calibrate stores observer state", "[qopt]") {
+  TempDir Dir;
+  std::string Prepared = Dir.file("prepared.json");
+  Result R = qopt(Dir, {model(), "--qconfig=" + DataDir + "qconfig.json",
+                        "--passes=fuse,qconfig-propagation,prepare",
+                        "--emit=json", "-o", Prepared});
+  INFO(R.Err);
+  REQUIRE(R.Status == 0);
+  auto Before = must(loadGraphModule(Prepared));
+  CHECK(std::isinf(observedMin(*Before)));
+
+  std::string Observed = Dir.file("observed.json");
+  prepareAndCalibrate(Dir, Observed);
+  auto After = must(loadGraphModule(Observed));
+  // The smallest value over both files: -3.0 is only in calib2.npy.
+  CHECK(observedMin(*After) == -3.0f);
+}
+
+TEST_CASE("qopt --calibrate reports progress per batch", "[qopt]") {
+  TempDir Dir;
+  std::string Prepared = Dir.file("prepared.json");
+  REQUIRE(
+      qopt(Dir, {model(), "--qconfig=" + DataDir + "qconfig.json",
+                 "--passes=fuse,qconfig-propagation,prepare", "-o", Prepared})
+          .Status == 0);
+  Result R = qopt(Dir, {Prepared, "--calibrate=" + DataDir + "calib.npy",
+                        "--batch=3", "-o", Dir.file("out.qir")});
+  INFO(R.Err);
+  REQUIRE(R.Status == 0);
+  // Not a terminal: plain lines, the last one for all 2 batches of 4 rows.
+  CHECK(contains(R.Err, "calibrate: 2/2 batches, 4 images, "));
+  CHECK(contains(R.Err, "images/s"));
+}
+
+TEST_CASE("qopt --passes=convert after calibration quantizes", "[qopt]") {
+  TempDir Dir;
+  auto GM = must(loadGraphModule(quantized(Dir)));
+  CHECK(GM->lookupModule("conv1")->kind() == "QuantizedConvReLU2d");
+  CHECK(GM->lookupModule("fc")->kind() == "QuantizedLinear");
+  CHECK(GM->graph().lookup("quantize_per_tensor"));
+  CHECK(GM->graph().lookup("dequantize"));
+}
+
+TEST_CASE("qopt --run writes the interpreter's output", "[qopt]") {
+  TempDir Dir;
+  std::string Q = quantized(Dir);
+  std::string Out = Dir.file("out.npy");
+  Result R = qopt(Dir, {Q, "--run=" + DataDir + "input.npy", "-o", Out});
+  INFO(R.Err);
+  REQUIRE(R.Status == 0);
+  auto Got = must(readNpy(Out));
+  auto GM = must(loadGraphModule(Q));
+  auto Want = must(interpret(*GM, {cantFail(readNpy(DataDir + "input.npy"))}));
+  CHECK(Got.shape() == llvm::ArrayRef<int64_t>({1, 2}));
+  CHECK(Got.identical(Want));
+}
+
+TEST_CASE("qopt --run --compiled --profile", "[qopt]") {
+  TempDir Dir;
+  std::string Q = quantized(Dir);
+  std::string Ref = Dir.file("ref.npy"), Out = Dir.file("out.npy");
+  std::string In = "--run=" + DataDir + "input.npy";
+  REQUIRE(qopt(Dir, {Q, In, "-o", Ref}).Status == 0);
+  Result R = qopt(Dir, {Q, In, "--compiled", "--profile", "-o", Out});
+  INFO(R.Err);
+  REQUIRE(R.Status == 0);
+  CHECK(contains(R.Out, "profile (median per step):"));
+  CHECK(contains(R.Out, "conv1"));
+  Tensor A = cantFail(readNpy(Ref)), B = cantFail(readNpy(Out));
+  REQUIRE(A.shape() == B.shape());
+  // oneDNN may round differently from the reference by one output step.
+  for (int64_t I = 0; I < A.numElements(); ++I)
+    CHECK(std::abs(A.getAsDouble(I) - B.getAsDouble(I)) < 0.05);
+}
+
+TEST_CASE("qopt --bench prints latency statistics", "[qopt]") {
+  TempDir Dir;
+  std::string Q = quantized(Dir);
+  Result R = qopt(Dir, {Q, "--bench", "--threads=1", "--iterations=3"});
+  INFO(R.Err);
+  REQUIRE(R.Status == 0);
+  CHECK(contains(R.Out, "iterations: 3, threads: 1"));
+  CHECK(contains(R.Out, "median: "));
+  CHECK(contains(R.Out, "min: "));
+  CHECK(contains(R.Out, "max: "));
+  CHECK(!contains(R.Out, "profile"));
+  Result P = qopt(Dir, {Q, "--bench", "--iterations=2", "--profile"});
+  REQUIRE(P.Status == 0);
+  CHECK(contains(P.Out, "profile (median per step):"));
+  CHECK(contains(P.Out, "quantize_per_tensor"));
+}
+
+TEST_CASE("qopt --explain shows rules, fusion and boundaries", "[qopt]") {
+  TempDir Dir;
+  Result R = qopt(Dir, {model(), "--qconfig=" + DataDir + "qconfig.json",
+                        "--passes=fuse,qconfig-propagation,prepare",
+                        "--explain", "-o", Dir.file("out.qir")});
+  INFO(R.Err);
+  REQUIRE(R.Status == 0);
+  CHECK(contains(R.Out, "%conv1 = call_module[conv1]\n  qconfig: x86\n"
+                        "  qconfig_rule: global\n"));
+  CHECK(contains(R.Out, "[fuse] fused conv1 + relu into ConvReLU2d"));
+
+  std::string Q = quantized(Dir);
+  Result C = qopt(Dir, {Dir.file("observed.json"), "--passes=convert",
+                        "--explain", "-o", Dir.file("q.qir")});
+  REQUIRE(C.Status == 0);
+  CHECK(contains(C.Out, "[convert] inserted quantize_per_tensor for x"));
+  CHECK(contains(C.Out, "[convert] dequantize fc at the output"));
+}
+
+namespace {
+
+/// Runs qopt expecting failure: non-zero status, \p Message on stderr, and
+/// no file at \p Out.
+void expectFailure(const TempDir &Dir, std::vector<std::string> Args,
+                   llvm::StringRef Message, const std::string &Out) {
+  Result R = qopt(Dir, std::move(Args));
+  INFO(R.Err);
+  CHECK(R.Status != 0);
+  CHECK(contains(R.Err, "qopt: error: "));
+  CHECK(contains(R.Err, Message));
+  CHECK(!llvm::sys::fs::exists(Out));
+}
+
+} // namespace
+
+TEST_CASE("qopt errors name the flag or file and write nothing", "[qopt]") {
+  TempDir Dir;
+  std::string Out = Dir.file("out.json");
+  SECTION("unknown pass") {
+    expectFailure(Dir, {model(), "--passes=fuse,bogus", "-o", Out},
+                  "--passes: unknown pass 'bogus' (known passes: convert,",
+                  Out);
+  }
+  SECTION("bad qconfig JSON") {
+    expectFailure(Dir,
+                  {model(), "--qconfig=" + DataDir + "bad-qconfig.json",
+                   "--passes=qconfig-propagation", "-o", Out},
+                  "--qconfig: " + DataDir + "bad-qconfig.json: not valid JSON",
+                  Out);
+  }
+  SECTION("malformed graph file") {
+    expectFailure(Dir, {DataDir + "malformed.ir", "-o", Out},
+                  DataDir + "malformed.ir:7:1: expected a node", Out);
+  }
+  SECTION("graph without observers") {
+    expectFailure(Dir,
+                  {model(), "--calibrate=" + DataDir + "calib.npy", "-o", Out},
+                  "nothing to calibrate: the graph has no observers (run "
+                  "--passes=...,prepare first)",
+                  Out);
+  }
+}
+
+TEST_CASE("qopt calibration and run errors", "[qopt]") {
+  TempDir Dir;
+  std::string Observed = Dir.file("observed.json");
+  prepareAndCalibrate(Dir, Observed);
+  std::string Out = Dir.file("out.json");
+  SECTION("missing data file") {
+    expectFailure(
+        Dir, {Observed, "--calibrate=" + DataDir + "missing.npy", "-o", Out},
+        "--calibrate: " + DataDir + "missing.npy: cannot open", Out);
+  }
+  SECTION("calibration shape mismatch") {
+    expectFailure(
+        Dir, {Observed, "--calibrate=" + DataDir + "bad-shape.npy", "-o", Out},
+        DataDir + "bad-shape.npy: calibration data of shape [4,3] "
+                  "does not match placeholder %x of shape [1,1,2,2]",
+        Out);
+  }
+  SECTION("--run without -o") {
+    expectFailure(Dir, {Observed, "--run=" + DataDir + "input.npy"},
+                  "--run: needs -o OUT.npy", Out);
+  }
+  SECTION("--run with a missing input") {
+    std::string Npy = Dir.file("out.npy");
+    expectFailure(Dir,
+                  {Observed, "--run=" + DataDir + "missing.npy", "-o", Npy},
+                  "--run: " + DataDir + "missing.npy: cannot open", Npy);
+  }
+  SECTION("--profile alone") {
+    expectFailure(Dir, {Observed, "--profile", "-o", Out},
+                  "--profile: needs --bench or --run with --compiled", Out);
+  }
+}

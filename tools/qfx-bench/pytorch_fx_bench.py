@@ -1,0 +1,92 @@
+"""PyTorch FX int8 (onednn engine) baseline for qfx-bench: same models."""
+
+import argparse
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torchvision
+from torch.ao.quantization import get_default_qconfig_mapping
+from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+
+
+class Net(nn.Module):
+    """The seed Net, with functional relu / max_pool2d as in qfx's zoo."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 40, 3)
+        self.conv2 = nn.Conv2d(40, 40, 3)
+        self.fc = nn.Linear(1000, 10)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2, 2)
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2, 2)
+        return self.fc(x.reshape(-1, 1000))
+
+
+MODELS = {
+    "net": (Net, (1, 28, 28)),
+    "resnet18": (torchvision.models.resnet18, (3, 224, 224)),
+    "mobilenet_v2": (torchvision.models.mobilenet_v2, (3, 224, 224)),
+}
+
+
+def median_ms(model, x, iterations, budget):
+    """Median latency; adaptive (20 runs or the time budget) when
+    iterations is 0, as qfx-bench does."""
+    for _ in range(2):  # warm-up: oneDNN creates primitives on first runs
+        model(x)
+    times, start = [], time.perf_counter()
+    while True:
+        t0 = time.perf_counter()
+        model(x)
+        times.append((time.perf_counter() - t0) * 1e3)
+        if iterations and len(times) >= iterations:
+            break
+        if not iterations and (len(times) >= 20 or (
+                time.perf_counter() - start >= budget and len(times) >= 3)):
+            break
+    return statistics.median(times)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--models", default="net,resnet18,mobilenet_v2")
+    p.add_argument("--batches", default="1,32")
+    p.add_argument("--threads", default="1,2")
+    p.add_argument("--iterations", type=int, default=0)
+    p.add_argument("--budget", type=float, default=2.0)
+    p.add_argument("--heavy-budget", type=float, default=0.5)
+    a = p.parse_args()
+    torch.backends.quantized.engine = "onednn"
+    torch.manual_seed(0)
+    for name in a.models.split(","):
+        ctor, shape = MODELS[name]
+        fp32 = ctor().eval()
+        example = (torch.randn(1, *shape),)
+        observed = prepare_fx(fp32, get_default_qconfig_mapping("onednn"),
+                              example)
+        with torch.no_grad():
+            for _ in range(4):
+                observed(torch.randn(2, *shape))
+        int8 = convert_fx(observed)
+        for batch in map(int, a.batches.split(",")):
+            x = torch.randn(batch, *shape)
+            heavy = batch > 8 and name != "net"
+            budget = a.heavy_budget if heavy else a.budget
+            for threads in map(int, a.threads.split(",")):
+                torch.set_num_threads(threads)
+                with torch.no_grad():
+                    f = median_ms(fp32, x, a.iterations, budget)
+                    q = median_ms(int8, x, a.iterations, budget)
+                print(f"RESULT {name} {batch} {threads} {f:.4f} {q:.4f}",
+                      flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

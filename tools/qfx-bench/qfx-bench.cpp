@@ -1,0 +1,431 @@
+//===- qfx-bench.cpp - fp32 vs int8 latency of the zoo, vs PyTorch FX -----===//
+//
+// For each zoo model, batch and thread count: compiles the traced float
+// graph and the converted int8 graph, reports median latencies, achieved
+// int8 GOPS against the measured VNNI peak, compile time and the share of
+// time spent outside oneDNN primitives; optionally runs the same models
+// through PyTorch's FX quantization (onednn engine) and compares.
+//
+//===----------------------------------------------------------------------===//
+
+#include "qfx/Codegen/Lowering.h"
+#include "qfx/IR/GraphModule.h"
+#include "qfx/Models/Zoo.h"
+#include "qfx/Pipeline/QuantizeFx.h"
+#include "qfx/Quant/QConfigMapping.h"
+#include "qfx/Support/Error.h"
+#include "qfx/Trace/SymbolicTrace.h"
+
+#include "llvm/ADT/Optional.h"
+#include "llvm/ADT/SmallString.h"
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/Support/CommandLine.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Format.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/Process.h"
+#include "llvm/Support/Program.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <map>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace qfx;
+namespace cl = llvm::cl;
+
+/// VnniPeak.cpp (compiled with VNNI enabled): per-thread GOPS with
+/// \p Threads threads busy at once, 0 without AVX512-VNNI.
+double vnniPeakGops(int Threads, double Seconds);
+
+static cl::list<std::string> ModelNames("models", cl::CommaSeparated,
+                                        cl::desc("zoo models to run"));
+static cl::list<int> Batches("batches", cl::CommaSeparated,
+                             cl::desc("batch sizes (default 1,32)"));
+static cl::list<int> ThreadCounts("threads", cl::CommaSeparated,
+                                  cl::desc("thread counts (default 1,2)"));
+static cl::opt<int>
+    Iterations("iterations",
+               cl::desc("timed runs per measurement (0: at least 20 runs "
+                        "or 2 s, 0.5 s for the 224x224 models at batch > 8)"),
+               cl::init(0));
+static cl::opt<bool> Profile("profile",
+                             cl::desc("print a per-node int8 profile"));
+static cl::opt<cl::boolOrDefault>
+    PyTorch("pytorch",
+            cl::desc("compare with PyTorch FX (default: when python3 can "
+                     "import torch)"));
+static cl::opt<std::string> Python("python",
+                                   cl::desc("python interpreter to use"));
+static cl::opt<std::string> Script("pytorch-script",
+                                   cl::desc("path of pytorch_fx_bench.py"),
+                                   cl::init(QFX_BENCH_SCRIPT));
+static cl::opt<bool> Quick("quick", cl::desc("net only, batch 1"));
+
+using Clock = std::chrono::steady_clock;
+
+static double msSince(Clock::time_point T) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - T).count();
+}
+
+/// One line of the table; PyTorch columns are NaN when not measured.
+struct Row {
+  std::string Model;
+  int Batch = 1, Threads = 1;
+  double FloatMs = 0, Int8Ms = 0, FloatCompileMs = 0, Int8CompileMs = 0;
+  double Gops = 0, PeakFraction = 0, Overhead = 0;
+  double TorchFloatMs = NAN, TorchInt8Ms = NAN;
+  /// oneDNN implementations of the int8 conv / matmul steps, with counts.
+  std::string Impls;
+};
+
+/// "brg:avx512_core_amx x20, ..." for the conv / matmul steps: AMX or VNNI
+/// decides what fraction of the VNNI peak is reachable.
+static std::string implSummary(const CompiledModule &CM) {
+  std::map<std::string, int> Count;
+  for (const StepInfo &S : CM.steps())
+    if (S.Kind == "conv" || S.Kind == "matmul")
+      ++Count[S.Impl];
+  std::string R;
+  for (auto &[Impl, N] : Count)
+    R += (R.empty() ? "" : ", ") + Impl + " x" + std::to_string(N);
+  return R;
+}
+
+static Tensor randomNormal(llvm::ArrayRef<int64_t> Shape, unsigned Seed) {
+  Tensor T(DType::F32, Shape);
+  std::mt19937 Gen(Seed);
+  std::normal_distribution<float> D;
+  float *P = T.data<float>();
+  for (int64_t I = 0, E = T.numElements(); I < E; ++I)
+    P[I] = D(Gen);
+  return T;
+}
+
+/// Multiply-accumulates of the conv / linear modules of a traced float
+/// graph, from the output types and weight shapes.
+static double countMacs(const GraphModule &GM) {
+  double Macs = 0;
+  for (const Node *N : GM.graph().nodes()) {
+    if (N->op() != OpCode::CallModule || !N->type())
+      continue;
+    const ModuleInfo *M = GM.lookupModule(N->target());
+    const Tensor *W = M ? M->tensor("weight") : nullptr;
+    if (!W || (M->kind() != "Conv2d" && M->kind() != "Linear"))
+      continue;
+    double Out = 1, PerOut = 1;
+    for (int64_t D : N->type()->Dims)
+      Out *= static_cast<double>(D);
+    // Weight [Cout, Cin/groups, kh, kw] or [Out, In]: all but dim 0.
+    for (int64_t I = 1; I < W->rank(); ++I)
+      PerOut *= static_cast<double>(W->dim(I));
+    Macs += Out * PerOut;
+  }
+  return Macs;
+}
+
+/// Median of the timed runs of \p CM on \p X, in ms: \p Iterations runs, or
+/// adaptively until 20 runs or \p BudgetS seconds (and at least 3 runs).
+static llvm::Expected<double> medianMs(CompiledModule &CM, const Tensor &X,
+                                       double BudgetS, size_t *Runs = nullptr) {
+  for (int I = 0; I < 2; ++I) // first runs touch fresh memory
+    if (auto Out = CM.run({X}); !Out)
+      return Out.takeError();
+  std::vector<double> T;
+  auto Start = Clock::now();
+  for (;;) {
+    auto T0 = Clock::now();
+    if (auto Out = CM.run({X}); !Out)
+      return Out.takeError();
+    T.push_back(msSince(T0));
+    if (Iterations > 0 ? T.size() >= size_t(Iterations)
+                       : T.size() >= 20 ||
+                             (msSince(Start) >= BudgetS * 1e3 && T.size() >= 3))
+      break;
+  }
+  if (Runs)
+    *Runs = T.size();
+  std::nth_element(T.begin(), T.begin() + T.size() / 2, T.end());
+  return T[T.size() / 2];
+}
+
+static llvm::Expected<std::unique_ptr<CompiledModule>>
+timedCompile(const GraphModule &GM, int Batch, int Threads, double &Ms) {
+  CompileOptions Opts;
+  Opts.NumThreads = Threads;
+  Opts.BatchSize = Batch;
+  auto T0 = Clock::now();
+  auto CM = compile(GM, Opts);
+  Ms = msSince(T0);
+  return CM;
+}
+
+static void printProfile(const CompiledModule &CM, const Row &R) {
+  llvm::outs() << "  int8 profile: " << R.Model << " batch " << R.Batch << ", "
+               << R.Threads << " threads (median per step)\n";
+  for (const StepTime &S : CM.profile())
+    llvm::outs() << llvm::format("    %-44s %-10s %9.3f ms %5.1f%%\n",
+                                 S.Name.c_str(), S.Kind.c_str(), S.MedianMs,
+                                 100.0 * S.MedianMs / R.Int8Ms);
+}
+
+/// Fills in the qfx columns of \p R from the two graphs.
+static llvm::Error benchOne(const GraphModule &Float, const GraphModule &Int8,
+                            const Tensor &X, double MacsPerImage,
+                            double PeakPerThread, Row &R) {
+  auto FC = timedCompile(Float, R.Batch, R.Threads, R.FloatCompileMs);
+  if (!FC)
+    return FC.takeError();
+  auto QC = timedCompile(Int8, R.Batch, R.Threads, R.Int8CompileMs);
+  if (!QC)
+    return QC.takeError();
+  // The 224x224 models at large batches take ~0.1-1 s a run.
+  double Budget = R.Batch > 8 && R.Model != "net" ? 0.5 : 2.0;
+  auto FMs = medianMs(**FC, X, Budget);
+  if (!FMs)
+    return FMs.takeError();
+  size_t Runs = 0;
+  auto QMs = medianMs(**QC, X, Budget, &Runs);
+  if (!QMs)
+    return QMs.takeError();
+  R.Impls = implSummary(**QC);
+  R.FloatMs = *FMs;
+  R.Int8Ms = *QMs;
+  R.Gops = 2 * MacsPerImage * R.Batch / (R.Int8Ms * 1e-3) / 1e9;
+  R.PeakFraction = PeakPerThread > 0 ? R.Gops / (PeakPerThread * R.Threads) : 0;
+  // Separate profiled runs: timing every step must not skew the medians.
+  (*QC)->setProfiling(true);
+  for (size_t I = 0, E = std::max<size_t>(3, Runs / 4); I < E; ++I)
+    if (auto Out = (*QC)->run({X}); !Out)
+      return Out.takeError();
+  R.Overhead = (R.Int8Ms - (*QC)->primitiveTimeSum()) / R.Int8Ms;
+  if (Profile)
+    printProfile(**QC, R);
+  return llvm::Error::success();
+}
+
+/// Traces, calibrates on random data (x86 preset), converts, then measures
+/// every batch and thread count.
+static llvm::Error benchModel(const models::ZooEntry &Entry,
+                              const std::map<int, double> &Peak,
+                              std::vector<Row> &Rows) {
+  std::shared_ptr<nn::Module> Model = Entry.Create();
+  Model->eval();
+  std::vector<InputSpec> Spec = {
+      InputSpec::symbolic("x", DType::F32, Entry.InputShape)};
+  auto Float = symbolicTrace(*Model, Spec);
+  if (!Float)
+    return Float.takeError();
+  auto Mapping = QConfigMapping().setGlobal(cantFail(QConfig::preset("x86")));
+  auto Observed = prepare_fx(*Model, Mapping, Spec);
+  if (!Observed)
+    return Observed.takeError();
+  Shape CalibShape(Entry.InputShape.begin(), Entry.InputShape.end());
+  CalibShape[0] = 8; // 4 batches of 2: enough to set ranges
+  if (llvm::Error E = Observed->calibrate(randomNormal(CalibShape, 1), 2))
+    return E;
+  auto Int8 = convert_to_reference_fx(Observed->graphModule());
+  if (!Int8)
+    return Int8.takeError();
+  double Macs = countMacs(**Float);
+  llvm::outs() << llvm::format("%s: %.3f GMACs per image\n", Entry.Name.c_str(),
+                               Macs / 1e9);
+  for (int Batch : Batches) {
+    Shape In(Entry.InputShape.begin(), Entry.InputShape.end());
+    In[0] = Batch;
+    Tensor X = randomNormal(In, 2);
+    for (int Threads : ThreadCounts) {
+      Row R;
+      R.Model = Entry.Name;
+      R.Batch = Batch;
+      R.Threads = Threads;
+      if (llvm::Error E =
+              benchOne(**Float, **Int8, X, Macs, Peak.at(Threads), R))
+        return E;
+      llvm::outs() << llvm::format(
+          "  %s b%d t%d: fp32 %.3f ms, int8 %.3f ms (%s)\n", R.Model.c_str(),
+          Batch, Threads, R.FloatMs, R.Int8Ms, R.Impls.c_str());
+      llvm::outs().flush();
+      Rows.push_back(R);
+    }
+  }
+  return llvm::Error::success();
+}
+
+/// True if \p Py runs and imports torch and torchvision.
+static bool canImportTorch(llvm::StringRef Py) {
+  llvm::Optional<llvm::StringRef> Quiet[] = {
+      llvm::StringRef(""), llvm::StringRef(""), llvm::StringRef("")};
+  llvm::StringRef Args[] = {Py, "-c", "import torch, torchvision"};
+  return llvm::sys::ExecuteAndWait(Py, Args, llvm::None, Quiet) == 0;
+}
+
+/// The first python3 on PATH that has torch (a virtualenv's python3 often
+/// shadows the system one that has it), or "" if none.
+static std::string findTorchPython() {
+  if (!Python.empty())
+    return canImportTorch(Python) ? Python.getValue() : "";
+  llvm::Optional<std::string> Path = llvm::sys::Process::GetEnv("PATH");
+  llvm::SmallVector<llvm::StringRef, 16> Dirs;
+  llvm::StringRef(Path ? *Path : "").split(Dirs, ':', -1, false);
+  for (llvm::StringRef Dir : Dirs) {
+    llvm::SmallString<256> Py(Dir);
+    llvm::sys::path::append(Py, "python3");
+    if (llvm::sys::fs::can_execute(Py) && canImportTorch(Py))
+      return Py.str().str();
+  }
+  return "";
+}
+
+static std::string joinInts(const std::vector<int> &V) {
+  std::string S;
+  for (int I : V)
+    S += (S.empty() ? "" : ",") + std::to_string(I);
+  return S;
+}
+
+/// Runs pytorch_fx_bench.py for the same configurations and fills in the
+/// PyTorch columns from its "RESULT model batch threads fp32 int8" lines.
+static llvm::Error runPyTorch(llvm::StringRef Py, std::vector<Row> &Rows) {
+  llvm::SmallString<128> OutFile;
+  if (std::error_code EC =
+          llvm::sys::fs::createTemporaryFile("qfx-bench", "txt", OutFile))
+    return fileError("temporary file", EC.message());
+  std::vector<std::string> Models;
+  for (const Row &R : Rows)
+    if (Models.empty() || Models.back() != R.Model)
+      Models.push_back(R.Model);
+  std::string ArgStore[] = {
+      "--models=" + llvm::join(Models, ","),
+      "--batches=" + joinInts({Batches.begin(), Batches.end()}),
+      "--threads=" + joinInts({ThreadCounts.begin(), ThreadCounts.end()}),
+      "--iterations=" + std::to_string(Iterations)};
+  llvm::StringRef Args[] = {Py,          Script,      ArgStore[0],
+                            ArgStore[1], ArgStore[2], ArgStore[3]};
+  llvm::Optional<llvm::StringRef> Redirects[] = {
+      llvm::None, llvm::StringRef(OutFile), llvm::None};
+  std::string Msg;
+  int RC =
+      llvm::sys::ExecuteAndWait(Py, Args, llvm::None, Redirects, 0, 0, &Msg);
+  auto Buf = llvm::MemoryBuffer::getFile(OutFile);
+  llvm::sys::fs::remove(OutFile);
+  if (RC != 0 || !Buf)
+    return makeError("pytorch_fx_bench.py failed (exit " + std::to_string(RC) +
+                     ") " + Msg);
+  llvm::SmallVector<llvm::StringRef, 32> Lines;
+  (*Buf)->getBuffer().split(Lines, '\n');
+  for (llvm::StringRef L : Lines) {
+    llvm::SmallVector<llvm::StringRef, 6> F;
+    L.trim().split(F, ' ');
+    if (F.size() != 6 || F[0] != "RESULT")
+      continue;
+    for (Row &R : Rows)
+      if (R.Model == F[1] && std::to_string(R.Batch) == F[2] &&
+          std::to_string(R.Threads) == F[3]) {
+        F[4].getAsDouble(R.TorchFloatMs);
+        F[5].getAsDouble(R.TorchInt8Ms);
+      }
+  }
+  return llvm::Error::success();
+}
+
+static void printTable(const std::vector<Row> &Rows, bool WithTorch) {
+  llvm::outs() << "\nlatency: median ms; speedup = fp32/int8; GOPS and %peak "
+                  "of int8; overhead = share of int8 time outside oneDNN "
+                  "primitives"
+               << (WithTorch ? "; qfx/PT = qfx ms / PyTorch ms (<1: qfx "
+                               "faster)\n"
+                             : "\n");
+  llvm::outs() << "model         batch thr  fp32 ms  int8 ms speedup   GOPS "
+                  "%peak  compile f/q ms overhd";
+  if (WithTorch)
+    llvm::outs() << "  PT fp32  PT int8 PT spd qfx/PT fp32 qfx/PT int8";
+  llvm::outs() << "\n";
+  for (const Row &R : Rows) {
+    llvm::outs() << llvm::format(
+        "%-13s %5d %3d %8.3f %8.3f %6.2fx %6.1f %4.1f%% %7.1f/%-7.1f %5.1f%%",
+        R.Model.c_str(), R.Batch, R.Threads, R.FloatMs, R.Int8Ms,
+        R.FloatMs / R.Int8Ms, R.Gops, 100 * R.PeakFraction, R.FloatCompileMs,
+        R.Int8CompileMs, 100 * R.Overhead);
+    if (WithTorch)
+      llvm::outs() << llvm::format(
+          " %8.3f %8.3f %5.2fx %11.2f %11.2f", R.TorchFloatMs, R.TorchInt8Ms,
+          R.TorchFloatMs / R.TorchInt8Ms, R.FloatMs / R.TorchFloatMs,
+          R.Int8Ms / R.TorchInt8Ms);
+    llvm::outs() << "\n";
+  }
+}
+
+/// Measures and prints the VNNI peak per thread for every thread count.
+static std::map<int, double> measurePeak() {
+  std::map<int, double> Peak;
+  for (int T : ThreadCounts)
+    Peak[T] = vnniPeakGops(T, 0.3);
+  llvm::outs() << "VNNI peak (vpdpbusd, u8*s8, 2 ops per MAC), "
+               << std::thread::hardware_concurrency() << " hardware threads:";
+  for (auto [T, G] : Peak)
+    llvm::outs() << llvm::format("  %d thr: %.0f GOPS/core, %.0f GOPS total;",
+                                 T, G, G * T);
+  llvm::outs() << "\n";
+  if (Peak.begin()->second == 0)
+    llvm::outs() << "(no AVX512-VNNI on this CPU: %peak is 0)\n";
+  return Peak;
+}
+
+static llvm::Error run() {
+  if (Quick) {
+    ModelNames.clear();
+    ModelNames.push_back("net");
+    Batches.clear();
+    Batches.push_back(1);
+  }
+  if (ModelNames.empty())
+    for (const char *M : {"net", "resnet18", "mobilenet_v2"})
+      ModelNames.push_back(M);
+  if (Batches.empty())
+    for (int B : {1, 32})
+      Batches.push_back(B);
+  if (ThreadCounts.empty())
+    for (int T : {1, 2})
+      ThreadCounts.push_back(T);
+  auto Start = Clock::now();
+  std::map<int, double> Peak = measurePeak();
+  std::vector<Row> Rows;
+  for (const std::string &Name : ModelNames) {
+    auto It = llvm::find_if(models::zoo(), [&](const models::ZooEntry &E) {
+      return E.Name == Name;
+    });
+    if (It == models::zoo().end())
+      return makeError("unknown model '" + Name + "'");
+    if (llvm::Error E = benchModel(*It, Peak, Rows))
+      return prefixError(std::move(E), Name);
+  }
+  std::string Py = PyTorch == cl::BOU_FALSE ? "" : findTorchPython();
+  if (PyTorch == cl::BOU_TRUE && Py.empty())
+    return makeError("--pytorch: no python3 on PATH can import torch");
+  if (!Py.empty()) {
+    llvm::outs() << "running " << Script << " with " << Py << "\n";
+    llvm::outs().flush();
+    if (llvm::Error E = runPyTorch(Py, Rows))
+      return E;
+  }
+  printTable(Rows, !Py.empty());
+  llvm::outs() << llvm::format("\ntotal %.1f s\n", msSince(Start) / 1e3);
+  return llvm::Error::success();
+}
+
+int main(int argc, char **argv) {
+  cl::ParseCommandLineOptions(
+      argc, argv, "qfx benchmark: fp32 vs int8 on the zoo, vs PyTorch FX\n");
+  if (llvm::Error E = run()) {
+    llvm::errs() << "qfx-bench: error: " << errorToString(std::move(E)) << "\n";
+    return 1;
+  }
+  return 0;
+}
