@@ -21,6 +21,8 @@
 #include "llvm/Support/ErrorHandling.h"
 #include "llvm/Support/SwapByteOrder.h"
 
+#include "Support/JsonUtil.h"
+
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -941,40 +943,6 @@ Expected<std::unique_ptr<GraphModule>> Reader::readDocument(const json &Doc) {
   return GM;
 }
 
-/// nlohmann's messages start with "[json.exception.<kind>.<id>] ", which
-/// means nothing to users.
-static std::string stripExceptionTag(const char *What) {
-  StringRef S(What);
-  if (S.startswith("[json.exception.")) {
-    size_t End = S.find("] ");
-    if (End != StringRef::npos)
-      S = S.drop_front(End + 2);
-  }
-  return S.str();
-}
-
-/// Parses \p Bytes; sets \p DuplicateKey to the first key that appears
-/// twice in one object, which nlohmann would otherwise silently collapse.
-static json parseJson(StringRef Bytes, std::string &DuplicateKey) {
-  std::vector<std::set<std::string>> Open;
-  json::parser_callback_t Track = [&](int, json::parse_event_t Ev,
-                                      json &Parsed) {
-    if (Ev == json::parse_event_t::object_start) {
-      Open.emplace_back();
-    } else if (Ev == json::parse_event_t::object_end) {
-      if (!Open.empty())
-        Open.pop_back();
-    } else if (Ev == json::parse_event_t::key && !Open.empty() &&
-               Parsed.is_string()) {
-      const std::string &K = Parsed.get_ref<const std::string &>();
-      if (!Open.back().insert(K).second && DuplicateKey.empty())
-        DuplicateKey = K;
-    }
-    return true;
-  };
-  return json::parse(Bytes.begin(), Bytes.end(), Track);
-}
-
 std::string serializeToJson(const GraphModule &GM) {
   try {
     json Doc = json::object();
@@ -1000,12 +968,13 @@ Expected<std::unique_ptr<GraphModule>> deserializeFromJson(StringRef Bytes,
   json Doc;
   std::string DuplicateKey;
   try {
-    Doc = parseJson(Bytes, DuplicateKey);
+    Doc = parseJsonTrackingDuplicates(Bytes, DuplicateKey);
   } catch (const json::parse_error &E) {
     return fileError(Name, "not valid JSON (byte " + Twine(E.byte) +
-                               "): " + stripExceptionTag(E.what()));
+                               "): " + stripJsonExceptionTag(E.what()));
   } catch (const json::exception &E) {
-    return fileError(Name, "not valid JSON: " + stripExceptionTag(E.what()));
+    return fileError(Name,
+                     "not valid JSON: " + stripJsonExceptionTag(E.what()));
   } catch (const std::bad_alloc &) {
     return fileError(Name, "out of memory while parsing JSON");
   }
@@ -1017,7 +986,8 @@ Expected<std::unique_ptr<GraphModule>> deserializeFromJson(StringRef Bytes,
   } catch (const json::exception &E) {
     // The reader checks types before every access, so this is a bug; still
     // a file must never take the process down.
-    return fileError(Name, "cannot read JSON: " + stripExceptionTag(E.what()));
+    return fileError(Name,
+                     "cannot read JSON: " + stripJsonExceptionTag(E.what()));
   } catch (const std::bad_alloc &) {
     return fileError(Name, "out of memory while reading the graph module");
   }

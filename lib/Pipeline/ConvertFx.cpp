@@ -32,7 +32,7 @@ convertClone(const GraphModule &Observed, PassContext *Ctx,
   if (llvm::Error E = verify(*GM))
     return prefixError(std::move(E),
                        (Api + " produced an invalid graph").str());
-  return std::move(GM);
+  return GM;
 }
 
 llvm::Expected<std::unique_ptr<GraphModule>>

@@ -139,19 +139,6 @@ ObservedModule::operator()(llvm::ArrayRef<Tensor> In) {
   return runObserved(*GM, In);
 }
 
-/// Rows [Begin, End) of \p Data along dimension 0, as a new tensor.
-static Tensor sliceRows(const Tensor &Data, int64_t Begin, int64_t End) {
-  Shape S(Data.shape().begin(), Data.shape().end());
-  S[0] = End - Begin;
-  Tensor R(Data.dtype(), S);
-  size_t RowBytes = Data.byteSize() / static_cast<size_t>(Data.dim(0));
-  std::memcpy(R.rawData(),
-              static_cast<const char *>(Data.rawData()) + Begin * RowBytes,
-              (End - Begin) * RowBytes);
-  R.setQuant(Data.quant());
-  return R;
-}
-
 llvm::Error ObservedModule::calibrate(const Tensor &Data, int64_t BatchSize) {
   if (BatchSize <= 0)
     return makeError("calibration batch size must be positive, got " +

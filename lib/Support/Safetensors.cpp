@@ -5,6 +5,8 @@
 //===----------------------------------------------------------------------===//
 
 #include "qfx/Support/Safetensors.h"
+
+#include "JsonUtil.h"
 #include "qfx/Support/Error.h"
 #include "qfx/Support/FileIO.h"
 
@@ -51,16 +53,6 @@ struct Entry {
 
 } // namespace
 
-/// The message of a nlohmann exception without its "[json.exception...] "
-/// tag, which means nothing to users.
-static std::string jsonMessage(const json::exception &E) {
-  StringRef Msg(E.what());
-  size_t Close = Msg.find("] ");
-  if (Msg.startswith("[") && Close != StringRef::npos)
-    Msg = Msg.drop_front(Close + 2);
-  return Msg.str();
-}
-
 /// Parses the header JSON. nlohmann keeps the last of duplicate keys, which
 /// would silently drop a tensor, so a parser callback watches for them.
 static Expected<json> parseHeaderJson(StringRef Text) {
@@ -88,7 +80,8 @@ static Expected<json> parseHeaderJson(StringRef Text) {
       return makeError(Duplicate);
     return J;
   } catch (const json::exception &E) {
-    return makeError("header is not valid JSON: " + jsonMessage(E));
+    return makeError("header is not valid JSON: " +
+                     stripJsonExceptionTag(E.what()));
   }
 }
 
@@ -294,7 +287,8 @@ Expected<SafetensorsFile> parseSafetensors(StringRef Bytes, StringRef Name) {
       return prefixError(F.takeError(), Name);
     return F;
   } catch (const json::exception &E) {
-    return fileError(Name, "invalid header: " + jsonMessage(E));
+    return fileError(Name,
+                     "invalid header: " + stripJsonExceptionTag(E.what()));
   }
 }
 

@@ -314,4 +314,18 @@ bool Tensor::identical(const Tensor &O) const {
   return N == 0 || std::memcmp(rawData(), O.rawData(), N) == 0;
 }
 
+Tensor sliceRows(const Tensor &T, int64_t Begin, int64_t End) {
+  assert(T.rank() > 0 && T.hasData() && "slicing rows of a scalar or no data");
+  assert(0 <= Begin && Begin <= End && End <= T.dim(0) && "rows out of range");
+  Shape S(T.shape().begin(), T.shape().end());
+  S[0] = End - Begin;
+  Tensor R(T.dtype(), S);
+  size_t Row = T.dim(0) ? T.byteSize() / static_cast<size_t>(T.dim(0)) : 0;
+  std::memcpy(R.rawData(),
+              static_cast<const char *>(T.rawData()) + Begin * Row,
+              (End - Begin) * Row);
+  R.setQuant(T.quant());
+  return R;
+}
+
 } // namespace qfx

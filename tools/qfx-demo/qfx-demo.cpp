@@ -60,18 +60,6 @@ static double secondsSince(Clock::time_point T) {
   return std::chrono::duration<double>(Clock::now() - T).count();
 }
 
-/// Rows [Begin, End) of \p T along dimension 0.
-static Tensor rows(const Tensor &T, int64_t Begin, int64_t End) {
-  Shape S(T.shape().begin(), T.shape().end());
-  S[0] = End - Begin;
-  Tensor R(T.dtype(), S);
-  size_t Row = T.byteSize() / static_cast<size_t>(T.dim(0));
-  std::memcpy(R.rawData(),
-              static_cast<const char *>(T.rawData()) + Begin * Row,
-              (End - Begin) * Row);
-  return R;
-}
-
 /// A progress bar on a terminal, periodic plain lines otherwise.
 class Progress {
 public:
@@ -141,7 +129,7 @@ static llvm::Expected<Scores> evaluate(const Runner &Run, const Tensor &X,
   Progress P(What, X.dim(0));
   for (int64_t B = 0; B < X.dim(0); B += Batch) {
     int64_t E = std::min(X.dim(0), B + Batch);
-    auto Logits = Run(rows(X, B, E));
+    auto Logits = Run(sliceRows(X, B, E));
     if (!Logits)
       return Logits.takeError();
     const float *L = Logits->data<float>();
@@ -248,7 +236,7 @@ static llvm::Error run() {
   Progress CalibBar("calibrating", Calib.dim(0));
   for (int64_t B = 0; B < Calib.dim(0); B += 100) {
     int64_t E = std::min(Calib.dim(0), B + 100);
-    auto Out = runObserved(*Observed, {rows(Calib, B, E)});
+    auto Out = runObserved(*Observed, {sliceRows(Calib, B, E)});
     if (!Out)
       return Out.takeError();
     CalibBar.update(E);
@@ -307,8 +295,8 @@ static llvm::Error run() {
     if (!QC)
       return QC.takeError();
     int Reps = Batch == 1 ? 200 : 30;
-    auto FL = latency(compiledRunner(**FC), rows(Test, 0, Batch), Reps);
-    auto QL = latency(compiledRunner(**QC), rows(Test, 0, Batch), Reps);
+    auto FL = latency(compiledRunner(**FC), sliceRows(Test, 0, Batch), Reps);
+    auto QL = latency(compiledRunner(**QC), sliceRows(Test, 0, Batch), Reps);
     if (!FL)
       return FL.takeError();
     if (!QL)

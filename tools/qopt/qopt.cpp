@@ -57,7 +57,9 @@ static cl::opt<std::string>
            cl::value_desc("pass,pass,..."));
 enum class Emit { Text, Json, Dot };
 static cl::opt<Emit> EmitFormat(
-    "emit", cl::desc("output format"), cl::init(Emit::Text),
+    "emit",
+    cl::desc("output format (default: json for -o *.json, text otherwise)"),
+    cl::init(Emit::Text),
     cl::values(clEnumValN(Emit::Text, "text", "the text IR"),
                clEnumValN(Emit::Json, "json", "the versioned JSON format"),
                clEnumValN(Emit::Dot, "dot", "a Graphviz drawing")));
@@ -132,8 +134,18 @@ static llvm::Error checkFlags() {
   return llvm::Error::success();
 }
 
+/// The format to write: --emit if given, else by the output's extension, so
+/// that `-o model.json` writes JSON.
+static Emit outputFormat() {
+  if (EmitFormat.getNumOccurrences() || OutputFile == "-")
+    return EmitFormat;
+  return llvm::StringRef(OutputFile).endswith(".json") ? Emit::Json
+                                                       : Emit::Text;
+}
+
 static llvm::Error writeGraph(const GraphModule &GM) {
-  if (EmitFormat == Emit::Dot) {
+  Emit Format = outputFormat();
+  if (Format == Emit::Dot) {
     std::string S;
     llvm::raw_string_ostream OS(S);
     printDot(GM, OS);
@@ -145,9 +157,9 @@ static llvm::Error writeGraph(const GraphModule &GM) {
   }
   if (OutputFile != "-")
     return saveGraphModule(GM, OutputFile,
-                           EmitFormat == Emit::Json ? GraphFileFormat::Json
-                                                    : GraphFileFormat::Text);
-  if (EmitFormat == Emit::Json)
+                           Format == Emit::Json ? GraphFileFormat::Json
+                                                : GraphFileFormat::Text);
+  if (Format == Emit::Json)
     llvm::outs() << serializeToJson(GM);
   else
     printGraphModule(GM, llvm::outs());
@@ -193,18 +205,6 @@ static llvm::Error checkData(const Tensor &Data, const Node &In,
                      dtypeName(Data.dtype()) + " does not match placeholder %" +
                      In.name() + " of dtype " + dtypeName(T.Dtype));
   return llvm::Error::success();
-}
-
-/// Rows [Begin, End) of \p Data along dimension 0.
-static Tensor sliceRows(const Tensor &Data, int64_t Begin, int64_t End) {
-  Shape S(Data.shape().begin(), Data.shape().end());
-  S[0] = End - Begin;
-  Tensor R(Data.dtype(), S);
-  size_t RowBytes = Data.byteSize() / static_cast<size_t>(Data.dim(0));
-  std::memcpy(R.rawData(),
-              static_cast<const char *>(Data.rawData()) + Begin * RowBytes,
-              (End - Begin) * RowBytes);
-  return R;
 }
 
 /// Calibration progress on stderr: a redrawn bar on a terminal, a line per

@@ -153,6 +153,11 @@ private:
   QuantParams Q;
 };
 
+/// Rows [Begin, End) of \p T along dimension 0, as a new tensor with the
+/// same dtype and quantization parameters (batching calibration and
+/// evaluation data).
+Tensor sliceRows(const Tensor &T, int64_t Begin, int64_t End);
+
 } // namespace qfx
 
 #endif // QFX_SUPPORT_TENSOR_H

@@ -1,0 +1,33 @@
+//===- JsonUtil.h - Shared helpers for reading JSON (private) ---*- C++ -*-===//
+//
+// Every JSON loader (graphs, qconfig files, safetensors headers) rejects
+// duplicate keys and reports nlohmann's errors without its internal tags;
+// this private header keeps that in one place. It includes json.hpp, so it
+// must never be included from a public header.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef QFX_LIB_SUPPORT_JSONUTIL_H
+#define QFX_LIB_SUPPORT_JSONUTIL_H
+
+#include "llvm/ADT/StringRef.h"
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+
+namespace qfx {
+
+/// nlohmann's exception message without its "[json.exception.<kind>.<id>] "
+/// prefix, which means nothing to users.
+std::string stripJsonExceptionTag(const char *What);
+
+/// Parses \p Text (throwing nlohmann exceptions like json::parse); sets
+/// \p DuplicateKey to the first key that appears twice in one object, which
+/// nlohmann would otherwise silently collapse.
+nlohmann::json parseJsonTrackingDuplicates(llvm::StringRef Text,
+                                           std::string &DuplicateKey);
+
+} // namespace qfx
+
+#endif // QFX_LIB_SUPPORT_JSONUTIL_H
