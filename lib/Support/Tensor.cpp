@@ -321,8 +321,7 @@ Tensor sliceRows(const Tensor &T, int64_t Begin, int64_t End) {
   S[0] = End - Begin;
   Tensor R(T.dtype(), S);
   size_t Row = T.dim(0) ? T.byteSize() / static_cast<size_t>(T.dim(0)) : 0;
-  std::memcpy(R.rawData(),
-              static_cast<const char *>(T.rawData()) + Begin * Row,
+  std::memcpy(R.rawData(), static_cast<const char *>(T.rawData()) + Begin * Row,
               (End - Begin) * Row);
   R.setQuant(T.quant());
   return R;

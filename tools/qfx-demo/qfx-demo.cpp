@@ -50,8 +50,7 @@ static cl::opt<int> NumCalib("calibration-images",
                              cl::init(1000));
 static cl::opt<int> NumTest("test-images", cl::desc("test images to score"),
                             cl::init(10000));
-static cl::opt<int> Threads("threads", cl::desc("oneDNN threads"),
-                            cl::init(2));
+static cl::opt<int> Threads("threads", cl::desc("oneDNN threads"), cl::init(2));
 static cl::opt<bool> Quiet("quiet", cl::desc("do not print the graphs"));
 
 using Clock = std::chrono::steady_clock;
@@ -134,8 +133,8 @@ static llvm::Expected<Scores> evaluate(const Runner &Run, const Tensor &X,
       return Logits.takeError();
     const float *L = Logits->data<float>();
     for (int64_t I = 0; I < E - B; ++I) {
-      int64_t Best = std::max_element(L + I * 10, L + I * 10 + 10) -
-                     (L + I * 10);
+      int64_t Best =
+          std::max_element(L + I * 10, L + I * 10 + 10) - (L + I * 10);
       S.Predictions.push_back(Best);
       S.Correct += Best == Labels.data<uint8_t>()[B + I];
     }
@@ -264,12 +263,12 @@ static llvm::Error run() {
   if (!Quiet)
     (*Q100)->print(llvm::outs());
 
-  auto FScores = evaluate(compiledRunner(**F100), Test, *TestY, 100,
-                          "float eval");
+  auto FScores =
+      evaluate(compiledRunner(**F100), Test, *TestY, 100, "float eval");
   if (!FScores)
     return FScores.takeError();
-  auto QScores = evaluate(compiledRunner(**Q100), Test, *TestY, 100,
-                          "int8 eval");
+  auto QScores =
+      evaluate(compiledRunner(**Q100), Test, *TestY, 100, "int8 eval");
   if (!QScores)
     return QScores.takeError();
   int64_t Agree = 0;
@@ -277,14 +276,11 @@ static llvm::Error run() {
     Agree += FScores->Predictions[I] == QScores->Predictions[I];
 
   double N = static_cast<double>(Test.dim(0));
-  llvm::outs() << "\n== Fashion-MNIST test set (" << Test.dim(0)
-               << " images) ==\n"
-               << llvm::format("  float top-1  %6.2f%%\n",
-                               100.0 * FScores->Correct / N)
-               << llvm::format("  int8  top-1  %6.2f%%\n",
-                               100.0 * QScores->Correct / N)
-               << llvm::format("  argmax agreement %6.2f%%\n",
-                               100.0 * Agree / N);
+  llvm::outs()
+      << "\n== Fashion-MNIST test set (" << Test.dim(0) << " images) ==\n"
+      << llvm::format("  float top-1  %6.2f%%\n", 100.0 * FScores->Correct / N)
+      << llvm::format("  int8  top-1  %6.2f%%\n", 100.0 * QScores->Correct / N)
+      << llvm::format("  argmax agreement %6.2f%%\n", 100.0 * Agree / N);
 
   llvm::outs() << "\n== latency (median, " << Threads << " threads) ==\n"
                << "  batch    float (us)    int8 (us)   speedup\n";
@@ -312,8 +308,8 @@ static llvm::Error run() {
 }
 
 int main(int argc, char **argv) {
-  cl::ParseCommandLineOptions(argc, argv,
-                              "qfx demo: Net on Fashion-MNIST, float vs int8\n");
+  cl::ParseCommandLineOptions(
+      argc, argv, "qfx demo: Net on Fashion-MNIST, float vs int8\n");
   if (llvm::Error E = run()) {
     llvm::errs() << "qfx-demo: error: " << errorToString(std::move(E)) << "\n";
     return 1;
