@@ -31,9 +31,8 @@ Tensor fakeQuantizePerTensor(const Tensor &X, double Scale, int64_t ZeroPoint,
                              int64_t QuantMin, int64_t QuantMax);
 /// torch.fake_quantize_per_channel_affine (forward).
 Tensor fakeQuantizePerChannel(const Tensor &X, llvm::ArrayRef<double> Scales,
-                              llvm::ArrayRef<int64_t> ZeroPoints,
-                              int64_t Axis, int64_t QuantMin,
-                              int64_t QuantMax);
+                              llvm::ArrayRef<int64_t> ZeroPoints, int64_t Axis,
+                              int64_t QuantMin, int64_t QuantMax);
 /// The straight-through-estimator mask of fake quantization: 1 where the
 /// rounded value falls inside [quant_min, quant_max], else 0 (PyTorch's
 /// fake_quantize_per_tensor_affine_cachemask).
