@@ -404,23 +404,26 @@ void Lowerer::finishWeighted(PrimitiveStep &S, const Group &G,
   bindGroup(*this, G, Dst);
 }
 
-/// The conv's weights and bias, checked.
+/// The weights (of rank \p Rank) and optional f32 bias of a conv or linear
+/// module, checked; \p Op and \p OutName word the errors.
 static llvm::Expected<std::pair<const Tensor *, const Tensor *>>
-convTensors(const Node &N, const ModuleInfo &CM) {
-  const Tensor *W = CM.tensor("weight");
-  const Tensor *B = CM.tensor("bias");
-  if (!W || !W->hasData() || W->rank() != 4)
-    return nodeError(N, "conv needs a 4-d weight with data");
+weightAndBias(const Node &N, const ModuleInfo &M, int64_t Rank,
+              llvm::StringRef Op, llvm::StringRef OutName) {
+  const Tensor *W = M.tensor("weight");
+  const Tensor *B = M.tensor("bias");
+  if (!W || !W->hasData() || W->rank() != Rank)
+    return nodeError(N, Op + " needs a " + llvm::Twine(Rank) +
+                            "-d weight with data");
   if (B && (!B->hasData() || B->dtype() != DType::F32 ||
             B->numElements() != W->dim(0)))
-    return nodeError(N, "conv bias must be f32 [out_channels] with data");
+    return nodeError(N, Op + " bias must be f32 [" + OutName + "] with data");
   return std::make_pair(W, B);
 }
 
 llvm::Expected<bool> Lowerer::lowerConv(const Group &G) {
   const Node &N = *G.Anchor;
   const ModuleInfo &CM = weightModule(*GM.lookupModule(N.target()));
-  auto WB = convTensors(N, CM);
+  auto WB = weightAndBias(N, CM, 4, "conv", "out_channels");
   if (!WB)
     return WB.takeError();
   auto [W, B] = *WB;
@@ -518,22 +521,10 @@ memory::desc transposedWeights(int64_t K, int64_t N, DType T) {
 
 } // namespace
 
-/// The linear's weights and bias, checked.
-static llvm::Expected<std::pair<const Tensor *, const Tensor *>>
-linearTensors(const Node &N, const ModuleInfo &LM) {
-  const Tensor *W = LM.tensor("weight");
-  const Tensor *B = LM.tensor("bias");
-  if (!W || !W->hasData() || W->rank() != 2)
-    return nodeError(N, "linear needs a 2-d weight with data");
-  if (B && (!B->hasData() || B->dtype() != DType::F32 ||
-            B->numElements() != W->dim(0)))
-    return nodeError(N, "linear bias must be f32 [out_features] with data");
-  return std::make_pair(W, B);
-}
-
 llvm::Expected<bool> Lowerer::lowerLinear(const Group &G) {
   const Node &N = *G.Anchor;
-  auto WB = linearTensors(N, weightModule(*GM.lookupModule(N.target())));
+  auto WB = weightAndBias(N, weightModule(*GM.lookupModule(N.target())), 2,
+                          "linear", "out_features");
   if (!WB)
     return WB.takeError();
   const Tensor *B = WB->second;
@@ -659,7 +650,7 @@ Lowerer::DynamicInput Lowerer::addDynamicQuantize(const std::string &Name,
 llvm::Expected<bool> Lowerer::lowerLinearDynamic(const Group &G) {
   const Node &N = *G.Anchor;
   const ModuleInfo &M = *GM.lookupModule(N.target());
-  auto WB = linearTensors(N, M);
+  auto WB = weightAndBias(N, M, 2, "linear", "out_features");
   if (!WB)
     return WB.takeError();
   const Tensor *B = WB->second;

@@ -965,24 +965,11 @@ std::string serializeToJson(const GraphModule &GM) {
 
 Expected<std::unique_ptr<GraphModule>> deserializeFromJson(StringRef Bytes,
                                                            StringRef Name) {
-  json Doc;
-  std::string DuplicateKey;
+  Expected<json> Doc = parseJsonDocument(Bytes, Name, "not valid JSON: ");
+  if (!Doc)
+    return Doc.takeError();
   try {
-    Doc = parseJsonTrackingDuplicates(Bytes, DuplicateKey);
-  } catch (const json::parse_error &E) {
-    return fileError(Name, "not valid JSON (byte " + Twine(E.byte) +
-                               "): " + stripJsonExceptionTag(E.what()));
-  } catch (const json::exception &E) {
-    return fileError(Name,
-                     "not valid JSON: " + stripJsonExceptionTag(E.what()));
-  } catch (const std::bad_alloc &) {
-    return fileError(Name, "out of memory while parsing JSON");
-  }
-  if (!DuplicateKey.empty())
-    return fileError(Name, "not valid JSON: key '" + DuplicateKey +
-                               "' appears twice in one object");
-  try {
-    return Reader(Name).readDocument(Doc);
+    return Reader(Name).readDocument(*Doc);
   } catch (const json::exception &E) {
     // The reader checks types before every access, so this is a bug; still
     // a file must never take the process down.

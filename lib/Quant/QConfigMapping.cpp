@@ -790,24 +790,11 @@ Expected<QConfigMapping> MappingReader::readDocument(const json &Doc) const {
 
 Expected<QConfigMapping> QConfigMapping::fromJson(StringRef Text,
                                                   StringRef Name) {
-  json Doc;
-  std::string DuplicateKey;
+  Expected<json> Doc = parseJsonDocument(Text, Name, "");
+  if (!Doc)
+    return Doc.takeError();
   try {
-    Doc = parseJsonTrackingDuplicates(Text, DuplicateKey);
-  } catch (const json::parse_error &E) {
-    return fileError(Name, "not valid JSON (byte " + Twine(E.byte) +
-                               "): " + stripJsonExceptionTag(E.what()));
-  } catch (const json::exception &E) {
-    return fileError(Name,
-                     "not valid JSON: " + stripJsonExceptionTag(E.what()));
-  } catch (const std::bad_alloc &) {
-    return fileError(Name, "out of memory while parsing JSON");
-  }
-  if (!DuplicateKey.empty())
-    return fileError(Name,
-                     "key '" + DuplicateKey + "' appears twice in one object");
-  try {
-    return MappingReader(Name).readDocument(Doc);
+    return MappingReader(Name).readDocument(*Doc);
   } catch (const json::exception &E) {
     // The reader checks types before every access, so this is a bug; still
     // a configuration file must never take the process down.

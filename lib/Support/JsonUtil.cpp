@@ -2,6 +2,8 @@
 
 #include "JsonUtil.h"
 
+#include "qfx/Support/Error.h"
+
 #include <set>
 #include <vector>
 
@@ -36,4 +38,26 @@ json qfx::parseJsonTrackingDuplicates(llvm::StringRef Text,
     return true;
   };
   return json::parse(Text.begin(), Text.end(), Track);
+}
+
+llvm::Expected<json> qfx::parseJsonDocument(llvm::StringRef Text,
+                                            llvm::StringRef Name,
+                                            llvm::StringRef DuplicatePrefix) {
+  json Doc;
+  std::string DuplicateKey;
+  try {
+    Doc = parseJsonTrackingDuplicates(Text, DuplicateKey);
+  } catch (const json::parse_error &E) {
+    return fileError(Name, "not valid JSON (byte " + llvm::Twine(E.byte) +
+                               "): " + stripJsonExceptionTag(E.what()));
+  } catch (const json::exception &E) {
+    return fileError(Name,
+                     "not valid JSON: " + stripJsonExceptionTag(E.what()));
+  } catch (const std::bad_alloc &) {
+    return fileError(Name, "out of memory while parsing JSON");
+  }
+  if (!DuplicateKey.empty())
+    return fileError(Name, DuplicatePrefix + "key '" + DuplicateKey +
+                               "' appears twice in one object");
+  return Doc;
 }

@@ -11,6 +11,7 @@
 #define QFX_LIB_SUPPORT_JSONUTIL_H
 
 #include "llvm/ADT/StringRef.h"
+#include "llvm/Support/Error.h"
 
 #include <nlohmann/json.hpp>
 
@@ -27,6 +28,14 @@ std::string stripJsonExceptionTag(const char *What);
 /// nlohmann would otherwise silently collapse.
 nlohmann::json parseJsonTrackingDuplicates(llvm::StringRef Text,
                                            std::string &DuplicateKey);
+
+/// Parses a whole document, turning every parse failure into an error
+/// "<Name>: not valid JSON ..." (with the byte position when known) and a
+/// repeated key into "<Name>: <DuplicatePrefix>key 'k' appears twice in one
+/// object".
+llvm::Expected<nlohmann::json>
+parseJsonDocument(llvm::StringRef Text, llvm::StringRef Name,
+                  llvm::StringRef DuplicatePrefix);
 
 } // namespace qfx
 
