@@ -101,11 +101,21 @@ static void storeQParams(ModuleInfo &M, const QuantParams &QP) {
   M.setTensor("zero_point", std::move(Z), true);
 }
 
-/// Fake-quantizes \p X with the module's current scale / zero_point.
-static llvm::Expected<Tensor> fakeQuantize(const ModuleInfo &M,
-                                           const ObserverSpec &Spec,
-                                           llvm::StringRef Path,
-                                           const Tensor &X) {
+/// The u8 0/1 mask as an f32 multiplier.
+static Tensor maskToFloat(const Tensor &U8Mask) {
+  Tensor R(DType::F32, U8Mask.shape());
+  const uint8_t *In = U8Mask.data<uint8_t>();
+  float *Out = R.data<float>();
+  for (int64_t I = 0, E = U8Mask.numElements(); I < E; ++I)
+    Out[I] = In[I] ? 1.0f : 0.0f;
+  return R;
+}
+
+/// Fake-quantizes \p X with the module's current scale / zero_point; with
+/// \p Mask, also stores the straight-through estimator's mask there.
+static llvm::Expected<Tensor>
+fakeQuantize(const ModuleInfo &M, const ObserverSpec &Spec,
+             llvm::StringRef Path, const Tensor &X, Tensor *Mask = nullptr) {
   const Tensor *S = M.tensor("scale");
   const Tensor *Z = M.tensor("zero_point");
   if (!S || !Z || !S->hasData() || !Z->hasData() ||
@@ -114,10 +124,14 @@ static llvm::Expected<Tensor> fakeQuantize(const ModuleInfo &M,
                      "': scale and zero_point must be non-empty and agree");
   bool PerChannel = Spec.Scheme == QScheme::PerChannelAffine ||
                     Spec.Scheme == QScheme::PerChannelSymmetric;
-  if (!PerChannel)
-    return fakeQuantizePerTensor(X, S->getAsDouble(0),
-                                 static_cast<int64_t>(Z->getAsDouble(0)),
-                                 Spec.QuantMin, Spec.QuantMax);
+  if (!PerChannel) {
+    double Scale = S->getAsDouble(0);
+    auto Zp = static_cast<int64_t>(Z->getAsDouble(0));
+    if (Mask)
+      *Mask = maskToFloat(fakeQuantizeMaskPerTensor(X, Scale, Zp, Spec.QuantMin,
+                                                    Spec.QuantMax));
+    return fakeQuantizePerTensor(X, Scale, Zp, Spec.QuantMin, Spec.QuantMax);
+  }
   int64_t Axis = Spec.ChAxis < 0 ? Spec.ChAxis + X.rank() : Spec.ChAxis;
   if (Axis < 0 || Axis >= X.rank() || X.dim(Axis) != S->numElements())
     return makeError(
@@ -130,12 +144,21 @@ static llvm::Expected<Tensor> fakeQuantize(const ModuleInfo &M,
     Scales.push_back(S->getAsDouble(I));
     Zps.push_back(static_cast<int64_t>(Z->getAsDouble(I)));
   }
+  if (Mask)
+    *Mask = maskToFloat(fakeQuantizeMaskPerChannel(
+        X, Scales, Zps, Axis, Spec.QuantMin, Spec.QuantMax));
   return fakeQuantizePerChannel(X, Scales, Zps, Axis, Spec.QuantMin,
                                 Spec.QuantMax);
 }
 
 llvm::Expected<Tensor>
 qfx::runObserverModule(ModuleInfo &M, llvm::StringRef Path, const Tensor &X) {
+  return runObserverModule(M, Path, X, nullptr);
+}
+
+llvm::Expected<Tensor> qfx::runObserverModule(ModuleInfo &M,
+                                              llvm::StringRef Path,
+                                              const Tensor &X, Tensor *Mask) {
   auto Fail = [&](llvm::Error E) {
     return prefixError(std::move(E), ("observer '" + Path + "'").str());
   };
@@ -166,5 +189,21 @@ qfx::runObserverModule(ModuleInfo &M, llvm::StringRef Path, const Tensor &X) {
   }
   if (!*FakeQuantOn)
     return X;
-  return fakeQuantize(M, (*O)->spec(), Path, X);
+  return fakeQuantize(M, (*O)->spec(), Path, X, Mask);
+}
+
+/// Sets buffer \p Name of every FakeQuantize module under \p M.
+static void setSwitches(ModuleInfo &M, llvm::StringRef Name, bool On) {
+  if (isFakeQuantizeModule(M))
+    M.setTensor(Name, scalarTensor(DType::U8, On ? 1 : 0), /*IsBuffer=*/true);
+  for (const auto &C : M.children())
+    setSwitches(*C.second, Name, On);
+}
+
+void qfx::setObserverEnabled(GraphModule &GM, bool On) {
+  setSwitches(GM.root(), "observer_enabled", On);
+}
+
+void qfx::setFakeQuantEnabled(GraphModule &GM, bool On) {
+  setSwitches(GM.root(), "fake_quant_enabled", On);
 }

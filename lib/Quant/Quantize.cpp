@@ -254,3 +254,33 @@ Tensor qfx::fakeQuantizeMaskPerTensor(const Tensor &X, double Scale,
   }
   return R;
 }
+
+Tensor qfx::fakeQuantizeMaskPerChannel(const Tensor &X,
+                                       llvm::ArrayRef<double> Scales,
+                                       llvm::ArrayRef<int64_t> ZeroPoints,
+                                       int64_t Axis, int64_t QuantMin,
+                                       int64_t QuantMax) {
+  assert(X.dtype() == DType::F32 && "fake quantize needs an f32 tensor");
+  AxisSplit S = splitAt(X.shape(), Axis);
+  assert(static_cast<int64_t>(Scales.size()) == S.Channels &&
+         static_cast<int64_t>(ZeroPoints.size()) == S.Channels &&
+         "one scale and zero point per channel");
+  Tensor R(DType::U8, X.shape());
+  const float *In = X.data<float>();
+  uint8_t *Out = R.data<uint8_t>();
+  for (int64_t O = 0; O < S.Outer; ++O)
+    for (int64_t C = 0; C < S.Channels; ++C) {
+      // Same float scale and inverse scale as fakeQuantizePerChannel, so the
+      // mask agrees with the forward at rounding boundaries.
+      float Sc = static_cast<float>(Scales[C]);
+      float InvScale = 1.0f / Sc;
+      int64_t Base = (O * S.Channels + C) * S.Inner;
+      for (int64_t I = 0; I < S.Inner; ++I) {
+        bool InRange;
+        fakeQuantizeOne(In[Base + I], Sc, InvScale, ZeroPoints[C], QuantMin,
+                        QuantMax, InRange);
+        Out[Base + I] = InRange ? 1 : 0;
+      }
+    }
+  return R;
+}

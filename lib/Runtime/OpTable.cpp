@@ -662,4 +662,13 @@ const std::vector<OpDef> &table() {
 
 } // namespace
 
+llvm::Expected<ref::Conv2dParams> qfx::conv2dParams(const BoundArgs &B) {
+  return convParams(B);
+}
+
+llvm::Expected<ref::Pool2dParams> qfx::pool2dParams(const BoundArgs &B,
+                                                    bool IsMax) {
+  return poolParams(B, IsMax);
+}
+
 llvm::ArrayRef<OpDef> qfx::allOps() { return table(); }

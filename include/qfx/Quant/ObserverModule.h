@@ -20,6 +20,7 @@
 
 namespace qfx {
 
+class GraphModule;
 class ModuleInfo;
 
 /// The kind of FakeQuantize modules.
@@ -60,6 +61,20 @@ ModuleInfo *weightHolder(ModuleInfo &M);
 /// \p Path.
 llvm::Expected<Tensor> runObserverModule(ModuleInfo &M, llvm::StringRef Path,
                                          const Tensor &X);
+/// The same, also storing in \p Mask (when non-null) the straight-through
+/// estimator's mask of what was returned: an f32 tensor of X's shape, 1
+/// where the gradient passes (inside [quant_min, quant_max] after rounding)
+/// and 0 where it is clamped; left untouched when X is returned as is
+/// (plain observers, fake quantization disabled), whose gradient is the
+/// identity.
+llvm::Expected<Tensor> runObserverModule(ModuleInfo &M, llvm::StringRef Path,
+                                         const Tensor &X, Tensor *Mask);
+
+/// torch.ao.quantization's enable_observer / disable_observer and
+/// enable_fake_quant / disable_fake_quant over every FakeQuantize module of
+/// \p GM (freezing observers keeps the qparams they reached).
+void setObserverEnabled(GraphModule &GM, bool On);
+void setFakeQuantEnabled(GraphModule &GM, bool On);
 
 } // namespace qfx
 

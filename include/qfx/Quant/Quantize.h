@@ -40,6 +40,14 @@ Tensor fakeQuantizeMaskPerTensor(const Tensor &X, double Scale,
                                  int64_t ZeroPoint, int64_t QuantMin,
                                  int64_t QuantMax);
 
+/// The same mask for per-channel fake quantization along \p Axis (PyTorch's
+/// fake_quantize_per_channel_affine_cachemask).
+Tensor fakeQuantizeMaskPerChannel(const Tensor &X,
+                                  llvm::ArrayRef<double> Scales,
+                                  llvm::ArrayRef<int64_t> ZeroPoints,
+                                  int64_t Axis, int64_t QuantMin,
+                                  int64_t QuantMax);
+
 } // namespace qfx
 
 #endif // QFX_QUANT_QUANTIZE_H

@@ -13,6 +13,7 @@
 #define QFX_RUNTIME_OP_H
 
 #include "qfx/IR/Graph.h"
+#include "qfx/Runtime/Kernels.h"
 #include "qfx/Support/Tensor.h"
 
 #include "llvm/ADT/ArrayRef.h"
@@ -131,6 +132,13 @@ inferOp(llvm::StringRef Name, std::vector<Operand> Positional,
 llvm::Expected<Tensor>
 runOp(llvm::StringRef Name, std::vector<Operand> Positional,
       std::vector<std::pair<std::string, Operand>> Keywords = {});
+
+/// conv2d's stride / padding / dilation / groups from its bound arguments
+/// (also what its gradient needs).
+llvm::Expected<ref::Conv2dParams> conv2dParams(const BoundArgs &B);
+/// max_pool2d's (\p IsMax) or avg_pool2d's window parameters, PyTorch's
+/// defaults applied.
+llvm::Expected<ref::Pool2dParams> pool2dParams(const BoundArgs &B, bool IsMax);
 
 /// Standard leaf module kinds (Conv2d, Linear, ReLU ...) are ops applied to
 /// the module's tensors and attributes. A data table maps each kind to its op
