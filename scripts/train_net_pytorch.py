@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
-"""Trains the seed Net on Fashion-MNIST with PyTorch and saves its weights.
+"""Trains the seed Net on Fashion-MNIST with PyTorch, for comparison with qfx.
 
-Stopgap until qfx's own C++ trainer exists: it produces models/net_fashion.safetensors,
-the trained weights the demo ships with. Needs Debian's python3-torch and
-dataset-fashion-mnist. Deterministic (fixed seed, one thread).
+The weights qfx ships (models/net_fashion.safetensors) are trained in C++ by
+`build/bin/qfx-train --epochs 5 -o models/net_fashion.safetensors`; this
+script trains the same model with PyTorch so the two can be compared. Needs
+Debian's python3-torch and dataset-fashion-mnist. Deterministic (fixed seed,
+one thread).
 
-    python3 scripts/train_net_pytorch.py [--epochs 4] [--out models/net_fashion.safetensors]
+    python3 scripts/train_net_pytorch.py [--epochs 4] [--out net_pytorch.safetensors]
 """
 import argparse
 import gzip
@@ -72,7 +74,7 @@ def save_safetensors(path, tensors):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--epochs", type=int, default=4)
-    ap.add_argument("--out", default="models/net_fashion.safetensors")
+    ap.add_argument("--out", default="net_pytorch.safetensors")
     args = ap.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(1)

@@ -8,6 +8,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "TorchPython.h"
 #include "qfx/Codegen/Lowering.h"
 #include "qfx/IR/GraphModule.h"
 #include "qfx/Models/Zoo.h"
@@ -258,29 +259,9 @@ static llvm::Error benchModel(const models::ZooEntry &Entry,
   return llvm::Error::success();
 }
 
-/// True if \p Py runs and imports torch and torchvision.
-static bool canImportTorch(llvm::StringRef Py) {
-  llvm::Optional<llvm::StringRef> Quiet[] = {
-      llvm::StringRef(""), llvm::StringRef(""), llvm::StringRef("")};
-  llvm::StringRef Args[] = {Py, "-c", "import torch, torchvision"};
-  return llvm::sys::ExecuteAndWait(Py, Args, llvm::None, Quiet) == 0;
-}
-
-/// The first python3 on PATH that has torch (a virtualenv's python3 often
-/// shadows the system one that has it), or "" if none.
+/// The python3 to run the PyTorch script with, or "".
 static std::string findTorchPython() {
-  if (!Python.empty())
-    return canImportTorch(Python) ? Python.getValue() : "";
-  llvm::Optional<std::string> Path = llvm::sys::Process::GetEnv("PATH");
-  llvm::SmallVector<llvm::StringRef, 16> Dirs;
-  llvm::StringRef(Path ? *Path : "").split(Dirs, ':', -1, false);
-  for (llvm::StringRef Dir : Dirs) {
-    llvm::SmallString<256> Py(Dir);
-    llvm::sys::path::append(Py, "python3");
-    if (llvm::sys::fs::can_execute(Py) && canImportTorch(Py))
-      return Py.str().str();
-  }
-  return "";
+  return tools::findTorchPython(Python.getValue(), "torch, torchvision");
 }
 
 static std::string joinInts(const std::vector<int> &V) {

@@ -4,10 +4,12 @@
 // then quantizes it two ways and scores all three on the test set:
 // post-training quantization (calibrate, convert) and quantization-aware
 // training (prepare_qat_fx, fine-tune with fake-quant, convert). The int8
-// models are compiled to oneDNN, as users run them.
+// models are compiled to oneDNN, as users run them. With --bench it instead
+// measures training throughput against PyTorch's on the same machine.
 //
 //===----------------------------------------------------------------------===//
 
+#include "TorchPython.h"
 #include "qfx/Codegen/CompiledModule.h"
 #include "qfx/Codegen/Lowering.h"
 #include "qfx/IR/GraphModule.h"
@@ -19,15 +21,30 @@
 #include "qfx/Support/Error.h"
 #include "qfx/Trace/SymbolicTrace.h"
 #include "qfx/Train/Checkpoint.h"
+#include "qfx/Train/GradKernels.h"
 #include "qfx/Train/Trainer.h"
 
+#include "llvm/ADT/Optional.h"
+#include "llvm/ADT/SmallString.h"
 #include "llvm/Support/CommandLine.h"
+#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Format.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/Process.h"
+#include "llvm/Support/Program.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
 #include <malloc.h>
 #include <map>
 #include <string>
+#include <vector>
 
 using namespace qfx;
 namespace cl = llvm::cl;
@@ -48,7 +65,7 @@ static cl::opt<std::string>
 static cl::opt<int> Epochs("epochs", cl::desc("float training epochs"),
                            cl::init(5));
 static cl::opt<int> BatchSize("batch-size", cl::desc("mini-batch size"),
-                              cl::init(64));
+                              cl::init(32));
 static cl::opt<double> LR("lr", cl::desc("peak learning rate"), cl::init(0.05));
 static cl::opt<double> Momentum("momentum", cl::desc("SGD momentum"),
                                 cl::init(0.9));
@@ -57,7 +74,7 @@ static cl::opt<double> WeightDecay("weight-decay", cl::desc("L2 penalty"),
 static cl::opt<std::string>
     Schedule("schedule",
              cl::desc("constant | step:<size>:<gamma> | cosine[:<warmup>]"),
-             cl::init("cosine:200"));
+             cl::init("cosine:400"));
 static cl::opt<unsigned long long> Seed("seed",
                                         cl::desc("initialization, "
                                                  "shuffling"),
@@ -84,6 +101,34 @@ static cl::opt<int> CalibImages("calibration-images",
                                 cl::init(1000));
 static cl::opt<int> Threads("threads", cl::desc("oneDNN threads for int8"),
                             cl::init(2));
+static cl::opt<bool> Bench("bench",
+                           cl::desc("instead of training, measure training "
+                                    "throughput (images/s) against PyTorch's"));
+static cl::list<int>
+    BenchThreads("bench-threads", cl::CommaSeparated,
+                 cl::desc("--bench thread counts (default 2)"));
+static cl::opt<int> BenchSteps("bench-steps",
+                               cl::desc("--bench training steps per timed "
+                                        "repetition"),
+                               cl::init(50));
+static cl::opt<int> BenchReps("bench-reps",
+                              cl::desc("--bench timed repetitions (the "
+                                       "median is reported)"),
+                              cl::init(5));
+static cl::opt<int> BenchWarmup("bench-warmup",
+                                cl::desc("--bench untimed steps first"),
+                                cl::init(10));
+static cl::opt<std::string>
+    Python("python", cl::desc("--bench: python interpreter for the PyTorch "
+                              "baseline (default: the first python3 on PATH "
+                              "that imports torch)"));
+// Set by --bench on the copy of itself it runs per thread count.
+static cl::opt<int> BenchChildThreads("bench-child-threads", cl::Hidden,
+                                      cl::init(0));
+static cl::opt<std::string> BenchScript("pytorch-script",
+                                        cl::desc("path of "
+                                                 "pytorch_train_bench.py"),
+                                        cl::init(QFX_TRAIN_BENCH_SCRIPT));
 
 /// Prints progress every tenth of an epoch.
 static BatchCallback progress(llvm::StringRef What) {
@@ -222,9 +267,271 @@ static llvm::Expected<double> qat(const GraphModule &Float,
   return int8Accuracy(**Q, Test);
 }
 
+//===----------------------------------------------------------------------===//
+// --bench: training throughput against PyTorch
+//===----------------------------------------------------------------------===//
+
+/// Median step time in ms and images/s of one side of the comparison.
+struct Throughput {
+  double StepMs = NAN;
+  double ImagesPerSecond = NAN;
+};
+
+/// printf-style formatting into a string.
+template <typename... Ts>
+static std::string formatted(const char *Fmt, const Ts &...Vals) {
+  std::string S;
+  llvm::raw_string_ostream(S) << llvm::format(Fmt, Vals...);
+  return S;
+}
+
+static double median(std::vector<double> V) {
+  std::sort(V.begin(), V.end());
+  size_t N = V.size();
+  return N % 2 ? V[N / 2] : (V[N / 2 - 1] + V[N / 2]) / 2;
+}
+
+/// "load average 1.41 2.74 3.89": on a shared machine the figures mean
+/// little without it.
+static std::string loadAverage() {
+  double L[3];
+  if (getloadavg(L, 3) != 3)
+    return "load average unknown";
+  return formatted("load average %.2f %.2f %.2f", L[0], L[1], L[2]);
+}
+
+/// Times qfx's training step on \p Threads threads: forward, loss,
+/// backward and SGD step on consecutive batches, as trainEpoch runs them
+/// (at a constant learning rate: the PyTorch side has no schedule).
+static llvm::Expected<Throughput> benchQfx(const Dataset &Train, int Threads) {
+  // oneDNN runs on OpenMP; this is the thread count its primitives use.
+  omp_set_num_threads(Threads);
+  auto GM = traceNet(); // a fresh model per thread count, as PyTorch's
+  if (!GM)
+    return GM.takeError();
+  Tape T(**GM, TapeOptions{});
+  auto Opt = SGD::create({LR, Momentum, 0, WeightDecay, false});
+  if (!Opt)
+    return Opt.takeError();
+  int64_t Batches = Train.size() / BatchSize, Cursor = 0;
+  auto Step = [&]() -> llvm::Error {
+    // Consecutive full batches, wrapping around, as the PyTorch script.
+    int64_t Begin = (Cursor++ % Batches) * BatchSize;
+    Tensor X = sliceRows(Train.Inputs, Begin, Begin + BatchSize);
+    llvm::ArrayRef<int64_t> Y(Train.Labels.data() + Begin, BatchSize);
+    T.zeroGrad();
+    auto Out = T.forward({X});
+    if (!Out)
+      return Out.takeError();
+    if (Out->size() != 1 || (*Out)[0].rank() != 2)
+      return makeError("training needs a graph with one [N, classes] output");
+    auto CE = grad::crossEntropy((*Out)[0], Y);
+    if (!CE)
+      return CE.takeError();
+    if (llvm::Error E = T.backward({CE->GradLogits}))
+      return E;
+    return Opt->step(T.graphModule(), T.grads());
+  };
+  for (int I = 0; I < BenchWarmup; ++I)
+    if (llvm::Error E = Step())
+      return E;
+  std::vector<double> StepMs;
+  for (int R = 0; R < BenchReps; ++R) {
+    auto Start = std::chrono::steady_clock::now();
+    for (int I = 0; I < BenchSteps; ++I)
+      if (llvm::Error E = Step())
+        return E;
+    StepMs.push_back(std::chrono::duration<double, std::milli>(
+                         std::chrono::steady_clock::now() - Start)
+                         .count() /
+                     BenchSteps);
+  }
+  Throughput TP;
+  TP.StepMs = median(StepMs);
+  TP.ImagesPerSecond = BatchSize * 1e3 / TP.StepMs;
+  return TP;
+}
+
+/// The python3 to run the PyTorch script with, or "".
+static std::string findTorchPython() {
+  return tools::findTorchPython(Python.getValue(), "torch, numpy");
+}
+
+/// Runs \p Args (the program first) with stdout captured and returns the
+/// figures of its "<Tag> images_per_s_median=... step_ms_median=..." line;
+/// \p Version, if given, receives the line's torch=... field. The
+/// environment (OMP_WAIT_POLICY) is inherited.
+static llvm::Expected<Throughput>
+runMeasurement(const std::vector<std::string> &Args, llvm::StringRef Tag,
+               std::string *Version = nullptr) {
+  llvm::SmallString<128> OutFile;
+  if (std::error_code EC =
+          llvm::sys::fs::createTemporaryFile("qfx-train", "txt", OutFile))
+    return fileError("temporary file", EC.message());
+  std::vector<llvm::StringRef> Refs(Args.begin(), Args.end());
+  llvm::Optional<llvm::StringRef> Redirects[] = {
+      llvm::None, llvm::StringRef(OutFile), llvm::None};
+  std::string Msg;
+  int RC = llvm::sys::ExecuteAndWait(Refs[0], Refs, llvm::None, Redirects, 0, 0,
+                                     &Msg);
+  auto Buf = llvm::MemoryBuffer::getFile(OutFile);
+  llvm::sys::fs::remove(OutFile);
+  if (RC != 0 || !Buf)
+    return makeError(Tag + " measurement failed (exit " + std::to_string(RC) +
+                     ") " + Msg);
+  llvm::SmallVector<llvm::StringRef, 8> Lines;
+  (*Buf)->getBuffer().split(Lines, '\n');
+  for (llvm::StringRef L : Lines) {
+    llvm::SmallVector<llvm::StringRef, 8> Fields;
+    L.trim().split(Fields, ' ', -1, false);
+    if (Fields.empty() || Fields[0] != Tag)
+      continue;
+    Throughput TP;
+    for (llvm::StringRef F : llvm::makeArrayRef(Fields).drop_front()) {
+      auto [Key, Value] = F.split('=');
+      if (Key == "images_per_s_median")
+        Value.getAsDouble(TP.ImagesPerSecond);
+      else if (Key == "step_ms_median")
+        Value.getAsDouble(TP.StepMs);
+      else if (Key == "torch" && Version)
+        *Version = Value.str();
+    }
+    if (!std::isnan(TP.ImagesPerSecond))
+      return TP;
+  }
+  return makeError(Tag + " measurement printed no result line");
+}
+
+/// pytorch_train_bench.py with the same protocol on \p Threads threads.
+static llvm::Expected<Throughput> benchPyTorch(llvm::StringRef Py, int Threads,
+                                               std::string &Version) {
+  return runMeasurement(
+      {Py.str(), BenchScript, "--data-dir=" + DataDir,
+       "--threads=" + std::to_string(Threads),
+       "--batch-size=" + std::to_string(BatchSize),
+       "--steps-per-rep=" + std::to_string(BenchSteps),
+       "--reps=" + std::to_string(BenchReps),
+       "--warmup=" + std::to_string(BenchWarmup),
+       formatted("--lr=%.17g", double(LR)),
+       formatted("--momentum=%.17g", double(Momentum)),
+       formatted("--weight-decay=%.17g", double(WeightDecay))},
+      "pytorch_train", &Version);
+}
+
+/// This program's path and arguments, for the per-thread-count copies.
+static std::vector<std::string> SelfArgs;
+
+/// qfx on \p Threads threads, in a fresh copy of this program: the oneDNN
+/// primitives fix their thread count when created, and qfx's primitive
+/// caches key them by shape only, so a second thread count measured in the
+/// same process would run the first one's primitives.
+static llvm::Expected<Throughput> benchQfxIsolated(int Threads) {
+  std::vector<std::string> Args = SelfArgs;
+  Args.push_back("--bench-child-threads=" + std::to_string(Threads));
+  return runMeasurement(Args, "qfx_train");
+}
+
+static llvm::Error runBench() {
+  if (BenchSteps <= 0 || BenchReps <= 0 || BenchWarmup < 0)
+    return makeError("--bench-steps and --bench-reps must be positive and "
+                     "--bench-warmup not negative");
+  if (BenchThreads.empty())
+    BenchThreads.push_back(2);
+  for (int T : BenchThreads)
+    if (T <= 0)
+      return makeError("--bench-threads must be positive");
+  if (BenchChildThreads > 0) {
+    auto Train = loadFashionMnist(DataDir, "train", TrainImages);
+    if (!Train)
+      return Train.takeError();
+    if (Train->size() < BatchSize)
+      return makeError("fewer training images than one batch");
+    auto Q = benchQfx(*Train, BenchChildThreads);
+    if (!Q)
+      return Q.takeError();
+    llvm::outs() << llvm::format(
+        "qfx_train images_per_s_median=%.1f step_ms_median=%.4f threads=%d\n",
+        Q->ImagesPerSecond, Q->StepMs, int(BenchChildThreads));
+    return llvm::Error::success();
+  }
+  llvm::outs() << "training throughput of Net on Fashion-MNIST: batch "
+               << BatchSize
+               << llvm::format(", SGD(lr %g, momentum %g, weight decay %g)",
+                               double(LR), double(Momentum),
+                               double(WeightDecay))
+               << ", " << BenchWarmup << " warm-up steps, median of "
+               << BenchReps << " x " << BenchSteps
+               << " steps; each side in a fresh process per thread count\n"
+               << loadAverage() << "\n";
+  llvm::outs().flush();
+
+  std::string Py = findTorchPython();
+  if (Py.empty())
+    llvm::outs() << "note: no python3 on PATH (or --python) imports torch "
+                    "and numpy; reporting qfx only\n";
+  std::string Version;
+  bool TorchFailed = false;
+  struct Result {
+    int Threads;
+    Throughput Qfx, Torch;
+  };
+  std::vector<Result> Results;
+  for (int T : BenchThreads) {
+    Result R{T, {}, {}};
+    auto Q = benchQfxIsolated(T);
+    if (!Q)
+      return Q.takeError();
+    R.Qfx = *Q;
+    llvm::outs() << llvm::format("  qfx      %d thr: %8.1f images/s  "
+                                 "(%.2f ms/step)\n",
+                                 T, R.Qfx.ImagesPerSecond, R.Qfx.StepMs);
+    llvm::outs().flush();
+    if (!Py.empty() && !TorchFailed) {
+      auto P = benchPyTorch(Py, T, Version);
+      if (P) {
+        R.Torch = *P;
+        llvm::outs() << llvm::format("  PyTorch  %d thr: %8.1f images/s  "
+                                     "(%.2f ms/step)\n",
+                                     T, R.Torch.ImagesPerSecond,
+                                     R.Torch.StepMs);
+      } else {
+        // The baseline is optional: report qfx's figure regardless.
+        llvm::outs() << "note: PyTorch baseline skipped: "
+                     << errorToString(P.takeError()) << "\n";
+        TorchFailed = true;
+      }
+      llvm::outs().flush();
+    }
+    Results.push_back(R);
+  }
+
+  bool WithTorch = llvm::any_of(Results, [](const Result &R) {
+    return !std::isnan(R.Torch.ImagesPerSecond);
+  });
+  llvm::outs() << "\n";
+  if (WithTorch)
+    llvm::outs() << "PyTorch " << Version << " via " << BenchScript << " with "
+                 << Py << "\n";
+  llvm::outs() << "threads  qfx images/s"
+               << (WithTorch ? "  PyTorch images/s  qfx/PyTorch" : "") << "\n";
+  for (const Result &R : Results) {
+    llvm::outs() << llvm::format("%7d  %12.1f", R.Threads,
+                                 R.Qfx.ImagesPerSecond);
+    if (WithTorch)
+      llvm::outs() << llvm::format("  %16.1f  %11.2f", R.Torch.ImagesPerSecond,
+                                   R.Qfx.ImagesPerSecond /
+                                       R.Torch.ImagesPerSecond);
+    llvm::outs() << "\n";
+  }
+  llvm::outs() << loadAverage() << "\n";
+  return llvm::Error::success();
+}
+
 static llvm::Error run() {
   if (BatchSize <= 0 || Epochs < 0 || QatEpochs < 0)
     return makeError("--batch-size must be positive and epochs not negative");
+  if (Bench)
+    return runBench();
   auto Train = loadFashionMnist(DataDir, "train", TrainImages);
   if (!Train)
     return Train.takeError();
@@ -269,6 +576,8 @@ int main(int argc, char **argv) {
   // them in the heap lets the next batch reuse them.
   mallopt(M_MMAP_THRESHOLD, 1 << 30);
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  SelfArgs.assign(argv, argv + argc);
+  SelfArgs[0] = llvm::sys::fs::getMainExecutable(argv[0], &SelfArgs);
   cl::ParseCommandLineOptions(
       argc, argv, "qfx-train: train Net on Fashion-MNIST; float, PTQ, QAT\n");
   if (llvm::Error E = run()) {
