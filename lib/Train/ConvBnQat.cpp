@@ -22,7 +22,7 @@ using namespace qfx;
 using namespace qfx::train;
 
 bool qfx::train::isConvBnQatKind(llvm::StringRef Kind) {
-  return Kind == "ConvBn2d" || Kind == "ConvBnReLU2d";
+  return Kind == "ConvBn2d" || Kind == "ConvBnReLU2d" || Kind == "LinearBn1d";
 }
 
 namespace {
@@ -76,10 +76,14 @@ Tensor fromDoubles(const std::vector<double> &V) {
   return T;
 }
 
-Tensor convForward(const Tensor &X, const Tensor &W,
-                   const ref::Conv2dParams &P) {
-  return kernelMode() == KernelMode::OneDNN ? onednn::conv2d(X, W, nullptr, P)
-                                            : ref::conv2d(X, W, nullptr, P);
+/// conv2d (or, for LinearBn1d, linear) without bias.
+Tensor weightedForward(bool IsLinear, const Tensor &X, const Tensor &W,
+                       const ref::Conv2dParams &P) {
+  bool Fast = kernelMode() == KernelMode::OneDNN;
+  if (IsLinear)
+    return Fast ? onednn::linear(X, W, nullptr) : ref::linear(X, W, nullptr);
+  return Fast ? onednn::conv2d(X, W, nullptr, P)
+              : ref::conv2d(X, W, nullptr, P);
 }
 
 /// The saved state and backward of one QAT conv-bn application.
@@ -90,6 +94,7 @@ public:
   std::string Path;
   Source XSrc;
   ref::Conv2dParams P;
+  bool IsLinear = false;
   Tensor X, W, WQ, Mask, Y, Yo, Z, Gamma, RunningMean, RunningVar;
   std::vector<float> SF, Std;
   bool HasBias = false, HasReLU = false, BatchStats = false;
@@ -115,11 +120,19 @@ llvm::Error ConvBnBackward::backward(const Tensor &GradOut, GradSink &Sink) {
   std::vector<double> DSF = channelDot(GYo, &Y, 1);
   for (size_t C = 0; C < SF.size(); ++C)
     DSF[C] = -DSF[C] / (double(SF[C]) * SF[C]);
-  grad::Conv2dGrads CG = grad::conv2dBackward(X, WQ, /*HasBias=*/false, GY, P,
-                                              Sink.needs(XSrc), true);
-  Sink.add(XSrc, CG.X);
+  Tensor GX, GWq;
+  if (IsLinear) {
+    grad::LinearGrads LG = grad::linearBackward(X, WQ, /*HasBias=*/false, GY,
+                                                Sink.needs(XSrc), true);
+    GX = LG.X, GWq = LG.W;
+  } else {
+    grad::Conv2dGrads CG = grad::conv2dBackward(X, WQ, /*HasBias=*/false, GY, P,
+                                                Sink.needs(XSrc), true);
+    GX = CG.X, GWq = CG.W;
+  }
+  Sink.add(XSrc, GX);
   // Through the straight-through estimator to w * sf, then to w and sf.
-  Tensor GWs = Mask.hasData() ? grad::mulElementwise(CG.W, Mask) : CG.W;
+  Tensor GWs = Mask.hasData() ? grad::mulElementwise(GWq, Mask) : GWq;
   Sink.add(Source::param(Path + ".0.weight"),
            scaleChannels(GWs, SF, 0, /*Divide=*/false));
   std::vector<double> FromW = channelDot(GWs, &W, 0);
@@ -142,80 +155,107 @@ static llvm::Expected<Tensor> channelTensor(const ModuleInfo &M,
   return *T;
 }
 
-llvm::Expected<Tensor> qfx::train::recordConvBnQat(
-    GraphModule &GM, llvm::StringRef Path, ModuleInfo &M, ModuleInfo &FQ,
-    const std::vector<Operand> &Inputs, const std::vector<Source> &Srcs,
-    bool BatchStats, Record &R) {
-  (void)GM;
-  ModuleInfo *Conv = M.child("0");
-  ModuleInfo *Bn = M.child("1");
-  if (!Conv || !Bn || Conv->kind() != "Conv2d" || Bn->kind() != "BatchNorm2d")
-    return makeError(M.kind() + " '" + Path +
-                     "' needs children '0' Conv2d and '1' BatchNorm2d");
+/// Reads BatchNorm \p Bn's tensors and hyper-parameters into \p S (and its
+/// bias into \p Beta) and computes the scale factor sf = gamma / std from
+/// the running variance before this step's update, as PyTorch does.
+static llvm::Error loadBatchNorm(ConvBnBackward &S, const ModuleInfo &Bn,
+                                 llvm::StringRef BnPath, int64_t C,
+                                 Tensor &Beta, double &Momentum) {
+  for (auto [Name, Dest] :
+       {std::pair<const char *, Tensor *>{"weight", &S.Gamma},
+        {"bias", &Beta},
+        {"running_mean", &S.RunningMean},
+        {"running_var", &S.RunningVar}}) {
+    auto T = channelTensor(Bn, BnPath, Name, C);
+    if (!T)
+      return T.takeError();
+    *Dest = *T;
+  }
+  if (const Argument *A = Bn.attr("eps"); A && A->isFloat())
+    S.Eps = A->getFloat();
+  Momentum = 0.1;
+  if (const Argument *A = Bn.attr("momentum"); A && A->isFloat())
+    Momentum = A->getFloat();
+  for (int64_t Ch = 0; Ch < C; ++Ch) {
+    float Std =
+        std::sqrt(S.RunningVar.data<float>()[Ch] + static_cast<float>(S.Eps));
+    S.Std.push_back(Std);
+    S.SF.push_back(S.Gamma.data<float>()[Ch] / Std);
+  }
+  return llvm::Error::success();
+}
+
+/// Checks the children of \p M and fills the weighted module's part of
+/// \p S (input, weight, conv parameters).
+static llvm::Error loadWeighted(ConvBnBackward &S, const ModuleInfo &M,
+                                llvm::StringRef Path,
+                                const std::vector<Operand> &Inputs) {
+  S.IsLinear = M.kind() == "LinearBn1d";
+  const char *WKind = S.IsLinear ? "Linear" : "Conv2d";
+  const char *BKind = S.IsLinear ? "BatchNorm1d" : "BatchNorm2d";
+  const ModuleInfo *Wd = M.child("0");
+  const ModuleInfo *Bn = M.child("1");
+  if (!Wd || !Bn || Wd->kind() != WKind || Bn->kind() != BKind)
+    return makeError(M.kind() + " '" + Path + "' needs children '0' " + WKind +
+                     " and '1' " + BKind);
   if (Inputs.size() != 1 || !Inputs[0].isTensor())
     return makeError(M.kind() + " '" + Path + "' takes one tensor");
-  auto B = bindModuleCall(*Conv, {Inputs[0]});
+  S.X = Inputs[0].tensor();
+  const Tensor *W = Wd->tensor("weight");
+  if (!W || !W->hasData() || W->dtype() != DType::F32)
+    return makeError("'" + Path + ".0' has no f32 weight");
+  S.W = *W;
+  if (S.IsLinear)
+    return llvm::Error::success();
+  auto B = bindModuleCall(*Wd, {Inputs[0]});
   if (!B)
     return B.takeError();
   auto CP = conv2dParams(B->second);
   if (!CP)
     return CP.takeError();
+  S.P = *CP;
+  return llvm::Error::success();
+}
+
+llvm::Expected<Tensor> qfx::train::recordConvBnQat(
+    GraphModule &GM, llvm::StringRef Path, ModuleInfo &M, ModuleInfo &FQ,
+    const std::vector<Operand> &Inputs, const std::vector<Source> &Srcs,
+    bool BatchStats, Record &R) {
+  (void)GM;
   auto S = std::make_unique<ConvBnBackward>();
   S->Path = Path.str();
   S->XSrc = Srcs[0];
-  S->P = *CP;
-  S->X = Inputs[0].tensor();
-  const Tensor *W = Conv->tensor("weight");
-  if (!W || !W->hasData() || W->dtype() != DType::F32)
-    return makeError("'" + Path + ".0' has no f32 weight");
-  S->W = *W;
-  int64_t C = W->dim(0);
-  std::string BnPath = (Path + ".1").str();
+  if (llvm::Error E = loadWeighted(*S, M, Path, Inputs))
+    return E;
+  int64_t C = S->W.dim(0);
   Tensor Beta;
-  for (auto [Name, Dest] :
-       {std::pair<const char *, Tensor *>{"weight", &S->Gamma},
-        {"bias", &Beta},
-        {"running_mean", &S->RunningMean},
-        {"running_var", &S->RunningVar}}) {
-    auto T = channelTensor(*Bn, BnPath, Name, C);
-    if (!T)
-      return T.takeError();
-    *Dest = *T;
-  }
-  if (const Argument *A = Bn->attr("eps"); A && A->isFloat())
-    S->Eps = A->getFloat();
-  double Momentum = 0.1;
-  if (const Argument *A = Bn->attr("momentum"); A && A->isFloat())
-    Momentum = A->getFloat();
-  // The factor uses the running variance from before this step's update,
-  // as PyTorch computes it before calling bn.
-  for (int64_t Ch = 0; Ch < C; ++Ch) {
-    float Std =
-        std::sqrt(S->RunningVar.data<float>()[Ch] + static_cast<float>(S->Eps));
-    S->Std.push_back(Std);
-    S->SF.push_back(S->Gamma.data<float>()[Ch] / Std);
-  }
+  double Momentum;
+  if (llvm::Error E = loadBatchNorm(*S, *M.child("1"), (Path + ".1").str(), C,
+                                    Beta, Momentum))
+    return E;
   auto WQ = runObserverModule(FQ, Path.str() + ".weight_fake_quant",
-                              scaleChannels(*W, S->SF, 0, false), &S->Mask);
+                              scaleChannels(S->W, S->SF, 0, false), &S->Mask);
   if (!WQ)
     return WQ.takeError();
   S->WQ = *WQ;
-  S->Y = convForward(S->X, S->WQ, S->P);
+  S->Y = weightedForward(S->IsLinear, S->X, S->WQ, S->P);
   S->Yo = scaleChannels(S->Y, S->SF, 1, /*Divide=*/true);
-  if (const Tensor *Bias = Conv->tensor("bias"); Bias && Bias->hasData()) {
+  const Tensor *Bias = M.child("0")->tensor("bias");
+  if (Bias && Bias->hasData()) {
     S->HasBias = true;
-    S->Yo = ref::add(S->Yo, Bias->reshaped({1, C, 1, 1}));
+    Shape BS(S->Yo.rank(), 1);
+    BS[1] = C;
+    S->Yo = ref::add(S->Yo, Bias->reshaped(BS));
   }
   S->BatchStats = BatchStats;
-  if (BatchStats) {
-    // The running statistics share storage with the module's buffers and
-    // are updated in place.
+  // The running statistics share storage with the module's buffers and are
+  // updated in place.
+  if (BatchStats)
     S->BN = grad::batchNormTrain(S->Yo, S->RunningMean, S->RunningVar,
                                  &S->Gamma, &Beta, Momentum, S->Eps, S->Z);
-  } else {
+  else
     S->Z = ref::batchNorm(S->Yo, S->RunningMean, S->RunningVar, &S->Gamma,
                           &Beta, S->Eps);
-  }
   S->HasReLU = M.kind() == "ConvBnReLU2d";
   Tensor Out = S->HasReLU ? ref::relu(S->Z) : S->Z;
   R.Custom = std::move(S);

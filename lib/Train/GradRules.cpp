@@ -303,7 +303,19 @@ const GradRule Rules[] = {
 
 } // namespace
 
+/// The table is binary-searched and names ops of the op table.
+static bool rulesAreWellFormed() {
+  for (size_t I = 0; I < std::size(Rules); ++I)
+    if (!lookupOp(Rules[I].Op) ||
+        (I > 0 && !(llvm::StringRef(Rules[I - 1].Op) < Rules[I].Op)))
+      return false;
+  return true;
+}
+
 const GradRule *qfx::train::lookupGradRule(llvm::StringRef Op) {
+  static const bool WellFormed = rulesAreWellFormed();
+  assert(WellFormed && "gradient rules must be sorted and name known ops");
+  (void)WellFormed;
   auto It = llvm::partition_point(
       Rules, [&](const GradRule &R) { return llvm::StringRef(R.Op) < Op; });
   if (It != std::end(Rules) && Op == It->Op)

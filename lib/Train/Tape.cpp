@@ -330,10 +330,6 @@ llvm::Expected<Tensor> Recorder::recordModule(const Node &N, Record &R) {
     return *Out;
   }
   if (ModuleInfo *FQ = M->child("weight_fake_quant")) {
-    // PyTorch fake-quantizes LinearBn1d's BN-scaled weight; training it
-    // as linear-then-bn would not match what convert folds.
-    if (M->kind() == "LinearBn1d")
-      return makeError("QAT LinearBn1d '" + Path + "' cannot be trained yet");
     if (isConvBnQatKind(M->kind()))
       return recordConvBnQat(GM, Path, *M, *FQ, Inputs, Srcs,
                              Opts.Training && !Opts.FreezeBatchNorm, R);

@@ -9,6 +9,8 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "GradCheck.h"
+
 #include "qfx/IR/GraphModule.h"
 #include "qfx/IR/Parser.h"
 #include "qfx/Quant/ObserverModule.h"
@@ -170,4 +172,119 @@ TEST_CASE("qat: the weight observer sees the BatchNorm-scaled weight",
                 golden("cbn_wfq_min_val")) == 0);
   CHECK(relDiff(*GM->lookupTensor("cbn.weight_fake_quant.max_val"),
                 golden("cbn_wfq_max_val")) == 0);
+}
+
+namespace {
+
+/// QAT LinearBn1d (4 -> 3) with an x86 QAT weight fake-quant.
+std::unique_ptr<GraphModule> linearBn() {
+  auto GM = parseGraphModule(R"(graph_module M {
+  module lbn : LinearBn1d
+  module lbn.0 : Linear {in_features = 4, out_features = 3} {
+    param weight : f32[3,4]
+    param bias : f32[3]
+  }
+  module lbn.1 : BatchNorm1d {eps = 1e-05, momentum = 0.1} {
+    param weight : f32[3]
+    param bias : f32[3]
+    buffer running_mean : f32[3]
+    buffer running_var : f32[3]
+  }
+  graph {
+    %x : f32[5,4] = placeholder[x]
+    %lbn : f32[5,3] = call_module[lbn](%x)
+    %output = output[output](%lbn)
+  }
+})",
+                             "test");
+  if (!GM)
+    FAIL(errorToString(GM.takeError()));
+  QConfig Q = cantFail(QConfig::preset("qat_x86"));
+  initFakeQuantizeModule(
+      (*GM)->addModule("lbn.weight_fake_quant", "FakeQuantize"), Q.Weight);
+  for (auto &[Name, T] : (*GM)->namedTensors())
+    if (!T->hasData() && T->dtype() == DType::F32) {
+      bool Positive = llvm::StringRef(Name).endswith("running_var") ||
+                      Name == "lbn.1.weight";
+      cantFail((*GM)->setTensor(
+          Name, gradcheck::randomTensor(T->shape(), Name.size(),
+                                        Positive ? 0.5f : -1.0f,
+                                        Positive ? 1.5f : 1.0f)));
+    }
+  return std::move(*GM);
+}
+
+} // namespace
+
+TEST_CASE("qat: LinearBn1d trains through gamma's scale factor",
+          "[train][qat]") {
+  // With fake quantization off, the QAT formula is exactly linear followed
+  // by batch norm, so every gradient, gamma's path through
+  // sf = gamma / sqrt(running_var + eps) included, must match finite
+  // differences.
+  auto GM = linearBn();
+  setFakeQuantEnabled(*GM, false);
+  Tensor X = gradcheck::randomTensor({5, 4}, 1);
+  Tensor R = gradcheck::randomTensor({5, 3}, 2);
+  TapeOptions Opts;
+  Opts.InputGradients = true;
+  Opts.FreezeBatchNorm = true; // keeps running_var, hence sf, fixed
+  Tape T(*GM, Opts);
+  REQUIRE(bool(T.forward({X})));
+  REQUIRE(!T.backward({R}));
+  auto Fwd = [&](const Tensor &XP) {
+    Tape U(*GM, Opts);
+    auto Out = U.forward({XP});
+    REQUIRE(bool(Out));
+    return (*Out)[0];
+  };
+  CHECK(gradcheck::compareWithFiniteDifferences(Fwd, X, R, T.inputGrad(0),
+                                                1e-3) == "");
+  for (const char *P :
+       {"lbn.0.weight", "lbn.0.bias", "lbn.1.weight", "lbn.1.bias"}) {
+    INFO(P);
+    Tensor Orig = GM->lookupTensor(P)->clone();
+    auto F = [&](const Tensor &V) {
+      cantFail(GM->setTensor(P, V));
+      Tensor Y = Fwd(X);
+      cantFail(GM->setTensor(P, Orig));
+      return Y;
+    };
+    CHECK(gradcheck::compareWithFiniteDifferences(F, Orig, R, T.grads().at(P),
+                                                  1e-3) == "");
+  }
+}
+
+TEST_CASE("qat: ConvBn2d with batch statistics matches finite differences",
+          "[train][qat]") {
+  auto GM = loadState("cbnb", /*Bias=*/true);
+  setFakeQuantEnabled(*GM, false);
+  Tensor X = golden("cbnb_x"), R = golden("cbnb_r");
+  TapeOptions Opts;
+  Opts.InputGradients = true;
+  Tape T(*GM, Opts);
+  REQUIRE(bool(T.forward({X})));
+  REQUIRE(!T.backward({R}));
+  // Batch statistics do not depend on running_var; sf does, and the
+  // forward updates running_var, so each evaluation restores it.
+  Tensor RV = GM->lookupTensor("cbn.1.running_var")->clone();
+  auto Fwd = [&]() {
+    cantFail(GM->setTensor("cbn.1.running_var", RV.clone(), true));
+    Tape U(*GM);
+    auto Out = U.forward({X});
+    REQUIRE(bool(Out));
+    return (*Out)[0];
+  };
+  for (const char *P : {"cbn.0.weight", "cbn.1.weight", "cbn.1.bias"}) {
+    INFO(P);
+    Tensor Orig = GM->lookupTensor(P)->clone();
+    auto F = [&](const Tensor &V) {
+      cantFail(GM->setTensor(P, V));
+      Tensor Y = Fwd();
+      cantFail(GM->setTensor(P, Orig));
+      return Y;
+    };
+    CHECK(gradcheck::compareWithFiniteDifferences(F, Orig, R, T.grads().at(P),
+                                                  1e-3) == "");
+  }
 }

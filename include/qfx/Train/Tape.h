@@ -58,10 +58,10 @@ struct TapeOptions {
 /// Supported nodes: every op of the op table that has a gradient rule,
 /// the standard modules, the fused kinds of ModuleRunner.h, observers and
 /// FakeQuantize modules (straight-through estimator), and QAT modules with
-/// a weight_fake_quant child, ConvBn2d / ConvBnReLU2d trained as PyTorch's
-/// torch.ao.nn.intrinsic.qat modules do (the weight fake-quantized after
-/// scaling by gamma / sqrt(running_var + eps)). Anything else is an error
-/// naming the node.
+/// a weight_fake_quant child, ConvBn2d / ConvBnReLU2d / LinearBn1d trained
+/// as PyTorch's torch.nn.intrinsic.qat modules do (the weight
+/// fake-quantized after scaling by gamma / sqrt(running_var + eps)). Anything
+/// else is an error naming the node.
 class Tape {
 public:
   explicit Tape(GraphModule &GM, TapeOptions Opts = {});
