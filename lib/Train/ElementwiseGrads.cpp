@@ -62,6 +62,9 @@ void forEachOffset(ArrayRef<int64_t> S, ArrayRef<int64_t> Strides, F Fn) {
   }
 }
 
+/// Below this many elements a parallel loop costs more than it saves.
+constexpr int64_t ParallelGrain = 1 << 15;
+
 /// Elementwise \p Fn(x, g) over two same-shape tensors.
 template <typename F> Tensor pointwise(const Tensor &X, const Tensor &G, F Fn) {
   assert(isF32WithData(X) && isF32WithData(G) && "grad kernels take f32");
@@ -69,7 +72,10 @@ template <typename F> Tensor pointwise(const Tensor &X, const Tensor &G, F Fn) {
   Tensor R(DType::F32, X.shape());
   const float *PX = X.data<float>(), *PG = G.data<float>();
   float *Out = R.data<float>();
-  for (int64_t I = 0, N = X.numElements(); I < N; ++I)
+  const int64_t N = X.numElements();
+  // Independent elements: threads cannot change the result.
+#pragma omp parallel for schedule(static) if (N >= ParallelGrain)
+  for (int64_t I = 0; I < N; ++I)
     Out[I] = Fn(PX[I], PG[I]);
   return R;
 }

@@ -499,6 +499,26 @@ int64_t windowArgmax(const float *XP, const PoolDims &D,
   return Best;
 }
 
+/// windowArgmax for a window known to lie inside the input (no padding,
+/// no dilation): the same first-maximum / NaN rule without clipping.
+int64_t insideWindowArgmax(const float *XP, const PoolDims &D,
+                           const ref::Pool2dParams &P, int64_t OY, int64_t OX) {
+  int64_t Base = OY * P.Stride[0] * D.IW + OX * P.Stride[1];
+  int64_t Best = Base;
+  float M = -std::numeric_limits<float>::infinity();
+  for (int64_t KY = 0; KY < P.Kernel[0]; ++KY) {
+    const float *Row = XP + Base + KY * D.IW;
+    for (int64_t KX = 0; KX < P.Kernel[1]; ++KX) {
+      float V = Row[KX];
+      if (V > M || V != V) {
+        M = V;
+        Best = Base + KY * D.IW + KX;
+      }
+    }
+  }
+  return Best;
+}
+
 /// The window [Start, End) of output \p O along one axis, clipped to the
 /// input, and the extent PyTorch counts as padded (clipped at In + Pad), as
 /// in the forward avg_pool2d.
@@ -526,13 +546,21 @@ Tensor grad::maxPool2dBackward(const Tensor &X, const Tensor &GradOut,
   assertF32(X);
   PoolDims D = poolDims(X.shape(), GradOut);
   Tensor GX(DType::F32, X.shape());
+  // Without padding, dilation or ceil mode every window lies inside the
+  // input, and the common case skips the clipping.
+  bool Inside = P.Padding[0] == 0 && P.Padding[1] == 0 && P.Dilation[0] == 1 &&
+                P.Dilation[1] == 1 && !P.CeilMode;
+  // Planes are independent, so threads cannot change the result.
+#pragma omp parallel for schedule(static) if (D.Planes * D.IH * D.IW >=        \
+                                              (1 << 15))
   for (int64_t PI = 0; PI < D.Planes; ++PI) {
     const float *XP = X.data<float>() + PI * D.IH * D.IW;
     const float *GP = GradOut.data<float>() + PI * D.OH * D.OW;
     float *GXP = GX.data<float>() + PI * D.IH * D.IW;
     for (int64_t OY = 0; OY < D.OH; ++OY)
       for (int64_t OX = 0; OX < D.OW; ++OX) {
-        int64_t Idx = windowArgmax(XP, D, P, OY, OX);
+        int64_t Idx = Inside ? insideWindowArgmax(XP, D, P, OY, OX)
+                             : windowArgmax(XP, D, P, OY, OX);
         if (Idx >= 0)
           GXP[Idx] += GP[OY * D.OW + OX];
       }
@@ -546,6 +574,8 @@ Tensor grad::avgPool2dBackward(ArrayRef<int64_t> XShape, const Tensor &GradOut,
          "avg_pool2d has no dilation");
   PoolDims D = poolDims(XShape, GradOut);
   Tensor GX(DType::F32, XShape);
+#pragma omp parallel for schedule(static) if (D.Planes * D.IH * D.IW >=        \
+                                              (1 << 15))
   for (int64_t PI = 0; PI < D.Planes; ++PI) {
     const float *GP = GradOut.data<float>() + PI * D.OH * D.OW;
     float *GXP = GX.data<float>() + PI * D.IH * D.IW;

@@ -33,7 +33,9 @@ void qfx::train::accumulate(Tensor &Acc, const Tensor &G) {
   assert(Acc.numElements() == G.numElements() && "gradient shape mismatch");
   float *A = Acc.data<float>();
   const float *B = G.data<float>();
-  for (int64_t I = 0, E = Acc.numElements(); I < E; ++I)
+  const int64_t N = Acc.numElements();
+#pragma omp parallel for schedule(static) if (N >= (1 << 15))
+  for (int64_t I = 0; I < N; ++I)
     A[I] += B[I];
 }
 

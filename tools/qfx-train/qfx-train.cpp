@@ -431,6 +431,51 @@ static llvm::Expected<Throughput> benchQfxIsolated(int Threads) {
   return runMeasurement(Args, "qfx_train");
 }
 
+/// One thread count's measurements.
+struct BenchResult {
+  int Threads;
+  Throughput Qfx, Torch;
+};
+
+/// The measuring child of --bench: one thread count in a fresh process.
+static llvm::Error runBenchChild() {
+  auto Train = loadFashionMnist(DataDir, "train", TrainImages);
+  if (!Train)
+    return Train.takeError();
+  if (Train->size() < BatchSize)
+    return makeError("fewer training images than one batch");
+  auto Q = benchQfx(*Train, BenchChildThreads);
+  if (!Q)
+    return Q.takeError();
+  llvm::outs() << llvm::format(
+      "qfx_train images_per_s_median=%.1f step_ms_median=%.4f threads=%d\n",
+      Q->ImagesPerSecond, Q->StepMs, int(BenchChildThreads));
+  return llvm::Error::success();
+}
+
+/// The summary table (PyTorch columns only when it was measured).
+static void printBenchTable(const std::vector<BenchResult> &Results,
+                            llvm::StringRef Version, llvm::StringRef Py) {
+  bool WithTorch = llvm::any_of(Results, [](const BenchResult &R) {
+    return !std::isnan(R.Torch.ImagesPerSecond);
+  });
+  llvm::outs() << "\n";
+  if (WithTorch)
+    llvm::outs() << "PyTorch " << Version << " via " << BenchScript << " with "
+                 << Py << "\n";
+  llvm::outs() << "threads  qfx images/s"
+               << (WithTorch ? "  PyTorch images/s  qfx/PyTorch" : "") << "\n";
+  for (const BenchResult &R : Results) {
+    llvm::outs() << llvm::format("%7d  %12.1f", R.Threads,
+                                 R.Qfx.ImagesPerSecond);
+    if (WithTorch)
+      llvm::outs() << llvm::format("  %16.1f  %11.2f", R.Torch.ImagesPerSecond,
+                                   R.Qfx.ImagesPerSecond /
+                                       R.Torch.ImagesPerSecond);
+    llvm::outs() << "\n";
+  }
+}
+
 static llvm::Error runBench() {
   if (BenchSteps <= 0 || BenchReps <= 0 || BenchWarmup < 0)
     return makeError("--bench-steps and --bench-reps must be positive and "
@@ -440,20 +485,8 @@ static llvm::Error runBench() {
   for (int T : BenchThreads)
     if (T <= 0)
       return makeError("--bench-threads must be positive");
-  if (BenchChildThreads > 0) {
-    auto Train = loadFashionMnist(DataDir, "train", TrainImages);
-    if (!Train)
-      return Train.takeError();
-    if (Train->size() < BatchSize)
-      return makeError("fewer training images than one batch");
-    auto Q = benchQfx(*Train, BenchChildThreads);
-    if (!Q)
-      return Q.takeError();
-    llvm::outs() << llvm::format(
-        "qfx_train images_per_s_median=%.1f step_ms_median=%.4f threads=%d\n",
-        Q->ImagesPerSecond, Q->StepMs, int(BenchChildThreads));
-    return llvm::Error::success();
-  }
+  if (BenchChildThreads > 0)
+    return runBenchChild();
   llvm::outs() << "training throughput of Net on Fashion-MNIST: batch "
                << BatchSize
                << llvm::format(", SGD(lr %g, momentum %g, weight decay %g)",
@@ -471,13 +504,9 @@ static llvm::Error runBench() {
                     "and numpy; reporting qfx only\n";
   std::string Version;
   bool TorchFailed = false;
-  struct Result {
-    int Threads;
-    Throughput Qfx, Torch;
-  };
-  std::vector<Result> Results;
+  std::vector<BenchResult> Results;
   for (int T : BenchThreads) {
-    Result R{T, {}, {}};
+    BenchResult R{T, {}, {}};
     auto Q = benchQfxIsolated(T);
     if (!Q)
       return Q.takeError();
@@ -505,24 +534,7 @@ static llvm::Error runBench() {
     Results.push_back(R);
   }
 
-  bool WithTorch = llvm::any_of(Results, [](const Result &R) {
-    return !std::isnan(R.Torch.ImagesPerSecond);
-  });
-  llvm::outs() << "\n";
-  if (WithTorch)
-    llvm::outs() << "PyTorch " << Version << " via " << BenchScript << " with "
-                 << Py << "\n";
-  llvm::outs() << "threads  qfx images/s"
-               << (WithTorch ? "  PyTorch images/s  qfx/PyTorch" : "") << "\n";
-  for (const Result &R : Results) {
-    llvm::outs() << llvm::format("%7d  %12.1f", R.Threads,
-                                 R.Qfx.ImagesPerSecond);
-    if (WithTorch)
-      llvm::outs() << llvm::format("  %16.1f  %11.2f", R.Torch.ImagesPerSecond,
-                                   R.Qfx.ImagesPerSecond /
-                                       R.Torch.ImagesPerSecond);
-    llvm::outs() << "\n";
-  }
+  printBenchTable(Results, Version, Py);
   llvm::outs() << loadAverage() << "\n";
   return llvm::Error::success();
 }
