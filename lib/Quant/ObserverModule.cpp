@@ -101,16 +101,6 @@ static void storeQParams(ModuleInfo &M, const QuantParams &QP) {
   M.setTensor("zero_point", std::move(Z), true);
 }
 
-/// The u8 0/1 mask as an f32 multiplier.
-static Tensor maskToFloat(const Tensor &U8Mask) {
-  Tensor R(DType::F32, U8Mask.shape());
-  const uint8_t *In = U8Mask.data<uint8_t>();
-  float *Out = R.data<float>();
-  for (int64_t I = 0, E = U8Mask.numElements(); I < E; ++I)
-    Out[I] = In[I] ? 1.0f : 0.0f;
-  return R;
-}
-
 /// Fake-quantizes \p X with the module's current scale / zero_point; with
 /// \p Mask, also stores the straight-through estimator's mask there.
 static llvm::Expected<Tensor>
@@ -127,10 +117,8 @@ fakeQuantize(const ModuleInfo &M, const ObserverSpec &Spec,
   if (!PerChannel) {
     double Scale = S->getAsDouble(0);
     auto Zp = static_cast<int64_t>(Z->getAsDouble(0));
-    if (Mask)
-      *Mask = maskToFloat(fakeQuantizeMaskPerTensor(X, Scale, Zp, Spec.QuantMin,
-                                                    Spec.QuantMax));
-    return fakeQuantizePerTensor(X, Scale, Zp, Spec.QuantMin, Spec.QuantMax);
+    return fakeQuantizePerTensor(X, Scale, Zp, Spec.QuantMin, Spec.QuantMax,
+                                 Mask);
   }
   int64_t Axis = Spec.ChAxis < 0 ? Spec.ChAxis + X.rank() : Spec.ChAxis;
   if (Axis < 0 || Axis >= X.rank() || X.dim(Axis) != S->numElements())
@@ -144,11 +132,8 @@ fakeQuantize(const ModuleInfo &M, const ObserverSpec &Spec,
     Scales.push_back(S->getAsDouble(I));
     Zps.push_back(static_cast<int64_t>(Z->getAsDouble(I)));
   }
-  if (Mask)
-    *Mask = maskToFloat(fakeQuantizeMaskPerChannel(
-        X, Scales, Zps, Axis, Spec.QuantMin, Spec.QuantMax));
   return fakeQuantizePerChannel(X, Scales, Zps, Axis, Spec.QuantMin,
-                                Spec.QuantMax);
+                                Spec.QuantMax, Mask);
 }
 
 llvm::Expected<Tensor>

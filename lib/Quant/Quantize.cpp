@@ -195,18 +195,24 @@ Tensor qfx::dequantize(const Tensor &Q) {
 
 Tensor qfx::fakeQuantizePerTensor(const Tensor &X, double Scale,
                                   int64_t ZeroPoint, int64_t QuantMin,
-                                  int64_t QuantMax) {
+                                  int64_t QuantMax, Tensor *Mask) {
   assert(X.dtype() == DType::F32 && "fake quantize needs an f32 tensor");
   // The kernel receives the scale as float.
   float S = static_cast<float>(Scale);
   float InvScale = 1.0f / S;
-  Tensor R(DType::F32, X.shape());
+  Tensor R = Tensor::uninitialized(DType::F32, X.shape());
+  if (Mask)
+    *Mask = Tensor::uninitialized(DType::F32, X.shape());
   const float *In = X.data<float>();
   float *Out = R.data<float>();
-  bool InRange;
-  for (int64_t I = 0, E = X.numElements(); I < E; ++I)
+  float *M = Mask ? Mask->data<float>() : nullptr;
+  for (int64_t I = 0, E = X.numElements(); I < E; ++I) {
+    bool InRange;
     Out[I] = fakeQuantizeOne(In[I], S, InvScale, ZeroPoint, QuantMin, QuantMax,
                              InRange);
+    if (M)
+      M[I] = InRange ? 1.0f : 0.0f;
+  }
   return R;
 }
 
@@ -214,26 +220,32 @@ Tensor qfx::fakeQuantizePerChannel(const Tensor &X,
                                    llvm::ArrayRef<double> Scales,
                                    llvm::ArrayRef<int64_t> ZeroPoints,
                                    int64_t Axis, int64_t QuantMin,
-                                   int64_t QuantMax) {
+                                   int64_t QuantMax, Tensor *Mask) {
   assert(X.dtype() == DType::F32 && "fake quantize needs an f32 tensor");
   AxisSplit S = splitAt(X.shape(), Axis);
   assert(static_cast<int64_t>(Scales.size()) == S.Channels &&
          static_cast<int64_t>(ZeroPoints.size()) == S.Channels &&
          "one scale and zero point per channel");
-  Tensor R(DType::F32, X.shape());
+  Tensor R = Tensor::uninitialized(DType::F32, X.shape());
+  if (Mask)
+    *Mask = Tensor::uninitialized(DType::F32, X.shape());
   const float *In = X.data<float>();
   float *Out = R.data<float>();
-  bool InRange;
+  float *M = Mask ? Mask->data<float>() : nullptr;
   for (int64_t O = 0; O < S.Outer; ++O)
     for (int64_t C = 0; C < S.Channels; ++C) {
       // PyTorch's per-channel kernel takes float scales.
       float Sc = static_cast<float>(Scales[C]);
       float InvScale = 1.0f / Sc;
       int64_t Base = (O * S.Channels + C) * S.Inner;
-      for (int64_t I = 0; I < S.Inner; ++I)
+      for (int64_t I = 0; I < S.Inner; ++I) {
+        bool InRange;
         Out[Base + I] =
             fakeQuantizeOne(In[Base + I], Sc, InvScale, ZeroPoints[C], QuantMin,
                             QuantMax, InRange);
+        if (M)
+          M[Base + I] = InRange ? 1.0f : 0.0f;
+      }
     }
   return R;
 }

@@ -107,7 +107,7 @@ int64_t checkedDim(int64_t Dim, int64_t Rank) {
 
 template <typename F> Tensor unary(const Tensor &X, F Fn) {
   requireF32(X);
-  Tensor Y(DType::F32, X.shape());
+  Tensor Y = Tensor::uninitialized(DType::F32, X.shape());
   const float *In = X.data<float>();
   float *Out = Y.data<float>();
   for (int64_t I = 0, N = X.numElements(); I < N; ++I)

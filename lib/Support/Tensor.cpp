@@ -189,14 +189,15 @@ struct Tensor::Storage {
   static constexpr size_t Align = 64;
   void *Ptr = nullptr;
 
-  explicit Storage(size_t Bytes) {
+  Storage(size_t Bytes, bool Zero) {
     // aligned_alloc needs a size that is a multiple of the alignment; never
     // ask for zero bytes so that even empty tensors have a valid pointer.
     size_t Rounded = (std::max<size_t>(Bytes, 1) + Align - 1) / Align * Align;
     Ptr = std::aligned_alloc(Align, Rounded);
     if (!Ptr)
       report_bad_alloc_error("tensor allocation failed");
-    std::memset(Ptr, 0, Rounded);
+    if (Zero)
+      std::memset(Ptr, 0, Rounded);
   }
   ~Storage() { std::free(Ptr); }
   Storage(const Storage &) = delete;
@@ -207,7 +208,15 @@ Tensor::Tensor() : Dims({0}) {}
 
 Tensor::Tensor(DType T, ArrayRef<int64_t> S)
     : DT(T), Dims(S.begin(), S.end()),
-      Store(std::make_shared<Storage>(qfx::numElements(S) * dtypeSize(T))) {}
+      Store(std::make_shared<Storage>(qfx::numElements(S) * dtypeSize(T),
+                                      /*Zero=*/true)) {}
+
+Tensor Tensor::uninitialized(DType T, ArrayRef<int64_t> S) {
+  Tensor R = declared(T, S);
+  R.Store = std::make_shared<Storage>(qfx::numElements(S) * dtypeSize(T),
+                                      /*Zero=*/false);
+  return R;
+}
 
 Tensor Tensor::fromFloats(ArrayRef<int64_t> S, ArrayRef<float> Values) {
   Tensor R(DType::F32, S);
@@ -289,7 +298,7 @@ Tensor Tensor::clone() const {
     R.Q = Q;
     return R;
   }
-  Tensor R(DT, Dims);
+  Tensor R = uninitialized(DT, Dims);
   std::memcpy(R.rawData(), rawData(), byteSize());
   R.Q = Q;
   return R;

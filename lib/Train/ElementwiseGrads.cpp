@@ -69,7 +69,7 @@ constexpr int64_t ParallelGrain = 1 << 15;
 template <typename F> Tensor pointwise(const Tensor &X, const Tensor &G, F Fn) {
   assert(isF32WithData(X) && isF32WithData(G) && "grad kernels take f32");
   assert(X.shape() == G.shape() && "gradient shape differs from the input's");
-  Tensor R(DType::F32, X.shape());
+  Tensor R = Tensor::uninitialized(DType::F32, X.shape());
   const float *PX = X.data<float>(), *PG = G.data<float>();
   float *Out = R.data<float>();
   const int64_t N = X.numElements();

@@ -1,6 +1,7 @@
 // Unit tests for fake quantization's straight-through estimator, bit-exact
 // against PyTorch 1.13's forward and autograd (test/data/qat/).
 #include "qfx/Quant/Quantize.h"
+#include "qfx/Train/GradKernels.h"
 
 #include "qfx/Support/Error.h"
 #include "qfx/Support/FileIO.h"
@@ -108,6 +109,13 @@ void checkPerTensor(llvm::StringRef Case) {
   Tensor Mask =
       fakeQuantizeMaskPerTensor(X, *Scale, ZeroPoint, QuantMin, QuantMax);
   CHECK(sameBits(steGradient(G, Mask), loadNpy(Case.str() + "_dx")));
+  // The mask training uses comes from the forward's own pass.
+  Tensor FusedMask;
+  CHECK(sameBits(fakeQuantizePerTensor(X, *Scale, ZeroPoint, QuantMin, QuantMax,
+                                       &FusedMask),
+                 loadNpy(Case.str() + "_y")));
+  CHECK(sameBits(grad::mulElementwise(G, FusedMask),
+                 loadNpy(Case.str() + "_dx")));
 }
 
 } // namespace
@@ -157,6 +165,11 @@ TEST_CASE("qat: per-channel fake quantize and its STE gradient match PyTorch",
   Tensor Mask = fakeQuantizeMaskPerChannel(X, Scales, ZeroPoints, Axis,
                                            QuantMin, QuantMax);
   CHECK(sameBits(steGradient(G, Mask), loadNpy("fq_pc_dx")));
+  Tensor FusedMask;
+  CHECK(sameBits(fakeQuantizePerChannel(X, Scales, ZeroPoints, Axis, QuantMin,
+                                        QuantMax, &FusedMask),
+                 loadNpy("fq_pc_y")));
+  CHECK(sameBits(grad::mulElementwise(G, FusedMask), loadNpy("fq_pc_dx")));
 }
 
 TEST_CASE("qat: per-channel mask agrees with the per-tensor one channel by "

@@ -26,13 +26,17 @@ Tensor quantizePerChannel(const Tensor &X, llvm::ArrayRef<double> Scales,
 /// Tensor.dequantize(): uses the tensor's own quantization parameters.
 Tensor dequantize(const Tensor &Q);
 
-/// torch.fake_quantize_per_tensor_affine (forward).
+/// torch.fake_quantize_per_tensor_affine (forward). With \p Mask, also
+/// stores there, in the same pass, the straight-through estimator's mask as
+/// f32 0 / 1 (what fakeQuantizeMaskPerTensor computes).
 Tensor fakeQuantizePerTensor(const Tensor &X, double Scale, int64_t ZeroPoint,
-                             int64_t QuantMin, int64_t QuantMax);
-/// torch.fake_quantize_per_channel_affine (forward).
+                             int64_t QuantMin, int64_t QuantMax,
+                             Tensor *Mask = nullptr);
+/// torch.fake_quantize_per_channel_affine (forward); \p Mask as above.
 Tensor fakeQuantizePerChannel(const Tensor &X, llvm::ArrayRef<double> Scales,
                               llvm::ArrayRef<int64_t> ZeroPoints, int64_t Axis,
-                              int64_t QuantMin, int64_t QuantMax);
+                              int64_t QuantMin, int64_t QuantMax,
+                              Tensor *Mask = nullptr);
 /// The straight-through-estimator mask of fake quantization: 1 where the
 /// rounded value falls inside [quant_min, quant_max], else 0 (PyTorch's
 /// fake_quantize_per_tensor_affine_cachemask).

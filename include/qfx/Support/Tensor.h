@@ -97,6 +97,9 @@ public:
 
   /// Factories.
   static Tensor zeros(DType T, llvm::ArrayRef<int64_t> S) { return {T, S}; }
+  /// Storage that is not zero-filled, for kernels that write every element
+  /// (zero-filling large outputs costs a tenth of a training step).
+  static Tensor uninitialized(DType T, llvm::ArrayRef<int64_t> S);
   static Tensor fromFloats(llvm::ArrayRef<int64_t> S,
                            llvm::ArrayRef<float> Values);
   template <typename T>

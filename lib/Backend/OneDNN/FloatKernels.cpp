@@ -316,7 +316,8 @@ Tensor onednn::conv2d(const Tensor &X, const Tensor &W, const Tensor *Bias,
   S.OW = windows(S.W, 2 * P.Padding[1], P.Dilation[1] * (S.KW - 1) + 1,
                  P.Stride[1]);
   assert(W.dim(1) * P.Groups == S.C && "conv2d: channels do not match");
-  Tensor Y(DType::F32, {S.N, S.O, S.OH, S.OW});
+  // The primitive writes every element.
+  Tensor Y = Tensor::uninitialized(DType::F32, {S.N, S.O, S.OH, S.OW});
   if (Y.numElements() == 0)
     return Y;
   guarded("conv2d", [&] {
@@ -509,7 +510,7 @@ Tensor pool2d(const Tensor &X, const ref::Pool2dParams &P, bool IsMax) {
   assert(onednn::supportsPool2d(P, IsMax) &&
          "pooling parameters oneDNN cannot match; use the reference kernel");
   PoolShape S(X, P, IsMax);
-  Tensor Y(DType::F32, {S.N, S.C, S.OH, S.OW});
+  Tensor Y = Tensor::uninitialized(DType::F32, {S.N, S.C, S.OH, S.OW});
   if (Y.numElements() == 0)
     return Y;
   guarded(IsMax ? "max_pool2d" : "avg_pool2d", [&] {
