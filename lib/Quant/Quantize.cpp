@@ -250,21 +250,24 @@ Tensor qfx::fakeQuantizePerChannel(const Tensor &X,
   return R;
 }
 
+/// The f32 0 / 1 mask as u8.
+static Tensor maskToU8(const Tensor &Mask) {
+  Tensor R = Tensor::uninitialized(DType::U8, Mask.shape());
+  const float *In = Mask.data<float>();
+  uint8_t *Out = R.data<uint8_t>();
+  for (int64_t I = 0, E = Mask.numElements(); I < E; ++I)
+    Out[I] = In[I] != 0.0f ? 1 : 0;
+  return R;
+}
+
 Tensor qfx::fakeQuantizeMaskPerTensor(const Tensor &X, double Scale,
                                       int64_t ZeroPoint, int64_t QuantMin,
                                       int64_t QuantMax) {
-  assert(X.dtype() == DType::F32 && "fake quantize needs an f32 tensor");
-  float S = static_cast<float>(Scale);
-  float InvScale = 1.0f / S;
-  Tensor R(DType::U8, X.shape());
-  const float *In = X.data<float>();
-  uint8_t *Out = R.data<uint8_t>();
-  for (int64_t I = 0, E = X.numElements(); I < E; ++I) {
-    bool InRange;
-    fakeQuantizeOne(In[I], S, InvScale, ZeroPoint, QuantMin, QuantMax, InRange);
-    Out[I] = InRange ? 1 : 0;
-  }
-  return R;
+  // The forward decides the mask: computing both keeps them in step at the
+  // rounding boundaries.
+  Tensor Mask;
+  fakeQuantizePerTensor(X, Scale, ZeroPoint, QuantMin, QuantMax, &Mask);
+  return maskToU8(Mask);
 }
 
 Tensor qfx::fakeQuantizeMaskPerChannel(const Tensor &X,
@@ -272,27 +275,8 @@ Tensor qfx::fakeQuantizeMaskPerChannel(const Tensor &X,
                                        llvm::ArrayRef<int64_t> ZeroPoints,
                                        int64_t Axis, int64_t QuantMin,
                                        int64_t QuantMax) {
-  assert(X.dtype() == DType::F32 && "fake quantize needs an f32 tensor");
-  AxisSplit S = splitAt(X.shape(), Axis);
-  assert(static_cast<int64_t>(Scales.size()) == S.Channels &&
-         static_cast<int64_t>(ZeroPoints.size()) == S.Channels &&
-         "one scale and zero point per channel");
-  Tensor R(DType::U8, X.shape());
-  const float *In = X.data<float>();
-  uint8_t *Out = R.data<uint8_t>();
-  for (int64_t O = 0; O < S.Outer; ++O)
-    for (int64_t C = 0; C < S.Channels; ++C) {
-      // Same float scale and inverse scale as fakeQuantizePerChannel, so the
-      // mask agrees with the forward at rounding boundaries.
-      float Sc = static_cast<float>(Scales[C]);
-      float InvScale = 1.0f / Sc;
-      int64_t Base = (O * S.Channels + C) * S.Inner;
-      for (int64_t I = 0; I < S.Inner; ++I) {
-        bool InRange;
-        fakeQuantizeOne(In[Base + I], Sc, InvScale, ZeroPoints[C], QuantMin,
-                        QuantMax, InRange);
-        Out[Base + I] = InRange ? 1 : 0;
-      }
-    }
-  return R;
+  Tensor Mask;
+  fakeQuantizePerChannel(X, Scales, ZeroPoints, Axis, QuantMin, QuantMax,
+                         &Mask);
+  return maskToU8(Mask);
 }

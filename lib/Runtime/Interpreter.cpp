@@ -44,13 +44,16 @@ private:
 
 } // namespace
 
-llvm::Error Run::bindInputs(llvm::ArrayRef<Tensor> Inputs) {
-  std::vector<Node *> Ph = GM.graph().placeholders();
+llvm::Error qfx::checkGraphInputs(const Graph &G,
+                                  llvm::ArrayRef<Tensor> Inputs) {
+  std::vector<Node *> Ph = G.placeholders();
   if (Ph.size() != Inputs.size())
     return makeError("expected " + llvm::Twine(Ph.size()) + " inputs, got " +
                      llvm::Twine(Inputs.size()));
   for (size_t I = 0; I < Ph.size(); ++I) {
     const Tensor &In = Inputs[I];
+    if (!In.hasData())
+      return makeError("input '" + Ph[I]->name() + "' has no data");
     if (const auto &T = Ph[I]->type()) {
       bool Ok = In.dtype() == T->Dtype &&
                 In.rank() == static_cast<int64_t>(T->Dims.size());
@@ -61,8 +64,16 @@ llvm::Error Run::bindInputs(llvm::ArrayRef<Tensor> Inputs) {
                          formatType(*T) + " (any batch size), got " +
                          dtypeName(In.dtype()) + formatShape(In.shape()));
     }
-    Values[Ph[I]] = In;
   }
+  return llvm::Error::success();
+}
+
+llvm::Error Run::bindInputs(llvm::ArrayRef<Tensor> Inputs) {
+  if (llvm::Error E = checkGraphInputs(GM.graph(), Inputs))
+    return E;
+  std::vector<Node *> Ph = GM.graph().placeholders();
+  for (size_t I = 0; I < Ph.size(); ++I)
+    Values[Ph[I]] = Inputs[I];
   return llvm::Error::success();
 }
 

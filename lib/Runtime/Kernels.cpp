@@ -352,10 +352,8 @@ Tensor maxPool2d(const Tensor &X, const Pool2dParams &P) {
   return Y;
 }
 
-/// The window [Start, End) of output \p O along one axis, clipped to the
-/// input, and the extent PyTorch counts as padded (clipped at In + Pad).
-static void avgWindow(int64_t O, int64_t K, int64_t S, int64_t Pad, int64_t In,
-                      int64_t &Start, int64_t &End, int64_t &Padded) {
+void avgPoolWindow(int64_t O, int64_t K, int64_t S, int64_t Pad, int64_t In,
+                   int64_t &Start, int64_t &End, int64_t &Padded) {
   Start = O * S - Pad;
   End = std::min(Start + K, In + Pad);
   Padded = End - Start;
@@ -376,10 +374,12 @@ Tensor avgPool2d(const Tensor &X, const Pool2dParams &P) {
     float *YP = Y.data<float>() + PI * OH * OW;
     for (int64_t OY = 0; OY < OH; ++OY) {
       int64_t Y0, Y1, PadH;
-      avgWindow(OY, P.Kernel[0], P.Stride[0], P.Padding[0], IH, Y0, Y1, PadH);
+      avgPoolWindow(OY, P.Kernel[0], P.Stride[0], P.Padding[0], IH, Y0, Y1,
+                    PadH);
       for (int64_t OX = 0; OX < OW; ++OX) {
         int64_t X0, X1, PadW;
-        avgWindow(OX, P.Kernel[1], P.Stride[1], P.Padding[1], IW, X0, X1, PadW);
+        avgPoolWindow(OX, P.Kernel[1], P.Stride[1], P.Padding[1], IW, X0, X1,
+                      PadW);
         if (Y0 >= Y1 || X0 >= X1) {
           YP[OY * OW + OX] = 0.0f;
           continue;

@@ -656,17 +656,6 @@ Tensor maxPool2d(const Tensor &X, const ref::Pool2dParams &P) {
   return makeQuantized(X.dtype(), OS, V, X.quant().Scale, X.quant().ZeroPoint);
 }
 
-/// The window [Start, End) of output \p O along one axis, clipped to the
-/// input, and the extent PyTorch counts as padded (clipped at In + Pad).
-static void avgWindow(int64_t O, int64_t K, int64_t S, int64_t Pad, int64_t In,
-                      int64_t &Start, int64_t &End, int64_t &Padded) {
-  Start = O * S - Pad;
-  End = std::min(Start + K, In + Pad);
-  Padded = End - Start;
-  Start = std::max<int64_t>(Start, 0);
-  End = std::min(End, In);
-}
-
 Tensor avgPool2d(const Tensor &X, const ref::Pool2dParams &P) {
   Shape OS = checkedShape(ref::pool2dShape(X.shape(), P));
   const int64_t Planes = OS[0] * OS[1], OH = OS[2], OW = OS[3];
@@ -678,10 +667,12 @@ Tensor avgPool2d(const Tensor &X, const ref::Pool2dParams &P) {
     const int32_t *XP = XI.data() + PI * IH * IW;
     for (int64_t OY = 0; OY < OH; ++OY) {
       int64_t Y0, Y1, PadH;
-      avgWindow(OY, P.Kernel[0], P.Stride[0], P.Padding[0], IH, Y0, Y1, PadH);
+      ref::avgPoolWindow(OY, P.Kernel[0], P.Stride[0], P.Padding[0], IH, Y0, Y1,
+                         PadH);
       for (int64_t OX = 0; OX < OW; ++OX) {
         int64_t X0, X1, PadW;
-        avgWindow(OX, P.Kernel[1], P.Stride[1], P.Padding[1], IW, X0, X1, PadW);
+        ref::avgPoolWindow(OX, P.Kernel[1], P.Stride[1], P.Padding[1], IW, X0,
+                           X1, PadW);
         int64_t Size =
             std::max<int64_t>(Y1 - Y0, 0) * std::max<int64_t>(X1 - X0, 0);
         int32_t &Out = V[(PI * OH + OY) * OW + OX];

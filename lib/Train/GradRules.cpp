@@ -35,6 +35,17 @@ SlotGrads inputOnly(const BackwardCtx &C, Tensor G) {
 
 const Tensor &in(const BackwardCtx &C) { return C.Args.operand(0).tensor(); }
 
+/// conv2d's and linear's (input, weight, bias) gradients in slots 0-2.
+template <typename Grads>
+SlotGrads weightedSlots(const BackwardCtx &C, Grads G, bool HasBias) {
+  SlotGrads R = slots(C.Args.size());
+  R[0].push_back(std::move(G.X));
+  R[1].push_back(std::move(G.W));
+  if (HasBias)
+    R[2].push_back(std::move(G.Bias));
+  return R;
+}
+
 //===----------------------------------------------------------------------===//
 // Layers
 //===----------------------------------------------------------------------===//
@@ -45,12 +56,7 @@ llvm::Expected<SlotGrads> conv2dBackward(const BackwardCtx &C) {
   grad::Conv2dGrads G =
       grad::conv2dBackward(in(C), C.Args.operand(1).tensor(), HasBias,
                            C.GradOut, *P, C.Needs[0], C.Needs[1] || HasBias);
-  SlotGrads R = slots(C.Args.size());
-  R[0].push_back(std::move(G.X));
-  R[1].push_back(std::move(G.W));
-  if (HasBias)
-    R[2].push_back(std::move(G.Bias));
-  return R;
+  return weightedSlots(C, std::move(G), HasBias);
 }
 
 llvm::Expected<SlotGrads> linearBackward(const BackwardCtx &C) {
@@ -58,12 +64,7 @@ llvm::Expected<SlotGrads> linearBackward(const BackwardCtx &C) {
   grad::LinearGrads G =
       grad::linearBackward(in(C), C.Args.operand(1).tensor(), HasBias,
                            C.GradOut, C.Needs[0], C.Needs[1] || HasBias);
-  SlotGrads R = slots(C.Args.size());
-  R[0].push_back(std::move(G.X));
-  R[1].push_back(std::move(G.W));
-  if (HasBias)
-    R[2].push_back(std::move(G.Bias));
-  return R;
+  return weightedSlots(C, std::move(G), HasBias);
 }
 
 // batch_norm(input, running_mean, running_var, weight, bias, training,

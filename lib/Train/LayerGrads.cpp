@@ -519,18 +519,6 @@ int64_t insideWindowArgmax(const float *XP, const PoolDims &D,
   return Best;
 }
 
-/// The window [Start, End) of output \p O along one axis, clipped to the
-/// input, and the extent PyTorch counts as padded (clipped at In + Pad), as
-/// in the forward avg_pool2d.
-void avgWindow(int64_t O, int64_t K, int64_t S, int64_t Pad, int64_t In,
-               int64_t &Start, int64_t &End, int64_t &Padded) {
-  Start = O * S - Pad;
-  End = std::min(Start + K, In + Pad);
-  Padded = End - Start;
-  Start = std::max<int64_t>(Start, 0);
-  End = std::min(End, In);
-}
-
 /// Adds \p G to GX[Y0:Y1, X0:X1] of one plane.
 void spread(float *GX, int64_t IW, int64_t Y0, int64_t Y1, int64_t X0,
             int64_t X1, float G) {
@@ -581,11 +569,12 @@ Tensor grad::avgPool2dBackward(ArrayRef<int64_t> XShape, const Tensor &GradOut,
     float *GXP = GX.data<float>() + PI * D.IH * D.IW;
     for (int64_t OY = 0; OY < D.OH; ++OY) {
       int64_t Y0, Y1, PadH;
-      avgWindow(OY, P.Kernel[0], P.Stride[0], P.Padding[0], D.IH, Y0, Y1, PadH);
+      ref::avgPoolWindow(OY, P.Kernel[0], P.Stride[0], P.Padding[0], D.IH, Y0,
+                         Y1, PadH);
       for (int64_t OX = 0; OX < D.OW; ++OX) {
         int64_t X0, X1, PadW;
-        avgWindow(OX, P.Kernel[1], P.Stride[1], P.Padding[1], D.IW, X0, X1,
-                  PadW);
+        ref::avgPoolWindow(OX, P.Kernel[1], P.Stride[1], P.Padding[1], D.IW, X0,
+                           X1, PadW);
         // The forward writes 0 for an empty window: no input to credit.
         if (Y0 >= Y1 || X0 >= X1)
           continue;

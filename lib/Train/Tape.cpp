@@ -14,6 +14,7 @@
 
 #include "qfx/IR/GraphModule.h"
 #include "qfx/Quant/ObserverModule.h"
+#include "qfx/Runtime/Interpreter.h"
 #include "qfx/Runtime/ModuleRunner.h"
 #include "qfx/Support/Error.h"
 
@@ -101,12 +102,13 @@ private:
 } // namespace
 
 llvm::Error Recorder::bindInputs(llvm::ArrayRef<Tensor> Inputs) {
+  if (llvm::Error E = checkGraphInputs(GM.graph(), Inputs))
+    return E;
   std::vector<Node *> Ph = GM.graph().placeholders();
-  if (Ph.size() != Inputs.size())
-    return makeError("expected " + llvm::Twine(Ph.size()) + " inputs, got " +
-                     llvm::Twine(Inputs.size()));
   for (size_t I = 0; I < Ph.size(); ++I) {
-    if (Inputs[I].dtype() != DType::F32 || !Inputs[I].hasData())
+    // Placeholders without a type are not checked against one: training
+    // needs f32 whatever the graph says.
+    if (Inputs[I].dtype() != DType::F32)
       return makeError("input '" + Ph[I]->name() + "' must be an f32 tensor");
     St.Values[Ph[I]] = Inputs[I];
     St.ReqGrad[Ph[I]] = Opts.InputGradients;

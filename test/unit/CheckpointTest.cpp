@@ -1,5 +1,7 @@
 //===- CheckpointTest.cpp - Saving and restoring a GraphModule's state ----===//
 
+#include "TestUtil.h"
+
 #include "qfx/Train/Checkpoint.h"
 
 #include "qfx/IR/GraphModule.h"
@@ -20,28 +22,10 @@
 using namespace qfx;
 using Catch::Contains;
 using Catch::StartsWith;
+using testutil::take;
+using testutil::TempDir;
 
 namespace {
-
-/// A fresh directory, removed with its contents at the end of the test.
-struct TempDir {
-  llvm::SmallString<128> Path;
-  TempDir() {
-    REQUIRE_FALSE(llvm::sys::fs::createUniqueDirectory("qfx-ckpt-test", Path));
-  }
-  ~TempDir() { llvm::sys::fs::remove_directories(Path); }
-  std::string file(llvm::StringRef Name) const {
-    llvm::SmallString<128> P(Path);
-    llvm::sys::path::append(P, Name);
-    return std::string(P);
-  }
-};
-
-template <typename T> T take(llvm::Expected<T> V) {
-  if (!V)
-    FAIL(errorToString(V.takeError()));
-  return std::move(*V);
-}
 
 std::string errorText(llvm::Error E) {
   return E ? errorToString(std::move(E)) : std::string();

@@ -1,5 +1,7 @@
 //===- DataTest.cpp - Datasets, Fashion-MNIST loading and batching --------===//
 
+#include "TestUtil.h"
+
 #include "qfx/Train/Data.h"
 
 #include "qfx/Support/Error.h"
@@ -21,32 +23,11 @@
 using namespace qfx;
 using Catch::Contains;
 using Catch::StartsWith;
+using testutil::errorOf;
+using testutil::take;
+using testutil::TempDir;
 
 namespace {
-
-/// A fresh directory, removed with its contents at the end of the test.
-struct TempDir {
-  llvm::SmallString<128> Path;
-  TempDir() {
-    REQUIRE_FALSE(llvm::sys::fs::createUniqueDirectory("qfx-data-test", Path));
-  }
-  ~TempDir() { llvm::sys::fs::remove_directories(Path); }
-  std::string file(llvm::StringRef Name) const {
-    llvm::SmallString<128> P(Path);
-    llvm::sys::path::append(P, Name);
-    return std::string(P);
-  }
-};
-
-template <typename T> T take(llvm::Expected<T> V) {
-  if (!V)
-    FAIL(errorToString(V.takeError()));
-  return std::move(*V);
-}
-
-template <typename T> std::string errorOf(llvm::Expected<T> V) {
-  return V ? std::string() : errorToString(V.takeError());
-}
 
 /// Row I of the returned [N,2] inputs is [I, I + 0.5].
 Tensor rowInputs(int64_t N) {

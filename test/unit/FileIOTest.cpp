@@ -1,6 +1,8 @@
 // Unit tests for whole-file reads, atomic writes and the error helpers.
-#include "qfx/Support/FileIO.h"
+#include "TestUtil.h"
+
 #include "qfx/Support/Error.h"
+#include "qfx/Support/FileIO.h"
 
 #include "llvm/ADT/SmallString.h"
 #include "llvm/Support/FileSystem.h"
@@ -14,24 +16,11 @@
 using namespace qfx;
 using Catch::Contains;
 using Catch::StartsWith;
+using testutil::errorOf;
+using testutil::take;
+using testutil::TempDir;
 
 namespace {
-
-/// A fresh directory under the system temporary directory, removed with
-/// everything in it at the end of the test.
-struct TempDir {
-  llvm::SmallString<128> Path;
-  TempDir() {
-    std::error_code EC = llvm::sys::fs::createUniqueDirectory("qfx-test", Path);
-    REQUIRE_FALSE(EC);
-  }
-  ~TempDir() { llvm::sys::fs::remove_directories(Path); }
-  std::string file(llvm::StringRef Name) const {
-    llvm::SmallString<128> P(Path);
-    llvm::sys::path::append(P, Name);
-    return std::string(P);
-  }
-};
 
 /// The names of the entries of directory \p Dir.
 std::vector<std::string> listDir(llvm::StringRef Dir) {
@@ -44,18 +33,6 @@ std::vector<std::string> listDir(llvm::StringRef Dir) {
 }
 
 /// The value of \p V; fails the test with the error message otherwise.
-template <typename T> T take(llvm::Expected<T> V) {
-  if (!V)
-    FAIL(errorToString(V.takeError()));
-  return std::move(*V);
-}
-
-template <typename T> std::string errorOf(llvm::Expected<T> V) {
-  if (V)
-    return "";
-  return errorToString(V.takeError());
-}
-
 } // namespace
 
 TEST_CASE("makeError, fileError and locatedError format messages",

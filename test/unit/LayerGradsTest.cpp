@@ -6,6 +6,8 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "TestUtil.h"
+
 #include "qfx/Train/GradKernels.h"
 
 #include "GradCheck.h"
@@ -29,6 +31,7 @@
 using namespace qfx;
 using gradcheck::compareWithFiniteDifferences;
 using gradcheck::randomTensor;
+using testutil::convParams;
 
 namespace {
 
@@ -59,16 +62,6 @@ std::string fdCheck(const TensorFn &F, const Tensor &X, const Tensor &Analytic,
 /// that the analytic kernels take.
 Tensor cotangent(const TensorFn &F, const Tensor &X, uint64_t Seed) {
   return randomTensor(F(X).shape(), Seed);
-}
-
-ref::Conv2dParams convParams(int64_t Stride, int64_t Pad, int64_t Dil,
-                             int64_t Groups) {
-  ref::Conv2dParams P;
-  P.Stride = {Stride, Stride};
-  P.Padding = {Pad, Pad};
-  P.Dilation = {Dil, Dil};
-  P.Groups = Groups;
-  return P;
 }
 
 std::string describe(const ref::Conv2dParams &P) {

@@ -1,7 +1,9 @@
 // Unit tests for the .npy reader and writer, against files numpy wrote.
-#include "qfx/Support/Npy.h"
+#include "TestUtil.h"
+
 #include "qfx/Support/Error.h"
 #include "qfx/Support/FileIO.h"
+#include "qfx/Support/Npy.h"
 
 #include "llvm/ADT/SmallString.h"
 #include "llvm/Support/FileSystem.h"
@@ -15,6 +17,7 @@
 using namespace qfx;
 using Catch::Contains;
 using Catch::StartsWith;
+using testutil::take;
 
 namespace {
 
@@ -67,12 +70,6 @@ Tensor parseOk(llvm::StringRef Bytes) {
 }
 
 /// The value of \p V; fails the test with the error message otherwise.
-template <typename T> T take(llvm::Expected<T> V) {
-  if (!V)
-    FAIL(errorToString(V.takeError()));
-  return std::move(*V);
-}
-
 std::vector<double> values(const Tensor &T) {
   std::vector<double> V;
   for (int64_t I = 0; I < T.numElements(); ++I)

@@ -1,5 +1,7 @@
 //===- OneDNNFloatKernelsTest.cpp - oneDNN fp32 kernels vs reference -----===//
 
+#include "TestUtil.h"
+
 #include "qfx/Backend/OneDNN/FloatKernels.h"
 #include "qfx/Runtime/Kernels.h"
 
@@ -16,6 +18,7 @@
 #include <vector>
 
 using namespace qfx;
+using testutil::convParams;
 
 namespace {
 
@@ -67,16 +70,6 @@ std::string describe(const ref::Pool2dParams &P) {
      << P.Padding[1] << " dilation " << P.Dilation[0] << "," << P.Dilation[1]
      << " ceil " << P.CeilMode << " include_pad " << P.CountIncludePad;
   return OS.str();
-}
-
-ref::Conv2dParams convParams(int64_t Stride, int64_t Pad, int64_t Dil,
-                             int64_t Groups) {
-  ref::Conv2dParams P;
-  P.Stride = {Stride, Stride};
-  P.Padding = {Pad, Pad};
-  P.Dilation = {Dil, Dil};
-  P.Groups = Groups;
-  return P;
 }
 
 ref::Pool2dParams poolParams(std::array<int64_t, 2> K, std::array<int64_t, 2> S,

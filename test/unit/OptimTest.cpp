@@ -1,5 +1,7 @@
 //===- OptimTest.cpp - SGD against PyTorch's update, LR schedules ---------===//
 
+#include "TestUtil.h"
+
 #include "qfx/Train/Optim.h"
 
 #include "qfx/IR/GraphModule.h"
@@ -13,17 +15,12 @@
 
 using namespace qfx;
 using Catch::Contains;
+using testutil::take;
 
 namespace {
 
 std::string errorText(llvm::Error E) {
   return E ? errorToString(std::move(E)) : std::string();
-}
-
-template <typename T> T take(llvm::Expected<T> V) {
-  if (!V)
-    FAIL(errorToString(V.takeError()));
-  return std::move(*V);
 }
 
 /// fc.weight = [1, -2] and fc.bias = [0.5] (parameters), bn.running_mean (a

@@ -1,7 +1,9 @@
 // Unit tests for the .safetensors reader and writer.
-#include "qfx/Support/Safetensors.h"
+#include "TestUtil.h"
+
 #include "qfx/Support/Error.h"
 #include "qfx/Support/FileIO.h"
+#include "qfx/Support/Safetensors.h"
 
 #include "llvm/ADT/SmallString.h"
 #include "llvm/Support/FileSystem.h"
@@ -14,6 +16,7 @@
 using namespace qfx;
 using Catch::Contains;
 using Catch::StartsWith;
+using testutil::take;
 
 namespace {
 
@@ -55,12 +58,6 @@ SafetensorsFile parseOk(llvm::StringRef Bytes) {
 }
 
 /// The value of \p V; fails the test with the error message otherwise.
-template <typename T> T take(llvm::Expected<T> V) {
-  if (!V)
-    FAIL(errorToString(V.takeError()));
-  return std::move(*V);
-}
-
 bool sameContents(const SafetensorsFile &A, const SafetensorsFile &B) {
   if (A.Metadata != B.Metadata || A.Tensors.size() != B.Tensors.size())
     return false;

@@ -22,6 +22,7 @@
 
 namespace qfx {
 
+class Graph;
 class GraphModule;
 class Node;
 
@@ -52,6 +53,11 @@ private:
   NodeHook AfterNode;
   CallModuleHook CallModule;
 };
+
+/// Checks \p Inputs against \p G's placeholders: one per placeholder, with
+/// data, matching its type in dtype and rank and in every dimension but the
+/// first. Errors name the placeholder.
+llvm::Error checkGraphInputs(const Graph &G, llvm::ArrayRef<Tensor> Inputs);
 
 /// Convenience: runs \p GM on \p Inputs and returns its single output.
 llvm::Expected<Tensor> interpret(const GraphModule &GM,

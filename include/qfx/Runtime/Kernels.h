@@ -81,6 +81,12 @@ llvm::Expected<Shape> transposeShape(llvm::ArrayRef<int64_t> Input,
                                      int64_t Dim0, int64_t Dim1);
 llvm::Expected<Shape> meanShape(llvm::ArrayRef<int64_t> Input,
                                 llvm::ArrayRef<int64_t> Dims, bool KeepDim);
+/// The window [Start, End) of avg_pool2d output \p O along one axis (kernel
+/// \p K, stride \p S, padding \p Pad, input extent \p In), clipped to the
+/// input, and the extent PyTorch counts as padded (clipped at In + Pad).
+/// Shared by the float, quantized and backward kernels so they agree.
+void avgPoolWindow(int64_t O, int64_t K, int64_t S, int64_t Pad, int64_t In,
+                   int64_t &Start, int64_t &End, int64_t &Padded);
 /// Normalizes a possibly negative dimension index against \p Rank.
 llvm::Expected<int64_t> normalizeDim(int64_t Dim, int64_t Rank);
 

@@ -9,19 +9,15 @@
 
 #include "qfx/Backend/OneDNN/FloatKernels.h"
 
-#include "dnnl.hpp"
-#include "dnnl_debug.h"
+#include "DnnlSupport.h"
 
-#include "llvm/ADT/Twine.h"
 #include "llvm/Support/ErrorHandling.h"
 
 #include <algorithm>
 #include <cassert>
 #include <cmath>
 #include <limits>
-#include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -29,72 +25,15 @@
 using namespace qfx;
 using dnnl::memory;
 using Tag = dnnl::memory::format_tag;
+using namespace qfx::onednn::detail;
 
 namespace {
 
 constexpr memory::data_type F32 = memory::data_type::f32;
 
 //===----------------------------------------------------------------------===//
-// Engine, stream and errors
-//===----------------------------------------------------------------------===//
-
-dnnl::engine &engine() {
-  static dnnl::engine E(dnnl::engine::kind::cpu, 0);
-  return E;
-}
-
-// A CPU stream executes synchronously in the calling thread and keeps no
-// per-execution state, so all threads can share it.
-dnnl::stream &stream() {
-  static dnnl::stream S(engine());
-  return S;
-}
-
-// Inputs were validated by the shape functions before they got here, so a
-// oneDNN error is a bug in this file, not something callers can handle.
-[[noreturn]] void reportDnnlError(const char *Op, const dnnl::error &E) {
-  llvm::report_fatal_error(llvm::Twine("onednn ") + Op + ": " +
-                               dnnl_status2str(E.status) + ": " + E.what(),
-                           /*gen_crash_diag=*/false);
-}
-
-template <typename Fn> void guarded(const char *Op, Fn &&F) {
-  try {
-    F();
-  } catch (const dnnl::error &E) {
-    reportDnnlError(Op, E);
-  }
-}
-
-//===----------------------------------------------------------------------===//
 // Cached primitives
 //===----------------------------------------------------------------------===//
-
-/// A primitive and its scratchpad layout. Scratchpads are user-managed and
-/// allocated per execution: with the library-managed default, a primitive
-/// must run on the thread that created it, which a shared cache cannot
-/// promise.
-struct Step {
-  dnnl::primitive Prim;
-  memory::desc Scratch;
-
-  explicit operator bool() const { return static_cast<bool>(Prim); }
-};
-
-dnnl::primitive_attr userScratchpad() {
-  dnnl::primitive_attr A;
-  A.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-  return A;
-}
-
-/// An empty step when the layouts agree, a reorder otherwise.
-Step makeReorder(const memory::desc &From, const memory::desc &To) {
-  if (From == To)
-    return {};
-  dnnl::reorder::primitive_desc PD(engine(), From, engine(), To,
-                                   userScratchpad());
-  return {dnnl::reorder(PD), PD.scratchpad_desc()};
-}
 
 /// One op instance: the callers' layouts (User*), the main primitive's
 /// layouts and the reorders between them. Weights and bias descriptors are
@@ -128,32 +67,17 @@ Entry makeEntry(const dnnl::primitive_desc &PD, dnnl::primitive Prim,
   return E;
 }
 
-/// Cache keys: the op, then its shapes and parameters (a fixed count per
-/// op, so distinct instances never collide).
+/// The first element of every cache Key (see DnnlSupport.h).
 enum OpId : int64_t { OpConv2d, OpLinear, OpMaxPool2d, OpAvgPool2d };
-using Key = std::vector<int64_t>;
 
-std::mutex &cacheMutex() {
-  static std::mutex M;
-  return M;
-}
-
-std::map<Key, std::shared_ptr<const Entry>> &cache() {
-  static std::map<Key, std::shared_ptr<const Entry>> C;
+PrimitiveCache<Entry> &cache() {
+  static PrimitiveCache<Entry> C;
   return C;
 }
 
-/// Entries are immutable once built, so they are used outside the lock.
 template <typename BuildFn>
 std::shared_ptr<const Entry> lookup(const Key &K, BuildFn &&Build) {
-  std::lock_guard<std::mutex> Lock(cacheMutex());
-  auto &C = cache();
-  auto It = C.find(K);
-  if (It != C.end())
-    return It->second;
-  auto E = std::make_shared<const Entry>(Build());
-  C.emplace(K, E);
-  return E;
+  return cache().lookup(K, std::forward<BuildFn>(Build));
 }
 
 //===----------------------------------------------------------------------===//
@@ -161,12 +85,6 @@ std::shared_ptr<const Entry> lookup(const Key &K, BuildFn &&Build) {
 //===----------------------------------------------------------------------===//
 
 void *mutableData(const Tensor &T) { return const_cast<void *>(T.rawData()); }
-
-void run(const Step &S, std::unordered_map<int, memory> Args) {
-  if (S.Scratch.get_size() != 0)
-    Args.emplace(DNNL_ARG_SCRATCHPAD, memory(S.Scratch, engine()));
-  S.Prim.execute(stream(), Args);
-}
 
 /// \p User itself when no reorder is needed, else a reordered copy.
 memory reorderIn(const Step &R, const memory &User, const memory::desc &To) {
@@ -533,7 +451,4 @@ Tensor onednn::avgPool2d(const Tensor &X, const ref::Pool2dParams &P) {
   return pool2d(X, P, /*IsMax=*/false);
 }
 
-size_t onednn::primitiveCacheSize() {
-  std::lock_guard<std::mutex> Lock(cacheMutex());
-  return cache().size();
-}
+size_t onednn::primitiveCacheSize() { return cache().size(); }

@@ -15,16 +15,12 @@
 
 #include "qfx/Backend/OneDNN/GradKernels.h"
 
-#include "dnnl.hpp"
-#include "dnnl_debug.h"
+#include "DnnlSupport.h"
 
-#include "llvm/ADT/Twine.h"
 #include "llvm/Support/ErrorHandling.h"
 
 #include <cassert>
-#include <map>
 #include <memory>
-#include <mutex>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -32,68 +28,15 @@
 using namespace qfx;
 using dnnl::memory;
 using Tag = dnnl::memory::format_tag;
+using namespace qfx::onednn::detail;
 
 namespace {
 
 constexpr memory::data_type F32 = memory::data_type::f32;
 
 //===----------------------------------------------------------------------===//
-// Engine, stream and errors
-//===----------------------------------------------------------------------===//
-
-dnnl::engine &engine() {
-  static dnnl::engine E(dnnl::engine::kind::cpu, 0);
-  return E;
-}
-
-// A CPU stream executes synchronously in the calling thread and keeps no
-// per-execution state, so all threads can share it.
-dnnl::stream &stream() {
-  static dnnl::stream S(engine());
-  return S;
-}
-
-// Inputs were validated by the forward op's shape function, so a oneDNN
-// error is a bug in this file, not something callers can handle.
-template <typename Fn> void guarded(const char *Op, Fn &&F) {
-  try {
-    F();
-  } catch (const dnnl::error &E) {
-    llvm::report_fatal_error(llvm::Twine("onednn ") + Op + ": " +
-                                 dnnl_status2str(E.status) + ": " + E.what(),
-                             /*gen_crash_diag=*/false);
-  }
-}
-
-//===----------------------------------------------------------------------===//
 // Cached primitives
 //===----------------------------------------------------------------------===//
-
-/// A primitive and its scratchpad layout. Scratchpads are user-managed and
-/// allocated per execution: with the library-managed default, a primitive
-/// must run on the thread that created it, which a shared cache cannot
-/// promise.
-struct Step {
-  dnnl::primitive Prim;
-  memory::desc Scratch;
-
-  explicit operator bool() const { return static_cast<bool>(Prim); }
-};
-
-dnnl::primitive_attr userScratchpad() {
-  dnnl::primitive_attr A;
-  A.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-  return A;
-}
-
-/// An empty step when the layouts agree, a reorder otherwise.
-Step makeReorder(const memory::desc &From, const memory::desc &To) {
-  if (From == To)
-    return {};
-  dnnl::reorder::primitive_desc PD(engine(), From, engine(), To,
-                                   userScratchpad());
-  return {dnnl::reorder(PD), PD.scratchpad_desc()};
-}
 
 /// One argument of a primitive: the caller's layout, the primitive's and
 /// the reorder between them (caller to primitive for inputs, the other way
@@ -118,43 +61,22 @@ struct Entry {
   std::vector<Port> Ports;
 };
 
-/// Cache keys: the op, then its shapes and parameters (a fixed count per
-/// op, so distinct instances never collide).
+/// The first element of every cache Key (see DnnlSupport.h).
 enum OpId : int64_t { OpConvBwdData, OpConvBwdWeights };
-using Key = std::vector<int64_t>;
 
-std::mutex &cacheMutex() {
-  static std::mutex M;
-  return M;
-}
-
-std::map<Key, std::shared_ptr<const Entry>> &cache() {
-  static std::map<Key, std::shared_ptr<const Entry>> C;
+PrimitiveCache<Entry> &cache() {
+  static PrimitiveCache<Entry> C;
   return C;
 }
 
-/// Entries are immutable once built, so they are used outside the lock.
 template <typename BuildFn>
 std::shared_ptr<const Entry> lookup(const Key &K, BuildFn &&Build) {
-  std::lock_guard<std::mutex> Lock(cacheMutex());
-  auto &C = cache();
-  auto It = C.find(K);
-  if (It != C.end())
-    return It->second;
-  auto E = std::make_shared<const Entry>(Build());
-  C.emplace(K, E);
-  return E;
+  return cache().lookup(K, std::forward<BuildFn>(Build));
 }
 
 //===----------------------------------------------------------------------===//
 // Execution
 //===----------------------------------------------------------------------===//
-
-void run(const Step &S, std::unordered_map<int, memory> Args) {
-  if (S.Scratch.get_size() != 0)
-    Args.emplace(DNNL_ARG_SCRATCHPAD, memory(S.Scratch, engine()));
-  S.Prim.execute(stream(), Args);
-}
 
 /// Input port \p P's data in the primitive's layout: the caller's storage
 /// itself, or a reordered copy of it.
@@ -447,7 +369,4 @@ void onednn::conv2dBackwardWeights(const Tensor &X, const Tensor &GradOut,
                  &GradW, GradBias);
 }
 
-size_t onednn::gradPrimitiveCacheSize() {
-  std::lock_guard<std::mutex> Lock(cacheMutex());
-  return cache().size();
-}
+size_t onednn::gradPrimitiveCacheSize() { return cache().size(); }
