@@ -14,6 +14,8 @@
 #include "qfx/Support/Error.h"
 #include "qfx/Support/FileIO.h"
 
+#include "llvm/ADT/ArrayRef.h"
+#include "llvm/ADT/SmallVector.h"
 #include "llvm/ADT/StringMap.h"
 #include "llvm/ADT/Twine.h"
 #include "llvm/Support/ErrorHandling.h"
@@ -156,6 +158,9 @@ struct QConfigMapping::Resolver {
                         QConfigDecision Fallback) const;
 
   QConfigDecision module(StringRef Path, StringRef Kind, int64_t Index) const;
+  QConfigDecision fused(StringRef Path, StringRef Kind,
+                        ArrayRef<std::string> Parts, int64_t Index,
+                        std::string *Conflict) const;
   QConfigDecision function(StringRef Fn, StringRef ScopePath,
                            StringRef ScopeKind, int64_t Index) const;
   QConfigDecision method(StringRef Method, StringRef ScopePath,
@@ -259,6 +264,50 @@ QConfigDecision QConfigMapping::Resolver::module(StringRef Path, StringRef Kind,
   return order(splitQualifiedName(Path).first, Kind, Index, std::move(D));
 }
 
+/// A PyTorch fused module (LinearReLU ...) at \p Path whose parts have the
+/// kinds \p Parts, the \p Index-th call of Parts[0] in its parent.
+/// update_qconfig_for_fusion reads each part's object_type rule with
+/// dict.get, so a missing rule and a rule of none are alike; when all parts
+/// agree on a qconfig, the fused kind takes it as its object_type rule (over
+/// a rule for the fused kind itself). Module-name rules see the fused
+/// module's path, which is its first op's. A disagreement is described in
+/// \p Conflict (when given): PyTorch raises LookupError there.
+QConfigDecision QConfigMapping::Resolver::fused(StringRef Path, StringRef Kind,
+                                                ArrayRef<std::string> Parts,
+                                                int64_t Index,
+                                                std::string *Conflict) const {
+  auto Rule = [&](StringRef Type) -> const OptQConfig * {
+    auto It = TypeIndex.find(Type);
+    return It == TypeIndex.end() ? nullptr : &M.ObjectTypes[It->second].second;
+  };
+  auto Get = [&](StringRef Type) {
+    const OptQConfig *QC = Rule(Type);
+    return QC ? *QC : OptQConfig();
+  };
+  auto Describe = [&](StringRef Type) {
+    const OptQConfig *QC = Rule(Type);
+    return QC ? Type.str() + " has " + qconfigDisplayName(*QC) +
+                    " (object_type:" + Type.str() + ")"
+              : Type.str() + " has none (no object_type rule)";
+  };
+  OptQConfig First = Get(Parts[0]);
+  bool Agree = true;
+  for (size_t I = 1; I < Parts.size() && Agree; ++I) {
+    if (Get(Parts[I]) == First)
+      continue;
+    Agree = false;
+    if (Conflict)
+      *Conflict = Describe(Parts[0]) + " but " + Describe(Parts[I]);
+  }
+  QConfigDecision D = global();
+  if (Agree && First)
+    D = {First, QConfigRule::ObjectType, Parts[0]};
+  else
+    D = objectType(Kind, std::move(D));
+  D = moduleName(Path, regex(Path, std::move(D)));
+  return order(splitQualifiedName(Path).first, Parts[0], Index, std::move(D));
+}
+
 QConfigDecision QConfigMapping::Resolver::function(StringRef Fn,
                                                    StringRef ScopePath,
                                                    StringRef ScopeKind,
@@ -320,15 +369,71 @@ static StringRef scopeKind(const GraphModule &GM, StringRef Scope) {
   return M ? M->kind() : StringRef();
 }
 
-std::map<std::string, QConfigDecision>
-QConfigMapping::assign(const GraphModule &GM) const {
+/// PyTorch's fused module kinds (torch.nn.intrinsic), whose parts are
+/// checked by update_qconfig_for_fusion.
+static bool isTorchFusedKind(StringRef Kind) {
+  return Kind == "ConvReLU2d" || Kind == "ConvBn2d" || Kind == "ConvBnReLU2d" ||
+         Kind == "LinearReLU" || Kind == "LinearBn1d" || Kind == "BNReLU2d";
+}
+
+/// qfx's own fused kinds, which PyTorch 1.13 never forms.
+static bool isQfxFusedKind(StringRef Kind) {
+  return Kind == "ConvAdd2d" || Kind == "ConvAddReLU2d";
+}
+
+/// The kinds of \p M's parts if it is a fused module, else empty.
+static std::vector<std::string> fusedParts(const ModuleInfo &M) {
+  std::vector<std::string> Parts;
+  if (!isTorchFusedKind(M.kind()) && !isQfxFusedKind(M.kind()))
+    return Parts;
+  for (const auto &C : M.children())
+    Parts.push_back(C.second->kind().str());
+  return Parts;
+}
+
+std::string fusedCallEntry(const Node &N, const GraphModule &GM) {
+  switch (N.op()) {
+  case OpCode::CallModule: {
+    const ModuleInfo *M = GM.lookupModule(N.target());
+    return ("module:" + N.target() + ":" + (M ? M->kind() : StringRef())).str();
+  }
+  case OpCode::CallMethod:
+    return ("method:" + N.scope() + ":" + N.target()).str();
+  default:
+    return ("function:" + N.scope() + ":" + N.target()).str();
+  }
+}
+
+/// "x86 (global)", "none (object_type:add)": a decision for messages.
+static std::string describe(const QConfigDecision &D) {
+  std::string S =
+      qconfigDisplayName(D.QC) + " (" + qconfigRuleName(D.Rule).str();
+  if (!D.Key.empty())
+    S += ":" + D.Key;
+  return S + ")";
+}
+
+Error QConfigMapping::resolveAll(const GraphModule &GM,
+                                 std::map<std::string, QConfigDecision> &Out,
+                                 bool Check) const {
   Resolver R(*this);
-  std::map<std::string, QConfigDecision> Out;
   // Calls seen so far per (module path, object type), as PyTorch's
   // submodule_to_object_type_to_cur_idx.
   std::map<std::pair<std::string, std::string>, int64_t> Seen;
   auto NextIndex = [&](StringRef Path, StringRef Type) {
     return Seen[{Path.str(), Type.str()}]++;
+  };
+  // Resolves (and counts) one call recorded in `fused_calls`.
+  auto ResolveEntry = [&](StringRef Entry) {
+    auto [Op, Rest] = Entry.split(':');
+    auto [Where, Type] = Rest.split(':');
+    if (Op == "module")
+      return R.module(Where, Type,
+                      NextIndex(splitQualifiedName(Where).first, Type));
+    if (Op == "method")
+      return R.method(Type, Where, scopeKind(GM, Where));
+    return R.function(Type, Where, scopeKind(GM, Where),
+                      NextIndex(Where, Type));
   };
   for (const Node &N : GM.graph()) {
     StringRef Scope = N.scope();
@@ -350,8 +455,45 @@ QConfigMapping::assign(const GraphModule &GM) const {
       StringRef Kind = Mod ? Mod->kind() : StringRef();
       if (isObserverKind(Kind))
         break;
-      int64_t Index = NextIndex(splitQualifiedName(N.target()).first, Kind);
-      Out[N.name().str()] = R.module(N.target(), Kind, Index);
+      StringRef Parent = splitQualifiedName(N.target()).first;
+      std::vector<std::string> Parts;
+      if (Mod)
+        Parts = fusedParts(*Mod);
+      if (Parts.empty()) {
+        Out[N.name().str()] =
+            R.module(N.target(), Kind, NextIndex(Parent, Kind));
+        break;
+      }
+      int64_t Index = NextIndex(Parent, Parts[0]);
+      std::string Where = ("fused module '" + N.target() + "' (" + Kind +
+                           ", node '" + N.name() + "')")
+                              .str();
+      if (isQfxFusedKind(Kind)) {
+        QConfigDecision D = R.module(N.target(), Parts[0], Index);
+        const Argument *Calls = N.meta("fused_calls");
+        SmallVector<StringRef, 2> Entries;
+        if (Calls && Calls->isString())
+          StringRef(Calls->getString()).split(Entries, ',', -1, false);
+        for (StringRef Entry : Entries) {
+          QConfigDecision Absorbed = ResolveEntry(Entry);
+          if (Check && !(Absorbed.QC == D.QC))
+            return makeError(Where + " absorbed '" + Entry.rsplit(':').second +
+                             "' whose qconfig " + describe(Absorbed) +
+                             " differs from its conv's " + describe(D) +
+                             "; fuse with this qconfig mapping to keep them "
+                             "apart");
+        }
+        Out[N.name().str()] = std::move(D);
+        break;
+      }
+      std::string Conflict;
+      Out[N.name().str()] =
+          R.fused(N.target(), Kind, Parts, Index, Check ? &Conflict : nullptr);
+      if (!Conflict.empty())
+        return makeError(Where + ": the object_type rules of its parts " +
+                         "differ: " + Conflict +
+                         "; PyTorch 1.13 raises LookupError for this mapping, "
+                         "give the fused kinds the same object_type qconfig");
       break;
     }
     case OpCode::CallFunction: {
@@ -365,7 +507,20 @@ QConfigMapping::assign(const GraphModule &GM) const {
       break;
     }
   }
+  return Error::success();
+}
+
+std::map<std::string, QConfigDecision>
+QConfigMapping::assign(const GraphModule &GM) const {
+  std::map<std::string, QConfigDecision> Out;
+  // Without checking, resolution cannot fail.
+  cantFail(resolveAll(GM, Out, /*Check=*/false));
   return Out;
+}
+
+Error QConfigMapping::checkFusedModules(const GraphModule &GM) const {
+  std::map<std::string, QConfigDecision> Out;
+  return resolveAll(GM, Out, /*Check=*/true);
 }
 
 //===----------------------------------------------------------------------===//

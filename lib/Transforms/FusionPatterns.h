@@ -63,6 +63,14 @@ struct FusionPattern {
   bool FoldsBN = false;
 
   const char *fusedKind(bool QAT) const { return QAT ? QATKind : EvalKind; }
+  /// Whether PyTorch 1.13's fuse_fx makes this fusion too; qfx's own
+  /// (those with an add) must not change any op's qconfig.
+  bool inPyTorch() const {
+    for (const OpMatcher &Op : Ops)
+      if (Op.K == OpMatcher::Kind::Add)
+        return false;
+    return true;
+  }
   bool folds(bool QAT) const { return FoldsBN && !QAT; }
 
   /// Matches the chain starting at \p Root; only inspects the graph.

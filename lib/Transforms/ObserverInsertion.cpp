@@ -447,8 +447,11 @@ llvm::Error Inserter::checkNotObserved() const {
 llvm::Error Inserter::run() {
   if (llvm::Error E = checkNotObserved())
     return E;
-  if (Ctx.QConfigs)
+  if (Ctx.QConfigs) {
+    if (llvm::Error E = Ctx.QConfigs->checkFusedModules(GM))
+      return E;
     Decisions = Ctx.QConfigs->assign(GM);
+  }
   // Insertion adds nodes; only the original ones are decided on.
   for (Node *N : G.nodes()) {
     if (N->op() != OpCode::CallModule && N->op() != OpCode::CallFunction &&

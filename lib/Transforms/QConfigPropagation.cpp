@@ -18,6 +18,8 @@ std::string qfx::qconfigRuleString(const QConfigDecision &D) {
 llvm::Error QConfigPropagation::run(GraphModule &GM, PassContext &Ctx) {
   if (!Ctx.QConfigs)
     return makeError("qconfig-propagation needs a qconfig mapping (--qconfig)");
+  if (llvm::Error E = Ctx.QConfigs->checkFusedModules(GM))
+    return E;
   std::map<std::string, QConfigDecision> Decisions = Ctx.QConfigs->assign(GM);
   for (Node *N : GM.graph().nodes()) {
     if (N->op() != OpCode::CallModule && N->op() != OpCode::CallFunction &&
@@ -31,7 +33,16 @@ llvm::Error QConfigPropagation::run(GraphModule &GM, PassContext &Ctx) {
     std::string Rule = qconfigRuleString(It->second);
     N->setMeta("qconfig", Argument::string(QC));
     N->setMeta("qconfig_rule", Argument::string(Rule));
-    Ctx.remark(name(), N->name(), "qconfig " + QC + " by " + Rule);
+    std::string Why = "qconfig " + QC + " by " + Rule;
+    // A fused module decided by its first part's rule (PyTorch's
+    // update_qconfig_for_fusion) says so: the rule names another kind.
+    if (N->op() == OpCode::CallModule &&
+        It->second.Rule == QConfigRule::ObjectType)
+      if (const ModuleInfo *M = GM.lookupModule(N->target()))
+        if (M->kind() != It->second.Key)
+          Why += " (the rule for its first part applies to the fused " +
+                 M->kind().str() + ")";
+    Ctx.remark(name(), N->name(), Why);
   }
   return llvm::Error::success();
 }

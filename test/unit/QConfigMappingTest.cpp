@@ -635,3 +635,115 @@ TEST_CASE("loadFile names the missing file", "[quant][qconfig]") {
       errorOf(QConfigMapping::loadFile("no-such-dir/qconfig.json"));
   CHECK(Err.find("no-such-dir/qconfig.json") != std::string::npos);
 }
+
+namespace {
+
+/// fc (a LinearReLU made by fusion) then fc2 (a Linear), both in the root.
+void buildFusedNet(GraphModule &GM) {
+  ModuleInfo &F = GM.addModule("fc", "LinearReLU");
+  F.addChild("0", "Linear");
+  F.addChild("1", "ReLU");
+  GM.addModule("fc2", "Linear");
+  Graph &G = GM.graph();
+  Node *X = G.placeholder("x");
+  Node *A = G.callModule("fc", {X});
+  Node *B = G.callModule("fc2", {A});
+  G.output(Argument(B));
+}
+
+QConfig preset(const char *Name) { return unwrap(QConfig::preset(Name)); }
+
+/// Fails the test on an error.
+void requireOk(llvm::Error E) {
+  if (E)
+    FAIL(errorToString(std::move(E)));
+}
+
+} // namespace
+
+TEST_CASE("a fused module counts as its first part and takes its rule",
+          "[quant][qconfig]") {
+  GraphModule GM("Net");
+  buildFusedNet(GM);
+  QConfigMapping M;
+  M.setGlobal(preset("x86"))
+      .setObjectType("Linear", preset("onednn"))
+      .setObjectType("ReLU", preset("onednn"))
+      .setModuleNameObjectTypeOrder("", "Linear", 1, std::nullopt);
+  requireOk(M.checkFusedModules(GM));
+  auto Map = M.assign(GM);
+  // PyTorch's update_qconfig_for_fusion: the Linear rule reaches the
+  // LinearReLU because the ReLU rule agrees.
+  CHECK(Map["fc"].Rule == QConfigRule::ObjectType);
+  CHECK(Map["fc"].Key == "Linear");
+  CHECK(qconfigDisplayName(Map["fc"].QC) == "onednn");
+  // fc was Linear call 0 (its traced kind), so fc2 is call 1.
+  CHECK(Map["fc2"].Rule == QConfigRule::ModuleNameObjectTypeOrder);
+  CHECK(!Map["fc2"].QC);
+}
+
+TEST_CASE("a none rule for every part leaves the fused kind to other rules",
+          "[quant][qconfig]") {
+  // dict.get reads a missing rule as None, so Linear: None with no ReLU
+  // rule agrees, and the LinearReLU is not kept float by it (PyTorch 1.13).
+  GraphModule GM("Net");
+  buildFusedNet(GM);
+  QConfigMapping M;
+  M.setGlobal(preset("x86")).setObjectType("Linear", std::nullopt);
+  requireOk(M.checkFusedModules(GM));
+  auto Map = M.assign(GM);
+  CHECK(Map["fc"].Rule == QConfigRule::Global);
+  CHECK(qconfigDisplayName(Map["fc"].QC) == "x86");
+  CHECK(!Map["fc2"].QC);
+}
+
+TEST_CASE("parts of a fused module with different object_type rules",
+          "[quant][qconfig]") {
+  GraphModule GM("Net");
+  buildFusedNet(GM);
+  QConfigMapping M;
+  M.setGlobal(preset("x86")).setObjectType("Linear", preset("onednn"));
+  llvm::Error E = M.checkFusedModules(GM);
+  REQUIRE(static_cast<bool>(E));
+  CHECK(errorToString(std::move(E)) ==
+        "fused module 'fc' (LinearReLU, node 'fc'): the object_type rules of "
+        "its parts differ: Linear has onednn (object_type:Linear) but ReLU "
+        "has none (no object_type rule); PyTorch 1.13 raises LookupError for "
+        "this mapping, give the fused kinds the same object_type qconfig");
+}
+
+TEST_CASE("a ConvAdd2d resolves as its conv and its add still counts",
+          "[quant][qconfig]") {
+  GraphModule GM("Net");
+  ModuleInfo &C = GM.addModule("conv1", "ConvAdd2d");
+  C.addChild("0", "Conv2d");
+  GM.addModule("conv2", "Conv2d");
+  Graph &G = GM.graph();
+  Node *X = G.placeholder("x");
+  Node *A = G.callModule("conv1", {X, X});
+  A->setMeta("fused_calls", Argument::string("function::add"));
+  Node *B = G.callModule("conv2", {A});
+  Node *S = G.callFunction("add", {B, A});
+  G.output(Argument(S));
+
+  QConfigMapping Second;
+  Second.setGlobal(preset("x86"))
+      .setModuleNameObjectTypeOrder("", "add", 1, std::nullopt);
+  requireOk(Second.checkFusedModules(GM));
+  auto Map = Second.assign(GM);
+  CHECK(qconfigDisplayName(Map["conv1"].QC) == "x86");
+  CHECK(Map["add"].Rule == QConfigRule::ModuleNameObjectTypeOrder);
+  CHECK(!Map["add"].QC);
+
+  // A mapping that keeps the absorbed add float cannot apply to this graph.
+  QConfigMapping First;
+  First.setGlobal(preset("x86"))
+      .setModuleNameObjectTypeOrder("", "add", 0, std::nullopt);
+  llvm::Error E = First.checkFusedModules(GM);
+  REQUIRE(static_cast<bool>(E));
+  CHECK(errorToString(std::move(E)) ==
+        "fused module 'conv1' (ConvAdd2d, node 'conv1') absorbed 'add' whose "
+        "qconfig none (module_name_object_type_order::add:0) differs from its "
+        "conv's x86 (global); fuse with this qconfig mapping to keep them "
+        "apart");
+}

@@ -5,6 +5,8 @@
 // names (inherited by submodules) and (module name, object type, call
 // index), resolved with PyTorch's priority. A qconfig of none keeps a node
 // float. Every resolution says which rule decided, for the explain report.
+// Fused modules are resolved as PyTorch 1.13's update_qconfig_for_fusion
+// does (see assign()).
 //
 //===----------------------------------------------------------------------===//
 
@@ -25,6 +27,7 @@
 namespace qfx {
 
 class GraphModule;
+class Node;
 
 /// A qconfig, or none (keep float).
 using OptQConfig = std::optional<QConfig>;
@@ -87,7 +90,25 @@ public:
   /// node of \p GM in graph order (counting call indices per scope like
   /// PyTorch's _generate_node_name_to_qconfig), keyed by node name.
   /// Observer and fake-quantize modules are skipped and not counted.
+  ///
+  /// A call of a fused module is counted as a call of its first part
+  /// (LinearReLU as a Linear), as PyTorch's fused node keeps the traced
+  /// scope of its first op. PyTorch's fused kinds (LinearReLU, ConvReLU2d,
+  /// ConvBnReLU2d, ...) take the object_type rule of their first part when
+  /// the parts' object_type rules agree (update_qconfig_for_fusion); where
+  /// they disagree assign() ignores the parts' rules and
+  /// checkFusedModules() reports the conflict. qfx's ConvAdd2d and
+  /// ConvAddReLU2d, which PyTorch never fuses, resolve as their conv, and
+  /// the calls they absorbed (node meta `fused_calls`, set by the fuse
+  /// pass) still count, so later adds keep PyTorch's call indices.
   std::map<std::string, QConfigDecision> assign(const GraphModule &GM) const;
+
+  /// The mapping errors PyTorch 1.13 raises for \p GM's fused modules: a
+  /// LookupError where the object_type rules of a fused module's parts
+  /// differ (an object_type rule for Linear and none for ReLU, with a
+  /// LinearReLU), and, for ConvAdd2d / ConvAddReLU2d fused without this
+  /// mapping, an absorbed add or relu whose qconfig is not the conv's.
+  llvm::Error checkFusedModules(const GraphModule &GM) const;
 
   /// Parses a qconfig_dict-shaped JSON document: {"": QC, "object_type":
   /// [[type, QC], ...], "module_type": (synonym), "module_name_regex":
@@ -107,6 +128,11 @@ private:
   /// The resolution functions over this mapping, with its regexes compiled
   /// once (assign() resolves every node with one Resolver).
   struct Resolver;
+  /// assign() into \p Out; with \p Check, fails on the first conflict
+  /// checkFusedModules() reports.
+  llvm::Error resolveAll(const GraphModule &GM,
+                         std::map<std::string, QConfigDecision> &Out,
+                         bool Check) const;
 
   OptQConfig Global;
   bool HasGlobal = false;
@@ -120,6 +146,11 @@ private:
   };
   std::vector<OrderEntry> Orders;
 };
+
+/// The `fused_calls` entry the fuse pass records for \p N, a call that a
+/// ConvAdd2d / ConvAddReLU2d absorbs: "function:<scope>:<target>",
+/// "module:<module path>:<kind>" or "method:<scope>:<target>".
+std::string fusedCallEntry(const Node &N, const GraphModule &GM);
 
 /// A short printable name for a qconfig: the preset name when it equals a
 /// preset, "none" for none, otherwise "custom".

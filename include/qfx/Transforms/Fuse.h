@@ -9,6 +9,17 @@
 // (ConvBn2d, ConvBnReLU2d, LinearBn1d). A chain whose intermediate values
 // are used elsewhere is left alone, with a remark saying why.
 //
+// With a qconfig mapping (PassContext::QConfigs), each op's qconfig is
+// resolved on the graph before fusion. Chains PyTorch 1.13 fuses are fused
+// whatever their qconfigs, as there; the fused module is then configured as
+// one (QConfigMapping::assign), and a remark names any op whose own
+// decision that drops. qfx's conv -> add (-> relu), which PyTorch never
+// fuses, is fused only when every op has the conv's qconfig; otherwise it
+// is left unfused with a remark such as "add has qconfig none
+// (object_type:add) but conv1 has x86 (global)". Such a fused node records
+// the calls it absorbed in node meta `fused_calls` so that call indices
+// stay PyTorch's.
+//
 //===----------------------------------------------------------------------===//
 
 #ifndef QFX_TRANSFORMS_FUSE_H

@@ -4,7 +4,8 @@
 // as PyTorch's _generate_node_name_to_qconfig does, and records the result
 // in node meta: `qconfig` ("x86", "none", "custom" ...) and `qconfig_rule`
 // ("global", "module_name:fc" ...), so prepare and the explain report see
-// the same decision.
+// the same decision. A mapping PyTorch 1.13's prepare rejects for the
+// graph's fused modules (QConfigMapping::checkFusedModules) is an error.
 //
 //===----------------------------------------------------------------------===//
 

@@ -1,0 +1,215 @@
+//===- FuseQConfigTest.cpp - Fusion under a qconfig mapping vs PyTorch ----===//
+
+#include "qfx/IR/GraphModule.h"
+#include "qfx/IR/Parser.h"
+#include "qfx/Pipeline/QuantizeFx.h"
+#include "qfx/Quant/QConfigMapping.h"
+#include "qfx/Support/Error.h"
+#include "qfx/Support/FileIO.h"
+#include "qfx/Transforms/Pass.h"
+
+#include "llvm/ADT/StringRef.h"
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <map>
+#include <string>
+
+using namespace qfx;
+
+namespace {
+
+/// The models of make_fuse_qconfig_golden.py, traced as PyTorch names them.
+const char *const Residual = R"(graph_module M {
+  module conv1 : Conv2d {in_channels = 2, kernel_size = [1, 1], out_channels = 2} {
+    param weight : f32[2,2,1,1] = dense<[0.5, -0.25, 0.75, 1.0]>
+    param bias : f32[2] = dense<[0.1, -0.2]>
+  }
+  module relu : ReLU
+  module conv2 : Conv2d {in_channels = 2, kernel_size = [1, 1], out_channels = 2} {
+    param weight : f32[2,2,1,1] = dense<[-0.5, 0.25, 1.0, 0.5]>
+    param bias : f32[2] = dense<[0.0, 0.3]>
+  }
+  graph {
+    %x : f32[1,2,4,4] = placeholder[x]
+    %conv1 : f32[1,2,4,4] = call_module[conv1](%x)
+    %add : f32[1,2,4,4] = call_function[add](%conv1, %x)
+    %relu : f32[1,2,4,4] = call_module[relu](%add)
+    %conv2 : f32[1,2,4,4] = call_module[conv2](%relu)
+    %add_1 : f32[1,2,4,4] = call_function[add](%conv2, %relu)
+    %output = output[output](%add_1)
+  }
+})";
+
+const char *const LinearReLU = R"(graph_module M {
+  module fc : Linear {in_features = 2, out_features = 2} {
+    param weight : f32[2,2] = dense<[0.5, -0.25, 0.75, 1.0]>
+    param bias : f32[2] = dense<[0.1, -0.2]>
+  }
+  module relu : ReLU
+  graph {
+    %x : f32[2,2] = placeholder[x]
+    %fc : f32[2,2] = call_module[fc](%x)
+    %relu : f32[2,2] = call_module[relu](%fc)
+    %output = output[output](%relu)
+  }
+})";
+
+nlohmann::json loadGolden() {
+  std::string Path =
+      std::string(QFX_TEST_DATA_DIR) + "/fuse_qconfig/golden.json";
+  llvm::Expected<std::string> Text = readFile(Path);
+  if (!Text)
+    FAIL(errorToString(Text.takeError()));
+  return nlohmann::json::parse(*Text);
+}
+
+/// The node a fuse remark ("fused conv1 + add + relu into ...") says
+/// absorbed each op, keyed by the op's name.
+std::map<std::string, std::string> absorbedInto(const PassContext &Ctx) {
+  std::map<std::string, std::string> Out;
+  for (const Remark &R : Ctx.Remarks) {
+    llvm::StringRef Msg = R.Message;
+    if (R.Pass != "fuse" || !Msg.consume_front("fused "))
+      continue;
+    llvm::StringRef Names = Msg.split(" into ").first;
+    llvm::SmallVector<llvm::StringRef, 4> Parts;
+    Names.split(Parts, " + ");
+    for (llvm::StringRef P : Parts)
+      Out[P.str()] = R.Node;
+  }
+  return Out;
+}
+
+/// Fails the test on an error.
+void requireOk(llvm::Error E) {
+  if (E)
+    FAIL(errorToString(std::move(E)));
+}
+
+std::string metaString(const Node &N, llvm::StringRef Key) {
+  const Argument *A = N.meta(Key);
+  return A && A->isString() ? A->getString() : std::string("<unset>");
+}
+
+} // namespace
+
+TEST_CASE("fusion under a qconfig mapping decides as PyTorch 1.13",
+          "[fuse][qconfig]") {
+  nlohmann::json Golden = loadGolden();
+  REQUIRE(Golden.size() >= 10);
+  for (const auto &[Name, Case] : Golden.items()) {
+    DYNAMIC_SECTION(Name) {
+      std::string Model = Case["model"];
+      auto GM =
+          parseGraphModule(Model == "residual" ? Residual : LinearReLU, Name);
+      if (!GM)
+        FAIL(errorToString(GM.takeError()));
+      auto Mapping = QConfigMapping::fromJson(Case["mapping"].dump(), Name);
+      if (!Mapping)
+        FAIL(errorToString(Mapping.takeError()));
+      PassContext Ctx;
+      llvm::Error E = prepareGraph(**GM, *Mapping, /*QAT=*/false, &Ctx);
+      if (Case.contains("error")) {
+        // PyTorch raises LookupError; qfx fails with a message naming the
+        // fused module and the kinds whose rules differ.
+        REQUIRE(static_cast<bool>(E));
+        std::string Msg = errorToString(std::move(E));
+        CHECK(Msg.find("fused module 'fc' (LinearReLU, node 'fc')") !=
+              std::string::npos);
+        CHECK(Msg.find("Linear has onednn (object_type:Linear) but ReLU has "
+                       "none (no object_type rule)") != std::string::npos);
+        CHECK(Msg.find("LookupError") != std::string::npos);
+        continue;
+      }
+      if (E)
+        FAIL(errorToString(std::move(E)));
+      const Graph &G = (*GM)->graph();
+      std::map<std::string, std::string> Absorbed = absorbedInto(Ctx);
+      // Every PyTorch fusion happens in qfx too.
+      for (const auto &[Path, Kind] : Case["fused"].items()) {
+        const ModuleInfo *M = (*GM)->lookupModule(Path);
+        REQUIRE(M);
+        CHECK(M->kind() == Kind.get<std::string>());
+      }
+      // Each op gets PyTorch's qconfig: on its own node, or on the node of
+      // the qfx-only fusion (conv + add) that absorbed it, which qfx makes
+      // only when that changes no op's qconfig.
+      std::map<std::string, std::string> QfxQConfig;
+      for (const auto &[Op, QC] : Case["qconfig"].items()) {
+        const Node *N = G.lookup(Op);
+        if (!N) {
+          auto It = Absorbed.find(Op);
+          REQUIRE(It != Absorbed.end());
+          N = G.lookup(It->second);
+        }
+        REQUIRE(N);
+        INFO("op " << Op << " (node " << N->name().str() << ")");
+        CHECK(metaString(*N, "qconfig") == QC.get<std::string>());
+        QfxQConfig[Op] = metaString(*N, "qconfig");
+      }
+      // What convert makes of the op: PyTorch quantizes only ops with a
+      // qconfig, and an op qfx keeps float (qconfig none) is float there.
+      for (const auto &[Op, Kind] : Case["converted"].items()) {
+        auto It = QfxQConfig.find(Op);
+        if (It == QfxQConfig.end())
+          continue; // A PyTorch-only name (add_relu).
+        INFO("op " << Op);
+        if (Kind == "quantized")
+          CHECK(It->second != "none");
+        if (It->second == "none")
+          CHECK(Kind == "float");
+      }
+    }
+  }
+}
+
+TEST_CASE("the explain remarks say why a conv -> add did not fuse",
+          "[fuse][qconfig]") {
+  auto GM = parseGraphModule(Residual, "residual");
+  REQUIRE(static_cast<bool>(GM));
+  auto Mapping = QConfigMapping::fromJson(
+      R"({"": "x86", "object_type": [["add", null]]})", "mapping");
+  REQUIRE(static_cast<bool>(Mapping));
+  PassContext Ctx;
+  requireOk(prepareGraph(**GM, *Mapping, /*QAT=*/false, &Ctx));
+  std::vector<std::string> Fuse, Propagation;
+  for (const Remark &R : Ctx.Remarks) {
+    if (R.Pass == "fuse")
+      Fuse.push_back(R.Node + ": " + R.Message);
+    if (R.Pass == "qconfig-propagation")
+      Propagation.push_back(R.Node + ": " + R.Message);
+  }
+  CHECK(Fuse == std::vector<std::string>{
+                    "conv1: not fused (conv-add-relu): add has qconfig none "
+                    "(object_type:add) but conv1 has x86 (global)",
+                    "conv2: not fused (conv-add): add_1 has qconfig none "
+                    "(object_type:add) but conv2 has x86 (global)"});
+  CHECK(Propagation ==
+        std::vector<std::string>{"conv1: qconfig x86 by global",
+                                 "add: qconfig none by object_type:add",
+                                 "relu: qconfig x86 by global",
+                                 "conv2: qconfig x86 by global",
+                                 "add_1: qconfig none by object_type:add"});
+}
+
+TEST_CASE("a fused LinearReLU takes the Linear rule when the parts agree",
+          "[fuse][qconfig]") {
+  auto GM = parseGraphModule(LinearReLU, "linear_relu");
+  REQUIRE(static_cast<bool>(GM));
+  auto Mapping = QConfigMapping::fromJson(
+      R"({"": "x86", "object_type": [["Linear", "onednn"], ["ReLU", "onednn"]]})",
+      "mapping");
+  REQUIRE(static_cast<bool>(Mapping));
+  PassContext Ctx;
+  requireOk(prepareGraph(**GM, *Mapping, /*QAT=*/false, &Ctx));
+  std::vector<std::string> Messages;
+  for (const Remark &R : Ctx.Remarks)
+    if (R.Pass == "qconfig-propagation")
+      Messages.push_back(R.Node + ": " + R.Message);
+  CHECK(Messages ==
+        std::vector<std::string>{
+            "fc: qconfig onednn by object_type:Linear (the rule for its "
+            "first part applies to the fused LinearReLU)"});
+}
