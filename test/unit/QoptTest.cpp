@@ -278,6 +278,22 @@ TEST_CASE("qopt --explain shows rules, fusion and boundaries", "[qopt]") {
   CHECK(contains(C.Out, "[convert] dequantize fc at the output"));
 }
 
+TEST_CASE("qopt --explain says why a fusion did not fire", "[qopt]") {
+  TempDir Dir;
+  Result R = qopt(Dir, {DataDir + "residual.ir",
+                        "--qconfig=" + DataDir + "qconfig-add-none.json",
+                        "--passes=fuse,qconfig-propagation", "--explain", "-o",
+                        Dir.file("out.qir")});
+  INFO(R.Err);
+  REQUIRE(R.Status == 0);
+  CHECK(contains(R.Out, "%conv1 = call_module[conv1]\n  qconfig: x86\n"
+                        "  qconfig_rule: global\n"
+                        "  [fuse] not fused (conv-add-relu): add has qconfig "
+                        "none (object_type:add) but conv1 has x86 (global)\n"));
+  CHECK(contains(R.Out, "%add = call_function[add]\n  qconfig: none\n"
+                        "  qconfig_rule: object_type:add\n"));
+}
+
 namespace {
 
 /// Runs qopt expecting failure: non-zero status, \p Message on stderr, and
