@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include <map>
+#include <set>
 #include <string>
 
 using namespace qfx;
@@ -88,6 +89,29 @@ void requireOk(llvm::Error E) {
     FAIL(errorToString(std::move(E)));
 }
 
+/// "quantized" when convert gave \p N an int8 result, else "float".
+std::string convertedKind(const Node &N) {
+  bool Int8 = N.type() &&
+              (N.type()->Dtype == DType::U8 || N.type()->Dtype == DType::S8);
+  return Int8 ? "quantized" : "float";
+}
+
+/// Ops whose converted form differs from PyTorch's for a reason outside
+/// fusion. PyTorch 1.13 gives a relu that reads a float add the output
+/// dtype quint8 of its qconfig, yet observes nothing there (relu shares its
+/// input's observer, and the add has none); a conv reading that relu then
+/// finds its input "already quint8", gets no input observer and converts to
+/// a reference (float) conv, and so does an add downstream. qfx observes the
+/// conv's input and quantizes it.
+const std::set<std::string> &knownDifferences(const std::string &Case) {
+  static const std::map<std::string, std::set<std::string>> Known = {
+      {"residual_add_none_by_object_type", {"conv2"}},
+      {"residual_add0_none_by_order", {"conv2", "add_1"}}};
+  static const std::set<std::string> None;
+  auto It = Known.find(Case);
+  return It == Known.end() ? None : It->second;
+}
+
 std::string metaString(const Node &N, llvm::StringRef Key) {
   const Argument *A = N.meta(Key);
   return A && A->isString() ? A->getString() : std::string("<unset>");
@@ -149,17 +173,27 @@ TEST_CASE("fusion under a qconfig mapping decides as PyTorch 1.13",
         CHECK(metaString(*N, "qconfig") == QC.get<std::string>());
         QfxQConfig[Op] = metaString(*N, "qconfig");
       }
-      // What convert makes of the op: PyTorch quantizes only ops with a
-      // qconfig, and an op qfx keeps float (qconfig none) is float there.
+      // What convert makes of each op: quantized (an int8 result) or float.
+      Tensor In(DType::F32,
+                Model == "residual" ? Shape{1, 2, 4, 4} : Shape{2, 2});
+      for (int64_t I = 0; I < In.numElements(); ++I)
+        In.data<float>()[I] = static_cast<float>(I % 7) * 0.3f - 0.9f;
+      if (auto Out = runObserved(**GM, {In}); !Out)
+        FAIL(errorToString(Out.takeError()));
+      auto Ref = convert_to_reference_fx(**GM);
+      if (!Ref)
+        FAIL(errorToString(Ref.takeError()));
+      const std::set<std::string> &Known = knownDifferences(Name);
       for (const auto &[Op, Kind] : Case["converted"].items()) {
-        auto It = QfxQConfig.find(Op);
-        if (It == QfxQConfig.end())
-          continue; // A PyTorch-only name (add_relu).
-        INFO("op " << Op);
-        if (Kind == "quantized")
-          CHECK(It->second != "none");
-        if (It->second == "none")
-          CHECK(Kind == "float");
+        if (!Case["qconfig"].contains(Op) || Known.count(Op))
+          continue; // A PyTorch-only name (add_relu), or a known difference.
+        auto It = Absorbed.find(Op);
+        const Node *N = (*Ref)->graph().lookup(
+            (*Ref)->graph().lookup(Op) || It == Absorbed.end() ? Op
+                                                               : It->second);
+        REQUIRE(N);
+        INFO("op " << Op << " (node " << N->name().str() << ")");
+        CHECK(convertedKind(*N) == Kind.get<std::string>());
       }
     }
   }
