@@ -297,7 +297,10 @@ QConfigDecision QConfigMapping::Resolver::fused(StringRef Path, StringRef Kind,
       continue;
     Agree = false;
     if (Conflict)
-      *Conflict = Describe(Parts[0]) + " but " + Describe(Parts[I]);
+      *Conflict = Describe(Parts[0]) + " but " + Describe(Parts[I]) +
+                  "; PyTorch 1.13 raises LookupError for this mapping: give " +
+                  Parts[0] + " and " + Parts[I] +
+                  " the same object_type qconfig";
   }
   QConfigDecision D = global();
   if (Agree && First)
@@ -490,10 +493,8 @@ Error QConfigMapping::resolveAll(const GraphModule &GM,
       Out[N.name().str()] =
           R.fused(N.target(), Kind, Parts, Index, Check ? &Conflict : nullptr);
       if (!Conflict.empty())
-        return makeError(Where + ": the object_type rules of its parts " +
-                         "differ: " + Conflict +
-                         "; PyTorch 1.13 raises LookupError for this mapping, "
-                         "give the fused kinds the same object_type qconfig");
+        return makeError(
+            Where + ": the object_type rules of its parts differ: " + Conflict);
       break;
     }
     case OpCode::CallFunction: {

@@ -709,7 +709,7 @@ TEST_CASE("parts of a fused module with different object_type rules",
         "fused module 'fc' (LinearReLU, node 'fc'): the object_type rules of "
         "its parts differ: Linear has onednn (object_type:Linear) but ReLU "
         "has none (no object_type rule); PyTorch 1.13 raises LookupError for "
-        "this mapping, give the fused kinds the same object_type qconfig");
+        "this mapping: give Linear and ReLU the same object_type qconfig");
 }
 
 TEST_CASE("a ConvAdd2d resolves as its conv and its add still counts",
