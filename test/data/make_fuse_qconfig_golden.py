@@ -8,21 +8,25 @@
 # path -> kind after prepare), "qconfig" (node -> qconfig name from the
 # prepared model's qconfig map, "none" for float) and "converted" (node ->
 # "quantized" when convert_fx turned it into a quantized module or op,
-# "float" when it stayed a float op). The test repeats the two models
-# (residual and linear_relu) in qfx's text form, so keep both in sync.
+# "float" when it stayed a float op). The test repeats the three models
+# (residual, linear_relu, conv_bn_relu) in qfx's text form, so keep them in
+# sync.
 import json
 import operator
 import os
 
 import torch
 import torch.nn as nn
-from torch.ao.quantization import QConfigMapping, get_default_qconfig
-from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+from torch.ao.quantization import (QConfigMapping, get_default_qat_qconfig,
+                                   get_default_qconfig)
+from torch.ao.quantization.quantize_fx import (convert_fx, prepare_fx,
+                                               prepare_qat_fx)
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fuse_qconfig")
 
 QCONFIGS = {"x86": get_default_qconfig("x86"),
             "onednn": get_default_qconfig("onednn"),
+            "qat_x86": get_default_qat_qconfig("x86"),
             None: None}
 
 
@@ -54,13 +58,30 @@ class LinearReLU(nn.Module):
         return self.relu(self.fc(x))
 
 
+class ConvBnReLU(nn.Module):
+    """conv -> bn -> relu: ConvReLU2d with BN folded in eval, ConvBnReLU2d
+    with QAT."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(2, 2, 1)
+        self.bn = nn.BatchNorm2d(2)
+        self.relu = nn.ReLU()
+
+    def forward(self, x):
+        return self.relu(self.bn(self.conv1(x)))
+
+
 MODELS = {"residual": (Residual, (1, 2, 4, 4)),
-          "linear_relu": (LinearReLU, (2, 4))}
+          "linear_relu": (LinearReLU, (2, 4)),
+          "conv_bn_relu": (ConvBnReLU, (1, 2, 4, 4))}
 
 # Object types by their names in qfx's mapping JSON.
-TYPES = {"add": operator.add, "Linear": nn.Linear, "ReLU": nn.ReLU}
+TYPES = {"add": operator.add, "Linear": nn.Linear, "ReLU": nn.ReLU,
+         "Conv2d": nn.Conv2d, "BatchNorm2d": nn.BatchNorm2d}
 
-# (name, model, mapping in qfx JSON form). Qconfigs are preset names.
+# (name, model, mapping in qfx JSON form). Qconfigs are preset names; a
+# case whose name ends in "_qat" runs prepare_qat_fx.
 CASES = [
     ("residual_global", "residual", {"": "x86"}),
     ("residual_add_none_by_object_type", "residual",
@@ -81,6 +102,12 @@ CASES = [
      {"": "x86", "module_name": [["relu", None]]}),
     ("fc_module_name_none", "linear_relu",
      {"": "x86", "module_name": [["fc", None]]}),
+    ("conv_bn_relu_bn_rule_folded_away", "conv_bn_relu",
+     {"": "x86", "object_type": [["Conv2d", "onednn"], ["ReLU", "onednn"],
+                                 ["BatchNorm2d", None]]}),
+    ("conv_bn_relu_without_bn_rule_qat", "conv_bn_relu",
+     {"": "qat_x86", "object_type": [["Conv2d", "qat_x86"],
+                                     ["ReLU", "qat_x86"]]}),
 ]
 
 
@@ -121,11 +148,13 @@ def converted_kind(gm, node):
 def run(name, model_name, doc):
     cls, shape = MODELS[model_name]
     torch.manual_seed(0)
-    model = cls().eval()
+    qat = name.endswith("_qat")
+    model = cls().train(qat)
     example = (torch.randn(*shape),)
-    case = {"model": model_name, "mapping": doc}
+    case = {"model": model_name, "mapping": doc, "qat": qat}
     try:
-        prepared = prepare_fx(model, torch_mapping(doc), example)
+        prepare = prepare_qat_fx if qat else prepare_fx
+        prepared = prepare(model, torch_mapping(doc), example)
     except LookupError as e:
         case["error"] = "LookupError: %s" % e
         return case
@@ -133,9 +162,12 @@ def run(name, model_name, doc):
         path: type(m).__name__
         for path, m in prepared.named_modules()
         if isinstance(m, torch.nn.intrinsic._FusedModule)}
+    # The qconfig map also holds the placeholder and the output (None).
+    ops = {n.name for n in prepared.graph.nodes
+           if n.op in ("call_module", "call_function", "call_method")}
     case["qconfig"] = {
         n: qconfig_name(qc) for n, qc in prepared._qconfig_map.items()
-        if qc is not None or not n.startswith(("x", "output"))}
+        if n in ops}
     prepared(*example)
     converted = convert_fx(prepared)
     # An op pattern (add + relu) becomes one node named after its last op.
