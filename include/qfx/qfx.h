@@ -3,8 +3,8 @@
 // One include for applications: models (nn modules and functional, the zoo),
 // tracing, prepare_fx / convert_to_reference_fx / convert_fx with QConfig
 // mappings, compile() to oneDNN, the reference interpreter, GraphModule
-// files, and tensors with their .npy / .safetensors I/O. Lower layers
-// (passes, kernels, training) keep their own headers under qfx/.
+// files, the pass manager, and tensors with their .npy / .safetensors I/O.
+// Individual passes, kernels and training keep their own headers under qfx/.
 //
 // Only qfx and LLVM ADT/Support headers are included from here: no oneDNN,
 // JSON or other implementation headers, so consumers need LLVM's include
@@ -38,6 +38,9 @@
 #include "qfx/Quant/QConfig.h"
 #include "qfx/Quant/QConfigMapping.h"
 #include "qfx/Trace/SymbolicTrace.h"
+
+// Passes: PassContext (prepare_fx's explain remarks) and the pass manager.
+#include "qfx/Transforms/Pass.h"
 
 // Execution: the reference interpreter and the oneDNN compiler.
 #include "qfx/Codegen/CompiledModule.h"
