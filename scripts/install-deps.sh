@@ -16,6 +16,8 @@ PACKAGES=(
   catch2
   zlib1g-dev
   libncurses-dev
+  # The package tests build a consumer through pkg-config too.
+  pkg-config
   dataset-fashion-mnist
 )
 
