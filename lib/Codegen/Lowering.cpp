@@ -965,7 +965,7 @@ llvm::Error Lowerer::lowerGroup(const Group &G) {
   if (!*Done)
     if (llvm::Error E = lowerFallback(
             *G.Anchor, fallbackWhy(*this, *G.Anchor,
-                                   "oneDNN takes no primitive with these "
+                                   "no oneDNN primitive takes these "
                                    "parameters")))
       return E;
   for (size_t I = 1; I < G.Members.size(); ++I) {
@@ -1029,7 +1029,7 @@ llvm::Error Lowerer::lowerNode(const Node &N) {
     return Done.takeError();
   return *Done ? llvm::Error::success()
                : lowerFallback(N, fallbackWhy(*this, N,
-                                              "oneDNN takes no primitive with "
+                                              "no oneDNN primitive takes "
                                               "these parameters"));
 }
 
