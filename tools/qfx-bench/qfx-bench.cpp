@@ -92,6 +92,8 @@ struct Row {
   std::string Impls;
   /// Int8 nodes on reference (op-table) kernels.
   size_t Fallbacks = 0;
+  /// Why qfx has no numbers for this configuration, if it failed.
+  std::string Error;
 };
 
 /// "brg:avx512_core_amx x20, ..." for the conv / matmul steps: AMX or VNNI
@@ -261,9 +263,15 @@ static llvm::Error benchModel(const models::ZooEntry &Entry,
       R.Model = Entry.Name;
       R.Batch = Batch;
       R.Threads = Threads;
+      // One configuration failing keeps the others (and the table).
       if (llvm::Error E =
-              benchOne(**Float, **Int8, X, Macs, Peak.at(Threads), R))
-        return E;
+              benchOne(**Float, **Int8, X, Macs, Peak.at(Threads), R)) {
+        R.Error = errorToString(std::move(E));
+        llvm::outs() << "  " << R.Model << " b" << Batch << " t" << Threads
+                     << ": failed: " << R.Error << "\n";
+        Rows.push_back(R);
+        continue;
+      }
       llvm::outs() << llvm::format(
           "  %s b%d t%d: fp32 %.3f ms, int8 %.3f ms (%s)", R.Model.c_str(),
           Batch, Threads, R.FloatMs, R.Int8Ms, R.Impls.c_str());
@@ -401,6 +409,12 @@ static void printTable(const std::vector<Row> &Rows, bool WithTorch) {
     llvm::outs() << "  PT fp32  PT int8 PT spd qfx/PT fp32 qfx/PT int8";
   llvm::outs() << "\n";
   for (const Row &R : Rows) {
+    if (!R.Error.empty()) {
+      llvm::outs() << llvm::format("%-13s %5d %3d  ", R.Model.c_str(), R.Batch,
+                                   R.Threads)
+                   << "failed: " << R.Error << "\n";
+      continue;
+    }
     llvm::outs() << llvm::format(
         "%-13s %5d %3d %8.3f %8.3f %6.2fx %6.1f %4.1f%% %7.1f/%-7.1f %5.1f%%",
         R.Model.c_str(), R.Batch, R.Threads, R.FloatMs, R.Int8Ms,
@@ -479,6 +493,11 @@ static llvm::Error run() {
   }
   printTable(Rows, !Py.empty());
   llvm::outs() << llvm::format("\ntotal %.1f s\n", msSince(Start) / 1e3);
+  size_t Failed =
+      llvm::count_if(Rows, [](const Row &R) { return !R.Error.empty(); });
+  if (Failed)
+    return makeError(llvm::Twine(Failed) + " qfx configuration(s) failed "
+                                           "(see the table)");
   return llvm::Error::success();
 }
 
