@@ -262,6 +262,13 @@ static llvm::Error run() {
   llvm::outs() << "== 6. compiled int8 program (batch 100) ==\n";
   if (!Quiet)
     (*Q100)->print(llvm::outs());
+  // Reference kernels explain an int8 program slower than float; say so
+  // even in quiet mode.
+  std::vector<FallbackInfo> Slow = (*Q100)->fallbacks();
+  llvm::outs() << "  " << Slow.size()
+               << " node(s) on reference kernels (op-table fallback)\n";
+  for (const FallbackInfo &F : Slow)
+    llvm::errs() << "qfx-demo: warning: int8: " << formatFallback(F) << "\n";
 
   auto FScores =
       evaluate(compiledRunner(**F100), Test, *TestY, 100, "float eval");

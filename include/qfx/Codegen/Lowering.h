@@ -38,10 +38,15 @@ struct CompileOptions {
   bool FuseDequantize = true;
   /// Time every step of every run (see CompiledModule::profile()).
   bool Profile = false;
+  /// Strict lowering: fail, naming every such node, instead of running nodes
+  /// without a oneDNN lowering on reference kernels (see
+  /// CompiledModule::fallbacks()).
+  bool RejectFallbacks = false;
 };
 
 /// Compiles \p GM for its placeholders' shapes. Errors name the node that
-/// cannot be compiled (missing types or data, unsupported parameters).
+/// cannot be compiled (missing types or data, unsupported parameters,
+/// observers left by prepare, reference kernels under RejectFallbacks).
 /// \p GM may be destroyed afterwards.
 llvm::Expected<std::unique_ptr<CompiledModule>>
 compile(const GraphModule &GM, const CompileOptions &Opts = {});
