@@ -2,6 +2,7 @@
 
 #include "TestUtil.h"
 
+#include "qfx/Codegen/Lowering.h"
 #include "qfx/IR/GraphModule.h"
 #include "qfx/IR/Printer.h"
 #include "qfx/IR/Serialization.h"
@@ -257,4 +258,28 @@ TEST_CASE("quantized module: convert_to_reference_fx still returns the graph",
       take(convert_to_reference_fx(Obs.graphModule()));
   QuantizedModule Q = take(convert_fx(Obs)); // the ObservedModule overload
   CHECK(printToString(*Ref) == printToString(Q.graphModule()));
+}
+
+TEST_CASE("quantized module: compile takes every placeholder's shape from "
+          "the options",
+          "[quantized-module][lowering]") {
+  QuantizedModule Q = convertedNet();
+  const GraphModule &GM = Q.graphModule();
+  CompileOptions Opts;
+  Opts.BatchSize = 9; // InputShapes take precedence
+  Opts.InputShapes = {images(5)};
+  std::unique_ptr<CompiledModule> M = take(compile(GM, Opts));
+  CHECK(M->inputShapes() == std::vector<Shape>{images(5)});
+  Tensor X = randomImages(images(5), 4);
+  CHECK(take(M->run({X}))[0].identical(runOne(Q, X)));
+
+  Opts.InputShapes = {images(5), images(5)};
+  std::string Count = errorOf(compile(GM, Opts));
+  CHECK(llvm::StringRef(Count).contains("2 input shapes for 1 placeholders"));
+  Opts.InputShapes = {Shape{5, 784}};
+  std::string Rank = errorOf(compile(GM, Opts));
+  INFO(Rank);
+  CHECK(llvm::StringRef(Rank).contains("node 'x'"));
+  CHECK(llvm::StringRef(Rank).contains("has rank 2 but the placeholder has "
+                                       "rank 4"));
 }
