@@ -216,7 +216,7 @@ TEST_CASE("quantized module: a wrong input is an error naming the placeholder",
   CHECK(Q.numCompiledPrograms() == 0);
 }
 
-TEST_CASE("quantized module: options reach the programs; the graph prints, "
+TEST_CASE("quantized module: options reach every program and the graph prints, "
           "saves and reloads",
           "[quantized-module]") {
   CompileOptions Opts;
