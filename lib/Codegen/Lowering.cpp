@@ -194,7 +194,36 @@ static llvm::Expected<TensorType> inferType(const Lowerer &L, const Node &N) {
   return inferOp(N.target(), std::move(*Pos), std::move(*KW));
 }
 
+/// The type placeholder number \p Index of \p N takes under \p Opts.
+static llvm::Expected<TensorType> placeholderType(const Node &N, size_t Index,
+                                                  const CompileOptions &Opts) {
+  if (!N.type())
+    return nodeError(N, "placeholder has no type; compile needs the "
+                        "input shapes");
+  TensorType T = *N.type();
+  if (!Opts.InputShapes.empty()) {
+    const Shape &S = Opts.InputShapes[Index];
+    if (S.size() != T.Dims.size())
+      return nodeError(N, "input shape " + formatShape(S) + " has rank " +
+                              llvm::Twine(S.size()) + " but the placeholder " +
+                              "has rank " + llvm::Twine(T.Dims.size()));
+    T.Dims = S;
+  } else if (Opts.BatchSize > 0 && !T.Dims.empty()) {
+    T.Dims[0] = Opts.BatchSize;
+  }
+  return T;
+}
+
 llvm::Error Lowerer::computeTypes() {
+  size_t NumPlaceholders = GM.graph().placeholders().size();
+  if (!Opts.InputShapes.empty() && Opts.InputShapes.size() != NumPlaceholders)
+    return makeError(
+        "compile options give " + llvm::Twine(Opts.InputShapes.size()) +
+        " input shapes for " + llvm::Twine(NumPlaceholders) + " placeholders");
+  // Types downstream are inferred again once a placeholder's shape changed
+  // (nodes before it cannot depend on it).
+  bool Reinfer = Opts.BatchSize > 0;
+  size_t Index = 0;
   for (const Node &N : GM.graph()) {
     switch (N.op()) {
     case OpCode::Output:
@@ -207,19 +236,17 @@ llvm::Error Lowerer::computeTypes() {
       continue;
     }
     case OpCode::Placeholder: {
-      if (!N.type())
-        return nodeError(N, "placeholder has no type; compile needs the "
-                            "input shapes");
-      TensorType T = *N.type();
-      if (Opts.BatchSize > 0 && !T.Dims.empty())
-        T.Dims[0] = Opts.BatchSize;
-      Types[&N] = T;
+      auto T = placeholderType(N, Index++, Opts);
+      if (!T)
+        return T.takeError();
+      Reinfer |= T->Dims != N.type()->Dims;
+      Types[&N] = std::move(*T);
       continue;
     }
     default:
       break;
     }
-    if (Opts.BatchSize <= 0) {
+    if (!Reinfer) {
       if (!N.type())
         return nodeError(N, "has no type; compile needs a typed graph");
       Types[&N] = *N.type();

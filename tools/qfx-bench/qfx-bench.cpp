@@ -1,7 +1,7 @@
 //===- qfx-bench.cpp - fp32 vs int8 latency of the zoo, vs PyTorch FX -----===//
 //
 // For each zoo model, batch and thread count: compiles the traced float
-// graph and the converted int8 graph, reports median latencies, achieved
+// graph and runs convert_fx's int8 module, reports median latencies, achieved
 // int8 GOPS against the measured VNNI peak, compile time and the share of
 // time spent outside oneDNN primitives; optionally runs the same models
 // through PyTorch's FX quantization (onednn engine) and compares.
@@ -18,6 +18,7 @@
 #include "qfx/Trace/SymbolicTrace.h"
 
 #include "llvm/ADT/Optional.h"
+#include "llvm/ADT/STLFunctionalExtras.h"
 #include "llvm/ADT/SmallString.h"
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/CommandLine.h"
@@ -141,19 +142,28 @@ static double countMacs(const GraphModule &GM) {
   return Macs;
 }
 
-/// Median of the timed runs of \p CM on \p X, in ms: \p Iterations runs, or
+/// One run of a compiled program or module, its outputs dropped.
+using RunFn = llvm::function_ref<llvm::Error()>;
+
+template <typename Callee>
+static llvm::Error runOnce(Callee &C, const Tensor &X) {
+  auto Out = C.run({X});
+  return Out ? llvm::Error::success() : Out.takeError();
+}
+
+/// Median of the timed calls of \p Run, in ms: \p Iterations runs, or
 /// adaptively until 20 runs or \p BudgetS seconds (and at least 3 runs).
-static llvm::Expected<double> medianMs(CompiledModule &CM, const Tensor &X,
-                                       double BudgetS, size_t *Runs = nullptr) {
+static llvm::Expected<double> medianMs(RunFn Run, double BudgetS,
+                                       size_t *Runs = nullptr) {
   for (int I = 0; I < 2; ++I) // first runs touch fresh memory
-    if (auto Out = CM.run({X}); !Out)
-      return Out.takeError();
+    if (llvm::Error E = Run())
+      return E;
   std::vector<double> T;
   auto Start = Clock::now();
   for (;;) {
     auto T0 = Clock::now();
-    if (auto Out = CM.run({X}); !Out)
-      return Out.takeError();
+    if (llvm::Error E = Run())
+      return E;
     T.push_back(msSince(T0));
     if (Iterations > 0 ? T.size() >= size_t(Iterations)
                        : T.size() >= 20 ||
@@ -186,25 +196,39 @@ static void printProfile(const CompiledModule &CM, const Row &R) {
                                  100.0 * S.MedianMs / R.Int8Ms);
 }
 
-/// Fills in the qfx columns of \p R from the two graphs.
-static llvm::Error benchOne(const GraphModule &Float, const GraphModule &Int8,
-                            const Tensor &X, double MacsPerImage,
-                            double PeakPerThread, Row &R) {
+/// Fills in the qfx columns of \p R from the float graph and the int8
+/// module (convert_fx's, compiled with R.Threads threads).
+static llvm::Error benchOne(const GraphModule &Float,
+                            const QuantizedModule &Int8, const Tensor &X,
+                            double MacsPerImage, double PeakPerThread, Row &R) {
   auto FC = timedCompile(Float, R.Batch, R.Threads, R.FloatCompileMs);
   if (!FC)
     return FC.takeError();
-  auto QC = timedCompile(Int8, R.Batch, R.Threads, R.Int8CompileMs);
-  if (!QC)
-    return QC.takeError();
+  // The module compiles on the first call with a shape: do it untimed.
+  std::vector<Shape> Shapes = {Shape(X.shape().begin(), X.shape().end())};
+  auto T0 = Clock::now();
+  if (llvm::Error E = Int8.precompile(Shapes))
+    return E;
+  R.Int8CompileMs = msSince(T0);
   // The 224x224 models at large batches take ~0.1-1 s a run.
   double Budget = R.Batch > 8 && R.Model != "net" ? 0.5 : 2.0;
-  auto FMs = medianMs(**FC, X, Budget);
+  auto FMs = medianMs([&] { return runOnce(**FC, X); }, Budget);
   if (!FMs)
     return FMs.takeError();
   size_t Runs = 0;
-  auto QMs = medianMs(**QC, X, Budget, &Runs);
+  auto QMs = medianMs([&] { return runOnce(Int8, X); }, Budget, &Runs);
   if (!QMs)
     return QMs.takeError();
+  R.FloatMs = *FMs;
+  R.Int8Ms = *QMs;
+  R.Gops = 2 * MacsPerImage * R.Batch / (R.Int8Ms * 1e-3) / 1e9;
+  R.PeakFraction = PeakPerThread > 0 ? R.Gops / (PeakPerThread * R.Threads) : 0;
+  // The program the calls ran (the only one of its shape: calls were
+  // sequential). Separate profiled runs: timing every step must not skew
+  // the medians.
+  auto QC = Int8.acquire(Shapes);
+  if (!QC)
+    return QC.takeError();
   R.Impls = implSummary(**QC);
   R.Fallbacks = (*QC)->fallbacks().size();
   // Once per model: the same graph falls back the same way at every size.
@@ -213,15 +237,11 @@ static llvm::Error benchOne(const GraphModule &Float, const GraphModule &Int8,
     for (const FallbackInfo &F : (*QC)->fallbacks())
       llvm::errs() << "qfx-bench: warning: " << R.Model
                    << " int8: " << formatFallback(F) << "\n";
-  R.FloatMs = *FMs;
-  R.Int8Ms = *QMs;
-  R.Gops = 2 * MacsPerImage * R.Batch / (R.Int8Ms * 1e-3) / 1e9;
-  R.PeakFraction = PeakPerThread > 0 ? R.Gops / (PeakPerThread * R.Threads) : 0;
-  // Separate profiled runs: timing every step must not skew the medians.
   (*QC)->setProfiling(true);
   for (size_t I = 0, E = std::max<size_t>(3, Runs / 4); I < E; ++I)
-    if (auto Out = (*QC)->run({X}); !Out)
-      return Out.takeError();
+    if (llvm::Error Err = runOnce(**QC, X))
+      return Err;
+  (*QC)->setProfiling(false);
   R.Overhead = (R.Int8Ms - (*QC)->primitiveTimeSum()) / R.Int8Ms;
   if (Profile)
     printProfile(**QC, R);
@@ -248,9 +268,16 @@ static llvm::Error benchModel(const models::ZooEntry &Entry,
   CalibShape[0] = 8; // 4 batches of 2: enough to set ranges
   if (llvm::Error E = Observed->calibrate(randomNormal(CalibShape, 1), 2))
     return E;
-  auto Int8 = convert_to_reference_fx(Observed->graphModule());
-  if (!Int8)
-    return Int8.takeError();
+  // One int8 module per thread count, each caching a program per batch.
+  std::map<int, QuantizedModule> Int8;
+  for (int Threads : ThreadCounts) {
+    CompileOptions Opts;
+    Opts.NumThreads = Threads;
+    auto Q = convert_fx(Observed->graphModule(), Opts);
+    if (!Q)
+      return Q.takeError();
+    Int8.emplace(Threads, std::move(*Q));
+  }
   double Macs = countMacs(**Float);
   llvm::outs() << llvm::format("%s: %.3f GMACs per image\n", Entry.Name.c_str(),
                                Macs / 1e9);
@@ -265,7 +292,8 @@ static llvm::Error benchModel(const models::ZooEntry &Entry,
       R.Threads = Threads;
       // One configuration failing keeps the others (and the table).
       if (llvm::Error E =
-              benchOne(**Float, **Int8, X, Macs, Peak.at(Threads), R)) {
+              benchOne(**Float, Int8.at(Threads), X, Macs,
+                       Peak.at(Threads), R)) {
         R.Error = errorToString(std::move(E));
         llvm::outs() << "  " << R.Model << " b" << Batch << " t" << Threads
                      << ": failed: " << R.Error << "\n";
