@@ -117,6 +117,40 @@ elseif(MODE STREQUAL "pkg-config")
   if(included MATCHES "[^\n]*(dnnl|nlohmann|onnx)[^\n]*")
     message(FATAL_ERROR "qfx/qfx.h includes ${CMAKE_MATCH_0}")
   endif()
+  # The README's C++ example compiles as written, with its one include: its
+  # #include and using lines go first, the rest becomes a function body.
+  file(READ ${QFX_SOURCE_DIR}/README.md readme)
+  string(FIND "${readme}" "## Using qfx from C++" at)
+  string(SUBSTRING "${readme}" ${at} -1 readme)
+  string(FIND "${readme}" "```cpp\n" at)
+  if(at LESS 0)
+    message(FATAL_ERROR "README.md: no ```cpp block under 'Using qfx from C++'")
+  endif()
+  math(EXPR at "${at} + 7")
+  string(SUBSTRING "${readme}" ${at} -1 readme)
+  string(FIND "${readme}" "\n```" end)
+  string(SUBSTRING "${readme}" 0 ${end} example)
+  # C++ semicolons would split the CMake list of lines: park them.
+  string(REPLACE ";" "<semicolon>" example "${example}")
+  string(REPLACE "\n" ";" lines "${example}")
+  set(head "")
+  set(body "")
+  foreach(line IN LISTS lines)
+    string(REPLACE "<semicolon>" ";" line "${line}")
+    if(line MATCHES "^(#include|using )")
+      string(APPEND head "${line}\n")
+    else()
+      string(APPEND body "  ${line}\n")
+    endif()
+  endforeach()
+  file(WRITE ${build}/readme_example.cpp "${head}
+void readmeExample(const qfx::Tensor &CalibrationImages,
+                   const qfx::Tensor &Images) {
+${body}}
+")
+  run_checked(out ${CXX} -std=c++17 -c ${build}/readme_example.cpp ${cflags}
+    -o ${build}/readme_example.o)
+  message(STATUS "README example compiles with #include <qfx/qfx.h> alone")
   # The documented one-liner: c++ main.cpp $(pkg-config --cflags --libs qfx).
   run_checked(out ${CXX} -std=c++17 -O2 ${CONSUMER_DIR}/main.cpp ${cflags}
     ${libs} -o ${build}/qfx-package-consumer)
