@@ -9,10 +9,15 @@ PACKAGES=(
   make
   llvm-14-dev
   libdnnl-dev
+  # libdnnl-dev's CMake config calls find_package(OpenCL); the OpenCL
+  # headers and library are only a Recommends of it.
+  ocl-icd-opencl-dev
   nlohmann-json3-dev
   catch2
   zlib1g-dev
   libncurses-dev
+  # The package tests build a consumer through pkg-config too.
+  pkg-config
   dataset-fashion-mnist
 )
 

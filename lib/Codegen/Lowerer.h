@@ -151,7 +151,14 @@ public:
   /// identity, contiguous, eval-mode dropout: the input's value.
   llvm::Error lowerAlias(const Node &N);
   llvm::Error lowerOutputs(const Node &N);
+  /// Runs \p N through the op table; \p Why says why it has no primitive
+  /// ("no oneDNN lowering for 'hardswish' (quint8 input)") and is recorded
+  /// in Program::Fallbacks.
   llvm::Error lowerFallback(const Node &N, llvm::StringRef Why);
+  /// Rejects observer and fake-quant modules before anything is lowered.
+  llvm::Error checkNoObservers() const;
+  /// The op of \p N as fallbacks name it (module kind or target).
+  std::string opName(const Node &N) const;
 
   //===--- Ops (LowerOps.cpp) ---===//
   /// Each returns true when lowered, false when the parameters are outside

@@ -194,7 +194,36 @@ static llvm::Expected<TensorType> inferType(const Lowerer &L, const Node &N) {
   return inferOp(N.target(), std::move(*Pos), std::move(*KW));
 }
 
+/// The type placeholder number \p Index of \p N takes under \p Opts.
+static llvm::Expected<TensorType> placeholderType(const Node &N, size_t Index,
+                                                  const CompileOptions &Opts) {
+  if (!N.type())
+    return nodeError(N, "placeholder has no type; compile needs the "
+                        "input shapes");
+  TensorType T = *N.type();
+  if (!Opts.InputShapes.empty()) {
+    const Shape &S = Opts.InputShapes[Index];
+    if (S.size() != T.Dims.size())
+      return nodeError(N, "input shape " + formatShape(S) + " has rank " +
+                              llvm::Twine(S.size()) + " but the placeholder " +
+                              "has rank " + llvm::Twine(T.Dims.size()));
+    T.Dims = S;
+  } else if (Opts.BatchSize > 0 && !T.Dims.empty()) {
+    T.Dims[0] = Opts.BatchSize;
+  }
+  return T;
+}
+
 llvm::Error Lowerer::computeTypes() {
+  size_t NumPlaceholders = GM.graph().placeholders().size();
+  if (!Opts.InputShapes.empty() && Opts.InputShapes.size() != NumPlaceholders)
+    return makeError(
+        "compile options give " + llvm::Twine(Opts.InputShapes.size()) +
+        " input shapes for " + llvm::Twine(NumPlaceholders) + " placeholders");
+  // Types downstream are inferred again once a placeholder's shape changed
+  // (nodes before it cannot depend on it).
+  bool Reinfer = Opts.BatchSize > 0;
+  size_t Index = 0;
   for (const Node &N : GM.graph()) {
     switch (N.op()) {
     case OpCode::Output:
@@ -207,19 +236,17 @@ llvm::Error Lowerer::computeTypes() {
       continue;
     }
     case OpCode::Placeholder: {
-      if (!N.type())
-        return nodeError(N, "placeholder has no type; compile needs the "
-                            "input shapes");
-      TensorType T = *N.type();
-      if (Opts.BatchSize > 0 && !T.Dims.empty())
-        T.Dims[0] = Opts.BatchSize;
-      Types[&N] = T;
+      auto T = placeholderType(N, Index++, Opts);
+      if (!T)
+        return T.takeError();
+      Reinfer |= T->Dims != N.type()->Dims;
+      Types[&N] = std::move(*T);
       continue;
     }
     default:
       break;
     }
-    if (Opts.BatchSize <= 0) {
+    if (!Reinfer) {
       if (!N.type())
         return nodeError(N, "has no type; compile needs a typed graph");
       Types[&N] = *N.type();
@@ -585,7 +612,8 @@ llvm::Error Lowerer::lowerAlias(const Node &N) {
     if (!Training)
       return nodeError(N, llvm::toString(Training.takeError()));
     if (*Training)
-      return lowerFallback(N, "training-mode dropout");
+      return lowerFallback(N, "training-mode dropout is random, no oneDNN "
+                              "lowering");
   }
   auto X = valueOf(N.arg(0).getNode());
   if (!X)
@@ -736,14 +764,20 @@ struct ArgTemplate {
 } // namespace
 
 /// The fallback operand for argument \p A: values in plain layout, their
-/// buffers added to \p Reads.
-static llvm::Expected<ArgTemplate>
-fallbackOperand(Lowerer &L, const Argument &A, std::vector<int> &Reads) {
+/// buffers added to \p Reads; \p Reordered is set when one needs a copy
+/// out of NHWC order (part of the fallback's cost, so it is reported).
+static llvm::Expected<ArgTemplate> fallbackOperand(Lowerer &L,
+                                                   const Argument &A,
+                                                   std::vector<int> &Reads,
+                                                   bool &Reordered) {
   ArgTemplate T;
   if (A.isNode()) {
     auto V = L.valueOf(A.getNode());
     if (!V)
       return V.takeError();
+    const Value &In = L.Vals[*V];
+    if (In.PermSource >= 0 || (In.L == Layout::NHWC && !layoutsAgree(In.Dims)))
+      Reordered = true;
     const Value X = L.Vals[L.inLayout(*V, Layout::Plain)];
     T.K = ArgTemplate::Kind::Val;
     T.Buf = X.Buf;
@@ -762,7 +796,7 @@ fallbackOperand(Lowerer &L, const Argument &A, std::vector<int> &Reads) {
   }
   T.K = ArgTemplate::Kind::List;
   for (const Argument &E : A.getList()) {
-    auto Sub = fallbackOperand(L, E, Reads);
+    auto Sub = fallbackOperand(L, E, Reads, Reordered);
     if (!Sub)
       return Sub.takeError();
     T.Elems.push_back(std::move(*Sub));
@@ -779,14 +813,15 @@ llvm::Error Lowerer::lowerFallback(const Node &N, llvm::StringRef Why) {
   std::vector<int> Reads;
   std::vector<ArgTemplate> Args;
   std::vector<std::pair<std::string, ArgTemplate>> KW;
+  bool Reordered = false;
   for (const Argument &A : N.args()) {
-    auto T = fallbackOperand(*this, A, Reads);
+    auto T = fallbackOperand(*this, A, Reads, Reordered);
     if (!T)
       return nodeError(N, llvm::toString(T.takeError()));
     Args.push_back(std::move(*T));
   }
   for (const auto &KV : N.kwargs()) {
-    auto T = fallbackOperand(*this, KV.second, Reads);
+    auto T = fallbackOperand(*this, KV.second, Reads, Reordered);
     if (!T)
       return nodeError(N, llvm::toString(T.takeError()));
     KW.emplace_back(KV.first, std::move(*T));
@@ -824,7 +859,41 @@ llvm::Error Lowerer::lowerFallback(const Node &N, llvm::StringRef Why) {
   HostStep &S = addHost(N.name().str(), "fallback", std::move(Fn),
                         std::move(Reads), {OutV.Buf});
   S.Info.Detail = Why.str();
+  std::string Reason = (Why + "; runs the op-table kernel on the host").str();
+  if (Reordered)
+    Reason += " with reorders to plain layout";
+  P.Fallbacks.push_back({N.name().str(), opName(N), std::move(Reason)});
   bindNode(&N, Out);
+  return llvm::Error::success();
+}
+
+std::string Lowerer::opName(const Node &N) const {
+  if (N.op() == OpCode::CallModule)
+    if (const ModuleInfo *M = GM.lookupModule(N.target()))
+      return M->kind().str();
+  return N.target().str();
+}
+
+/// Observer and fake-quant kinds, by PyTorch's naming (as BackendConfig
+/// does: Codegen sits below the Quant layer that knows them precisely).
+static bool isObserverKind(llvm::StringRef Kind) {
+  return Kind.endswith("Observer") || Kind.endswith("FakeQuantize");
+}
+
+llvm::Error Lowerer::checkNoObservers() const {
+  for (const Node &N : GM.graph()) {
+    if (N.op() != OpCode::CallModule)
+      continue;
+    const ModuleInfo *M = GM.lookupModule(N.target());
+    if (!M || !isObserverKind(M->kind()))
+      continue;
+    // Observers would run as reference kernels that only record statistics:
+    // the graph was prepared (and maybe calibrated) but never converted.
+    return makeError("graph still has observers (e.g. '" + N.target() + "', " +
+                     M->kind() +
+                     "): run convert (convert_fx / qopt --passes=convert) "
+                     "before compiling");
+  }
   return llvm::Error::success();
 }
 
@@ -832,16 +901,59 @@ llvm::Error Lowerer::lowerFallback(const Node &N, llvm::StringRef Why) {
 // The walk
 //===----------------------------------------------------------------------===//
 
-/// The dtype of the node's first tensor operand (a list's first element).
-static std::optional<DType> inputDType(const Lowerer &L, const Node &N) {
+/// The node's first tensor operand (a list's first element), if typed.
+static const Node *firstInput(const Lowerer &L, const Node &N) {
   if (!N.numArgs())
-    return std::nullopt;
+    return nullptr;
   const Argument *A = &N.arg(0);
   if (A->isList() && !A->getList().empty())
     A = &A->getList()[0];
   if (!A->isNode() || !L.Types.count(A->getNode()))
-    return std::nullopt;
-  return L.typeOf(A->getNode()).Dtype;
+    return nullptr;
+  return A->getNode();
+}
+
+/// The dtype of the node's first tensor operand (a list's first element).
+static std::optional<DType> inputDType(const Lowerer &L, const Node &N) {
+  if (const Node *In = firstInput(L, N))
+    return L.typeOf(In).Dtype;
+  return std::nullopt;
+}
+
+/// PyTorch's name for the dtype of \p N's first input ("quint8" for a
+/// quantized u8 tensor), for fallback reasons.
+static std::string inputDesc(const Lowerer &L, const Node &N) {
+  const Node *In = firstInput(L, N);
+  if (!In)
+    return "no tensor";
+  const TensorType &T = L.typeOf(In);
+  switch (T.Dtype) {
+  case DType::U8:
+    return "quint8";
+  case DType::S8:
+    return "qint8";
+  case DType::F32:
+    return "float";
+  default:
+    return dtypeName(T.Dtype).str();
+  }
+}
+
+/// Why \p N, which has a lowering rule, still needs the op table:
+/// \p What names the missing piece.
+static std::string fallbackWhy(const Lowerer &L, const Node &N,
+                               llvm::StringRef What) {
+  return (What + " for '" + L.opName(N) + "' (" + inputDesc(L, N) + " input)")
+      .str();
+}
+
+/// "int8" or the dtype's name, for "no int8 oneDNN lowering".
+static std::string loweringDtype(std::optional<DType> T) {
+  if (!T)
+    return "tensor";
+  if (*T == DType::U8 || *T == DType::S8)
+    return "int8";
+  return dtypeName(*T).str();
 }
 
 llvm::Error Lowerer::lowerGroup(const Group &G) {
@@ -878,7 +990,10 @@ llvm::Error Lowerer::lowerGroup(const Group &G) {
   if (!Done)
     return Done.takeError();
   if (!*Done)
-    if (llvm::Error E = lowerFallback(*G.Anchor, "unsupported by oneDNN"))
+    if (llvm::Error E = lowerFallback(
+            *G.Anchor, fallbackWhy(*this, *G.Anchor,
+                                   "no oneDNN primitive takes these "
+                                   "parameters")))
       return E;
   for (size_t I = 1; I < G.Members.size(); ++I) {
     GroupOf.erase(G.Members[I]);
@@ -896,10 +1011,12 @@ llvm::Error Lowerer::lowerNode(const Node &N) {
   }
   const LoweringRule *R = lookupLoweringRule(N, GM);
   if (!R)
-    return lowerFallback(N, "no oneDNN lowering");
+    return lowerFallback(N, fallbackWhy(*this, N, "no oneDNN lowering"));
   std::optional<DType> In = inputDType(*this, N);
   if (!In || !supportsDType(*R, *In))
-    return lowerFallback(N, "dtype not supported by the oneDNN lowering");
+    return lowerFallback(
+        N,
+        fallbackWhy(*this, N, "no " + loweringDtype(In) + " oneDNN lowering"));
   llvm::Expected<bool> Done = false;
   switch (R->Kind) {
   case LowerKind::Conv:
@@ -909,7 +1026,8 @@ llvm::Error Lowerer::lowerNode(const Node &N) {
   case LowerKind::BatchNorm: {
     std::optional<Group> G = growGroup(N, *R, /*Grow=*/false);
     if (!G)
-      return lowerFallback(N, "malformed operands");
+      return lowerFallback(
+          N, fallbackWhy(*this, N, "operands outside the oneDNN patterns"));
     return lowerGroup(*G);
   }
   case LowerKind::View:
@@ -937,13 +1055,17 @@ llvm::Error Lowerer::lowerNode(const Node &N) {
   if (!Done)
     return Done.takeError();
   return *Done ? llvm::Error::success()
-               : lowerFallback(N, "unsupported by oneDNN");
+               : lowerFallback(N, fallbackWhy(*this, N,
+                                              "no oneDNN primitive takes "
+                                              "these parameters"));
 }
 
 llvm::Error Lowerer::run() {
   // Primitives are generated for the thread count at creation.
   ThreadScope Threads(Opts.NumThreads);
   P.NumThreads = Opts.NumThreads;
+  if (llvm::Error E = checkNoObservers())
+    return E;
   if (llvm::Error E = computeTypes())
     return E;
   planGroups();
@@ -984,16 +1106,60 @@ llvm::Error Lowerer::run() {
   }
   if (!SawOutput)
     return makeError("graph has no output node");
+  if (Opts.RejectFallbacks && !P.Fallbacks.empty()) {
+    std::string Msg = "strict lowering: " + std::to_string(P.Fallbacks.size()) +
+                      " node" + (P.Fallbacks.size() == 1 ? "" : "s") +
+                      " would run on reference kernels:";
+    for (const FallbackInfo &F : P.Fallbacks)
+      Msg += "\n  " + formatFallback(F);
+    return makeError(Msg);
+  }
   P.finalize();
   return llvm::Error::success();
+}
+
+/// A copy of \p GM whose float modules holding quantized weights (the
+/// weight-only form of convert) hold the dequantized weights instead, so
+/// they lower to float primitives computing what the interpreter computes;
+/// null when there are none.
+static llvm::Expected<std::unique_ptr<GraphModule>>
+dequantizeWeightOnly(const GraphModule &GM) {
+  auto IsWeightOnly = [](const ModuleInfo &M) {
+    const Tensor *W = M.tensor("weight");
+    return (M.kind() == "Linear" || M.kind() == "Conv2d") && W &&
+           W->dtype() != DType::F32 && !W->quant().isNone();
+  };
+  std::vector<std::string> Paths;
+  for (const std::string &Path : GM.moduleNames())
+    if (const ModuleInfo *M = GM.lookupModule(Path))
+      if (IsWeightOnly(*M))
+        Paths.push_back(Path);
+  if (Paths.empty())
+    return nullptr;
+  std::unique_ptr<GraphModule> Copy = GM.clone();
+  for (const std::string &Path : Paths) {
+    ModuleInfo *M = Copy->lookupModule(Path);
+    const Tensor *W = M->tensor("weight");
+    if (!W->hasData())
+      return makeError("weight-only module '" + Path +
+                       "' has a weight without values");
+    auto F = runOp("dequantize", {Operand(*W)});
+    if (!F)
+      return prefixError(F.takeError(), Path);
+    M->setTensor("weight", std::move(*F));
+  }
+  return std::move(Copy);
 }
 
 llvm::Expected<std::unique_ptr<CompiledModule>>
 qfx::compile(const GraphModule &GM, const CompileOptions &Opts) {
   auto P = std::make_unique<Program>();
   P->Profiling = Opts.Profile;
+  auto Dequantized = dequantizeWeightOnly(GM);
+  if (!Dequantized)
+    return Dequantized.takeError();
   try {
-    Lowerer L(GM, Opts, *P);
+    Lowerer L(*Dequantized ? **Dequantized : GM, Opts, *P);
     if (llvm::Error E = L.run())
       return E;
   } catch (const dnnl::error &E) {

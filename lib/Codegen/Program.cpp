@@ -251,6 +251,14 @@ std::vector<StepInfo> CompiledModule::steps() const {
   return R;
 }
 
+std::vector<FallbackInfo> CompiledModule::fallbacks() const {
+  return P->Fallbacks;
+}
+
+std::string qfx::formatFallback(const FallbackInfo &F) {
+  return "node '" + F.NodeName + "' (" + F.Op + "): " + F.Reason;
+}
+
 std::vector<Shape> CompiledModule::inputShapes() const {
   std::vector<Shape> R;
   for (const auto &I : P->Inputs)
@@ -275,6 +283,12 @@ void CompiledModule::print(llvm::raw_ostream &OS) const {
      << "reuse: " << totalActivationBytes()
      << "), scratchpad: " << scratchpadBytes()
      << " bytes, constants: " << constantBytes() << " bytes\n";
+  if (P->Fallbacks.empty())
+    return;
+  OS << "reference kernels: " << P->Fallbacks.size()
+     << " node(s) without a oneDNN lowering\n";
+  for (const FallbackInfo &F : P->Fallbacks)
+    OS << "  " << formatFallback(F) << "\n";
 }
 
 std::string CompiledModule::summary() const {

@@ -132,6 +132,8 @@ public:
 
   bool Profiling = false;
   std::vector<std::vector<double>> Samples;
+  /// Nodes on reference kernels, in execution order.
+  std::vector<FallbackInfo> Fallbacks;
 
   /// New buffers.
   int addBuffer(BufferKind K, size_t Bytes, std::string Name, int Index = -1);

@@ -3,7 +3,7 @@
 // The convert half of the quantize_fx API: a copy of the observed module
 // goes through convert and dead-code elimination and is verified, so the
 // calibrated original stays usable (for more calibration, or another
-// convert).
+// convert); convert_fx wraps the result in a QuantizedModule.
 //
 //===----------------------------------------------------------------------===//
 
@@ -40,9 +40,24 @@ qfx::convert_to_reference_fx(const GraphModule &Observed, PassContext *Ctx) {
   return convertClone(Observed, Ctx, "convert_to_reference_fx");
 }
 
-// Lowering to oneDNN int8 primitives is a later pass; until it exists the
-// reference graph is what runs (docs/quantization.md, "Pipeline").
-llvm::Expected<std::unique_ptr<GraphModule>>
-qfx::convert_fx(const GraphModule &Observed, PassContext *Ctx) {
-  return convertClone(Observed, Ctx, "convert_fx");
+// Compilation is lazy (per input shape, on first use), so a graph that
+// cannot be lowered is reported by the first run, naming the node.
+llvm::Expected<QuantizedModule> qfx::convert_fx(const GraphModule &Observed,
+                                                const CompileOptions &Opts,
+                                                PassContext *Ctx) {
+  auto GM = convertClone(Observed, Ctx, "convert_fx");
+  if (!GM)
+    return GM.takeError();
+  return QuantizedModule(std::move(*GM), Opts);
+}
+
+llvm::Expected<QuantizedModule> qfx::convert_fx(const GraphModule &Observed,
+                                                PassContext *Ctx) {
+  return convert_fx(Observed, CompileOptions(), Ctx);
+}
+
+llvm::Expected<QuantizedModule> qfx::convert_fx(const ObservedModule &Observed,
+                                                const CompileOptions &Opts,
+                                                PassContext *Ctx) {
+  return convert_fx(Observed.graphModule(), Opts, Ctx);
 }

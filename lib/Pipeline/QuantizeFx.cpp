@@ -143,9 +143,16 @@ llvm::Error ObservedModule::calibrate(const Tensor &Data, int64_t BatchSize) {
   if (BatchSize <= 0)
     return makeError("calibration batch size must be positive, got " +
                      llvm::Twine(BatchSize));
-  if (Data.rank() == 0 || !Data.hasData())
+  if (Data.rank() == 0)
     return makeError("calibration data must be a tensor with a batch "
                      "dimension");
+  // Zero images would leave every observer empty, and convert would be the
+  // first to complain, far from the cause.
+  if (Data.dim(0) == 0)
+    return makeError("no calibration data: the tensor has 0 images along "
+                     "dimension 0");
+  if (!Data.hasData())
+    return makeError("calibration data has a shape but no values");
   if (!GM)
     return makeError("observed module was released");
   size_t NumInputs = GM->graph().placeholders().size();

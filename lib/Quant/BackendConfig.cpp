@@ -52,6 +52,8 @@ BackendOpEntry dynamic(const char *Op) {
 // The table of docs/quantization.md. Functions and methods first, then
 // module kinds, each sorted by name. ConvBn2d, ConvBnReLU2d and LinearBn1d
 // are what fusion leaves for quantization-aware training (BatchNorm kept).
+// The Flatten module is absent on purpose: PyTorch 1.13's native config
+// lists torch.flatten but not nn.Flatten, which stays float there.
 const BackendOpEntry Table[] = {
     {"adaptive_avg_pool2d", false, S},
     {"add", false, G},
@@ -87,7 +89,6 @@ const BackendOpEntry Table[] = {
     {"ConvBnReLU2d", true, W},
     {"ConvReLU2d", true, W},
     {"Dropout", true, S},
-    {"Flatten", true, S},
     fixed01("Hardsigmoid", true),
     {"Hardswish", true, G},
     {"Hardtanh", true, S},

@@ -7,6 +7,8 @@
 
 #include "qfx/Runtime/Op.h"
 
+#include "QuantKernels.h"
+
 #include "qfx/IR/GraphModule.h"
 #include "qfx/Support/Error.h"
 
@@ -326,9 +328,17 @@ qfx::bindModuleCall(const ModuleInfo &M, std::vector<Operand> Inputs) {
   const OpDef *D = lookupOp(K->Op);
   assert(D && "module kind table names an unknown op");
   std::vector<Operand> Positional = std::move(Inputs);
+  // Float kinds holding a quantized weight (convert's weight-only form, like
+  // PyTorch's reference modules) compute with the dequantized weight.
+  bool FloatKind = !llvm::StringRef(K->Kind).startswith("Quantized");
   for (const char *Name : K->TensorOperands) {
     const Tensor *T = M.tensor(Name);
-    Positional.push_back(T ? Operand(*T) : Operand(Argument::none()));
+    if (T && FloatKind && !T->quant().isNone() && T->dtype() != DType::F32)
+      Positional.push_back(
+          Operand(T->hasData() ? qref::dequantize(*T)
+                               : Tensor::declared(DType::F32, T->shape())));
+    else
+      Positional.push_back(T ? Operand(*T) : Operand(Argument::none()));
   }
   std::vector<std::pair<std::string, Operand>> Keywords;
   for (const char *Name : K->AttrOperands)

@@ -224,11 +224,17 @@ Error HeaderParser::parseInt(int64_t &Out, StringRef Key) {
   return Error::success();
 }
 
+/// Whether \p D is numpy's float64 (its default float dtype).
+static bool isFloat64(StringRef D) { return D == "<f8" || D == "f8"; }
+
 /// Maps a descr string to a dtype, explaining why it is rejected otherwise.
 static Expected<DType> dtypeFromDescr(StringRef D) {
   for (const auto &[Name, T] : DescrTable)
     if (D == Name)
       return T;
+  if (isFloat64(D))
+    return makeError("dtype float64 (" + D +
+                     "), expected float32: save with x.astype(np.float32)");
   if (D.startswith(">"))
     return makeError("big-endian dtype '" + D +
                      "' is not supported; convert with arr.astype('<" +
@@ -252,10 +258,12 @@ static Expected<const PyValue *> lookup(const PyDict &D, StringRef Key,
 struct ArrayInfo {
   DType DT;
   Shape Dims;
+  /// The data is float64, to be narrowed to DT (f32).
+  bool FromF64 = false;
 };
 
 /// Interprets the parsed header dict.
-static Expected<ArrayInfo> interpretHeader(const PyDict &D) {
+static Expected<ArrayInfo> interpretHeader(const PyDict &D, bool F64ToF32) {
   for (const auto &KV : D)
     if (KV.first != "descr" && KV.first != "fortran_order" &&
         KV.first != "shape")
@@ -269,13 +277,14 @@ static Expected<ArrayInfo> interpretHeader(const PyDict &D) {
   auto Dims = lookup(D, "shape", PyValue::Tuple, "a tuple");
   if (!Dims)
     return Dims.takeError();
-  Expected<DType> DT = dtypeFromDescr((*Descr)->S);
+  bool FromF64 = F64ToF32 && isFloat64((*Descr)->S);
+  Expected<DType> DT = FromF64 ? DType::F32 : dtypeFromDescr((*Descr)->S);
   if (!DT)
     return DT.takeError();
   if ((*Fortran)->B)
     return makeError("fortran-order arrays are not supported; save with "
                      "np.ascontiguousarray");
-  return ArrayInfo{*DT, (*Dims)->Ints};
+  return ArrayInfo{*DT, (*Dims)->Ints, FromF64};
 }
 
 /// Checks the preamble and returns the header text; sets \p DataStart to the
@@ -306,7 +315,7 @@ static Expected<StringRef> splitHeader(StringRef Bytes, size_t &DataStart) {
 }
 
 /// parseNpy without the name prefix on errors.
-static Expected<Tensor> parseNpyUnprefixed(StringRef Bytes) {
+static Expected<Tensor> parseNpyUnprefixed(StringRef Bytes, bool F64ToF32) {
   size_t DataStart = 0;
   Expected<StringRef> Header = splitHeader(Bytes, DataStart);
   if (!Header)
@@ -314,13 +323,14 @@ static Expected<Tensor> parseNpyUnprefixed(StringRef Bytes) {
   PyDict Dict;
   if (Error E = HeaderParser(*Header).parse(Dict))
     return E;
-  Expected<ArrayInfo> Info = interpretHeader(Dict);
+  Expected<ArrayInfo> Info = interpretHeader(Dict, F64ToF32);
   if (!Info)
     return Info.takeError();
   Expected<int64_t> N = checkedNumElements(Info->Dims);
   if (!N)
     return N.takeError();
-  uint64_t Want = uint64_t(*N) * dtypeSize(Info->DT);
+  uint64_t Want =
+      uint64_t(*N) * (Info->FromF64 ? sizeof(double) : dtypeSize(Info->DT));
   uint64_t Have = Bytes.size() - DataStart;
   if (Have < Want)
     return makeError("data is truncated: expected " + Twine(Want) +
@@ -329,13 +339,31 @@ static Expected<Tensor> parseNpyUnprefixed(StringRef Bytes) {
     return makeError("file has " + Twine(Have - Want) +
                      " trailing bytes after the array data");
   Tensor T(Info->DT, Info->Dims);
+  if (Info->FromF64) {
+    // Round to nearest, as x.astype(np.float32) does.
+    float *Out = T.data<float>();
+    for (int64_t I = 0; I < *N; ++I) {
+      double D;
+      std::memcpy(&D, Bytes.data() + DataStart + I * sizeof(double),
+                  sizeof(double));
+      Out[I] = static_cast<float>(D);
+    }
+    return T;
+  }
   if (Want)
     std::memcpy(T.rawData(), Bytes.data() + DataStart, Want);
   return T;
 }
 
 Expected<Tensor> parseNpy(StringRef Bytes, StringRef Name) {
-  Expected<Tensor> T = parseNpyUnprefixed(Bytes);
+  Expected<Tensor> T = parseNpyUnprefixed(Bytes, /*F64ToF32=*/false);
+  if (!T)
+    return prefixError(T.takeError(), Name);
+  return T;
+}
+
+Expected<Tensor> parseNpyInput(StringRef Bytes, StringRef Name) {
+  Expected<Tensor> T = parseNpyUnprefixed(Bytes, /*F64ToF32=*/true);
   if (!T)
     return prefixError(T.takeError(), Name);
   return T;
@@ -346,6 +374,13 @@ Expected<Tensor> readNpy(StringRef Path) {
   if (!Bytes)
     return Bytes.takeError();
   return parseNpy(*Bytes, Path);
+}
+
+Expected<Tensor> readNpyInput(StringRef Path) {
+  Expected<std::string> Bytes = readFile(Path);
+  if (!Bytes)
+    return Bytes.takeError();
+  return parseNpyInput(*Bytes, Path);
 }
 
 //===----------------------------------------------------------------------===//

@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 #include <set>
 #include <vector>
 
@@ -246,6 +247,18 @@ static Error checkCoverage(std::vector<Entry> &Entries, uint64_t BufSize) {
   return Error::success();
 }
 
+/// What kind of PyTorch checkpoint \p Bytes starts like, if any:
+/// torch.save's zip archive ("PK\\3\\4") or its legacy pickle (protocol 2 or
+/// later: 0x80 then the protocol number).
+static std::optional<StringRef> torchCheckpointKind(StringRef Bytes) {
+  if (Bytes.startswith(StringRef("PK\x03\x04", 4)))
+    return StringRef("zip archive");
+  if (Bytes.size() >= 2 && static_cast<unsigned char>(Bytes[0]) == 0x80 &&
+      Bytes[1] >= 2 && Bytes[1] <= 5)
+    return StringRef("legacy pickle");
+  return std::nullopt;
+}
+
 /// parseSafetensors without the name prefix on errors.
 static Expected<SafetensorsFile> parseUnprefixed(StringRef Bytes) {
   if (Bytes.size() < 8)
@@ -253,12 +266,26 @@ static Expected<SafetensorsFile> parseUnprefixed(StringRef Bytes) {
                      " bytes, a safetensors file starts with an 8-byte "
                      "header length");
   uint64_t N = support::endian::read64le(Bytes.data());
+  bool Implausible = N > MaxHeaderLen || N > Bytes.size() - 8;
+  // A PyTorch checkpoint is the usual mistake; its first bytes read as an
+  // absurd header length, which says nothing useful. Only an implausible
+  // length is checked, so no real header can be mistaken for one.
+  if (Implausible)
+    if (std::optional<StringRef> Kind = torchCheckpointKind(Bytes))
+      return makeError("not a safetensors file: this looks like a PyTorch .pt "
+                       "checkpoint (" +
+                       *Kind +
+                       "); save the state_dict with "
+                       "safetensors.torch.save_file(model.state_dict(), "
+                       "\"model.safetensors\")");
   if (N > MaxHeaderLen)
     return makeError("header length " + Twine(N) + " exceeds the limit of " +
-                     Twine(MaxHeaderLen) + " bytes");
+                     Twine(MaxHeaderLen) +
+                     " bytes: not a safetensors file, or a corrupt one");
   if (N > Bytes.size() - 8)
     return makeError("header length " + Twine(N) + " exceeds file size " +
-                     Twine(Bytes.size()));
+                     Twine(Bytes.size()) +
+                     ": not a safetensors file, or a truncated one");
   Expected<json> J = parseHeaderJson(Bytes.substr(8, N));
   if (!J)
     return J.takeError();

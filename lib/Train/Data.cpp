@@ -161,7 +161,9 @@ llvm::Expected<Dataset> qfx::loadNpyDataset(llvm::StringRef InputsPath,
   if (NumClasses < 0)
     return makeError("the number of classes must not be negative, got " +
                      llvm::Twine(NumClasses));
-  llvm::Expected<Tensor> Inputs = readNpy(InputsPath);
+  // numpy saves float64 by default; inputs are converted (labels are
+  // integers and read as they are).
+  llvm::Expected<Tensor> Inputs = readNpyInput(InputsPath);
   if (!Inputs)
     return Inputs.takeError();
   if (Inputs->dtype() != DType::F32 || Inputs->rank() < 1)

@@ -66,7 +66,9 @@ private:
   // stays float.
   llvm::Error convertNode(Node *N);
   llvm::Expected<bool> convertWeighted(Node *N, const OpPattern &P);
-  llvm::Expected<bool> convertDynamicLinear(Node *N, Node *In);
+  llvm::Expected<bool> convertDynamicLinear(Node *N, Node *In,
+                                            const OpPattern &P);
+  llvm::Expected<bool> convertWeightOnly(Node *N, const OpPattern &P);
   llvm::Expected<bool> convertGeneral(Node *N, const OpPattern &P);
   llvm::Expected<bool> convertShares(Node *N);
   llvm::Expected<bool> convertCat(Node *N, const OpPattern &P);
@@ -446,13 +448,17 @@ llvm::Expected<bool> Converter::convertWeighted(Node *N, const OpPattern &P) {
     return false;
   auto Obs = ObsQuant.find(In);
   if (Obs != ObsQuant.end() && Obs->second.Dynamic) {
-    // Only Linear has a dynamic int8 form (QuantizedLinearDynamic).
-    if (P.Op != "Linear") {
+    // Linear has a dynamic int8 form (QuantizedLinearDynamic); LinearReLU
+    // becomes one followed by a float relu, which is what PyTorch's
+    // linear_relu_dynamic computes.
+    if (!P.SupportsDynamic) {
       keptFloat(N, "no dynamic int8 form for " + P.Op);
       return false;
     }
-    return convertDynamicLinear(N, In);
+    return convertDynamicLinear(N, In, P);
   }
+  if (Obs != ObsQuant.end() && Obs->second.Float)
+    return convertWeightOnly(N, P);
   const ActQuant *InQ = inputQuant(In);
   Node *OutObs = outputObserver(N);
   const ActQuant *OutQ = OutObs ? staticQuant(OutObs) : nullptr;
@@ -488,16 +494,74 @@ llvm::Expected<bool> Converter::convertWeighted(Node *N, const OpPattern &P) {
   return true;
 }
 
-/// Linear with a dynamic (placeholder) input observer: float in, float out,
-/// s8 weight; activations are quantized per batch by the kernel.
-llvm::Expected<bool> Converter::convertDynamicLinear(Node *N, Node *In) {
+/// Linear (or LinearReLU) with a dynamic (placeholder) input observer:
+/// float in, float out, s8 weight; activations are quantized per batch by
+/// the kernel.
+llvm::Expected<bool> Converter::convertDynamicLinear(Node *N, Node *In,
+                                                     const OpPattern &P) {
   ModuleInfo *M = GM.lookupModule(N->target());
-  auto FP = floatParams(*M, FloatPart::Self, N->target());
+  auto FP = floatParams(*M, P.Part, N->target());
   if (!FP)
     return FP.takeError();
-  const Tensor *W = M->tensor("weight");
+  if (FP->Tensors.empty() || FP->Tensors[0].Name != "weight")
+    return makeError("'" + N->target() + "' (" + M->kind() + ") has no weight");
+  auto WObs = weightObserver(N, *M);
+  if (!WObs)
+    return WObs.takeError();
+  auto QW = quantizeWeight(FP->Tensors[0].Value, **WObs, N->target());
+  if (!QW)
+    return QW.takeError();
+  if (llvm::Error E = remapToFloat(N))
+    return E;
+  std::vector<NamedTensor> Tensors = {{"weight", false, *QW}};
+  for (const NamedTensor &B : FP->Tensors)
+    if (B.Name == "bias")
+      Tensors.push_back(B);
+  std::string From = M->kind().str();
+  bool Relu = From != "Linear";
+  AttrMap Attrs = std::move(FP->Attrs);
+  Attrs["reduce_range"] = Argument::boolean(ObsQuant[In].ReduceRange);
+  rebuildModule(*M, "QuantizedLinearDynamic", std::move(Attrs),
+                std::move(Tensors), ActQuant());
+  // Dynamic modules have no output qparams.
+  M->eraseAttr("scale");
+  M->eraseAttr("zero_point");
+  Node *Out = N;
+  if (Relu) {
+    // The fused ReLU runs on the float output; the lowering fuses it back
+    // into the matmul as a post-op.
+    std::vector<Node *> Users(N->users().begin(), N->users().end());
+    G.setInsertPointAfter(N);
+    Out = G.callFunction("relu", {Argument(N)});
+    G.setInsertPointToEnd();
+    Out->setType(N->type());
+    Out->setScope(N->scope().str());
+    for (Node *U : Users)
+      U->replaceInputWith(N, Out);
+  }
+  Ver[N].Float = Out;
+  remark(N, N->target() + " → QuantizedLinearDynamic" +
+                (Relu ? " + relu" : "") + " (from " + From +
+                ", activations quantized per batch)");
+  return true;
+}
+
+/// A weighted module whose input a float32 placeholder watches (weight-only
+/// qconfigs): it keeps its kind and float activations, and its weight
+/// becomes the quantized tensor, which the module dequantizes when it runs
+/// (PyTorch's reference modules do the same with a weight-only
+/// BackendConfig).
+llvm::Expected<bool> Converter::convertWeightOnly(Node *N, const OpPattern &P) {
+  if (P.Part == FloatPart::FoldBn) {
+    keptFloat(N, "weight-only quantization keeps " + P.Op +
+                     " float (its BatchNorm is not folded)");
+    return false;
+  }
+  ModuleInfo *M = GM.lookupModule(N->target());
+  ModuleInfo *Holder = P.Part == FloatPart::Child0 ? M->child("0") : M;
+  const Tensor *W = Holder ? Holder->tensor("weight") : nullptr;
   if (!W)
-    return makeError("'" + N->target() + "' (Linear) has no weight");
+    return makeError("'" + N->target() + "' (" + M->kind() + ") has no weight");
   auto WObs = weightObserver(N, *M);
   if (!WObs)
     return WObs.takeError();
@@ -506,19 +570,11 @@ llvm::Expected<bool> Converter::convertDynamicLinear(Node *N, Node *In) {
     return QW.takeError();
   if (llvm::Error E = remapToFloat(N))
     return E;
-  std::vector<NamedTensor> Tensors = {{"weight", false, *QW}};
-  if (const Tensor *B = M->tensor("bias"))
-    Tensors.push_back({"bias", false, *B});
-  AttrMap Attrs = M->attrs();
-  Attrs["reduce_range"] = Argument::boolean(ObsQuant[In].ReduceRange);
-  rebuildModule(*M, "QuantizedLinearDynamic", std::move(Attrs),
-                std::move(Tensors), ActQuant());
-  // Dynamic modules have no output qparams.
-  M->eraseAttr("scale");
-  M->eraseAttr("zero_point");
+  DType D = QW->dtype();
+  Holder->setTensor("weight", std::move(*QW));
   Ver[N].Float = N;
-  remark(N, N->target() + " → QuantizedLinearDynamic (activations quantized "
-                          "per batch)");
+  remark(N, N->target() + " keeps float activations with a " + dtypeName(D) +
+                " weight (weight-only, dequantized when it runs)");
   return true;
 }
 

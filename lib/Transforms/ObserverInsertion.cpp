@@ -52,6 +52,9 @@ private:
   // One function per node class.
   void prepareObservedOp(Node &N, const QConfig &QC, bool Weighted);
   void prepareWeightOnly(Node &N, const QConfig &QC);
+  void prepareDynamic(Node &N, const QConfig &QC);
+  Node *observeWithPlaceholder(Node &N, const ObserverSpec &Spec,
+                               llvm::StringRef What);
   void prepareSharesQParams(Node &N, const QConfig &QC);
   void prepareFixedQParams(Node &N, const QConfig &QC,
                            const NodeClassification &C);
@@ -59,7 +62,9 @@ private:
 
   // Observer modules and the nodes that call them.
   bool wantsFakeQuant(const ObserverSpec &Spec) const {
-    return QAT || Spec.FakeQuant;
+    // Placeholders (dynamic and weight-only inputs) quantize nothing, in
+    // training or not.
+    return Spec.Kind != ObserverKind::Placeholder && (QAT || Spec.FakeQuant);
   }
   std::string createObserver(const ObserverSpec &Spec);
   std::string describe(llvm::StringRef Module) const;
@@ -295,9 +300,45 @@ void Inserter::prepareObservedOp(Node &N, const QConfig &QC, bool Weighted) {
   remark(N, "observed output with " + M + " (" + describe(M) + ")");
 }
 
+Node *Inserter::observeWithPlaceholder(Node &N, const ObserverSpec &Spec,
+                                       llvm::StringRef What) {
+  // Only a placeholder of the same dtype may be shared: a static observer
+  // already on the input (another op's) would give the value fixed qparams.
+  Node *In = N.arg(0).getNode();
+  Node *Obs = nullptr;
+  if (isActivationObserver(In) && matches(In->target(), Spec))
+    Obs = In;
+  else
+    Obs = observerUser(In, &Spec);
+  if (Obs) {
+    remark(N,
+           "input " + valueName(In) + " already observed by " + Obs->target());
+  } else {
+    std::string M = createObserver(Spec);
+    Obs = callObserver(M, In);
+    remark(N, What + ": input " + valueName(In) + " marked by " + M + " (" +
+                  describe(M) + ")");
+  }
+  if (Obs != In)
+    N.replaceInputWith(In, Obs);
+  return Obs;
+}
+
 void Inserter::prepareWeightOnly(Node &N, const QConfig &QC) {
-  remark(N, llvm::Twine(QC.IsDynamic ? "dynamic" : "weight-only") +
-                ": activations stay float, only the weight is observed");
+  // PyTorch's weight-only qconfigs observe the input with a float32
+  // PlaceholderObserver; convert reads it as "activations stay float", so
+  // the marker is float whatever the qconfig's activation spec says.
+  ObserverSpec Spec = ObserverSpec::make(ObserverKind::Placeholder, DType::F32,
+                                         QScheme::PerTensorAffine);
+  observeWithPlaceholder(N, Spec, "weight-only (activations stay float)");
+  observeWeight(N, QC);
+}
+
+void Inserter::prepareDynamic(Node &N, const QConfig &QC) {
+  // As PyTorch's prepare does for dynamic qconfigs: the input gets the
+  // qconfig's quint8 PlaceholderObserver, which convert reads as "quantize
+  // per batch". It records nothing, so calibration is optional.
+  observeWithPlaceholder(N, QC.Activation, "dynamic (quantized per batch)");
   observeWeight(N, QC);
 }
 
@@ -410,6 +451,23 @@ llvm::Error Inserter::prepareNode(Node &N) {
   if (UsesWeight)
     if (llvm::Error E = Check(QC.Weight, "weight"))
       return E;
+  if (QC.IsDynamic) {
+    if (llvm::Error E = Check(QC.Activation, "activation"))
+      return E;
+    // The dynamic kernel quantizes its input to quint8 per batch; any other
+    // activation spec would describe something it cannot do.
+    if (QC.Activation.Kind != ObserverKind::Placeholder ||
+        QC.Activation.Dtype != DType::U8)
+      return makeError("node '" + N.name() +
+                       "': a dynamic qconfig needs a quint8 "
+                       "PlaceholderObserver for activations, got " +
+                       observerKindName(QC.Activation.Kind) + " of " +
+                       (QC.Activation.Dtype == DType::S8   ? "qint8"
+                        : QC.Activation.Dtype == DType::U8 ? "quint8"
+                                                           : "float32"));
+    prepareDynamic(N, QC);
+    return llvm::Error::success();
+  }
   if (WeightOnly) {
     prepareWeightOnly(N, QC);
     return llvm::Error::success();

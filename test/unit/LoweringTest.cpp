@@ -972,3 +972,118 @@ TEST_CASE("lowering: errors name the node or the input", "[lowering]") {
     CHECK(errorToString(R.takeError()).find("input 'x'") != std::string::npos);
   }
 }
+
+/// A MobileNetV3-style block after a quantized conv: hardswish, then a
+/// sigmoid gate multiplied in, all int8 ops without a oneDNN lowering.
+Builder slowTailGraph() {
+  Builder B;
+  ConvSpec S;
+  Node *Q = B.quantize(B.input("x", {1, 8, 6, 6}), 2.0 / 255, 128);
+  Node *C = qconv(B, "c1", "QuantizedConv2d", Q, nullptr, S, 0.05, 128);
+  Node *HS = B.fn("quantized_hardswish",
+                  {C, Argument::real(0.04), Argument::integer(20)});
+  Node *Sig = B.fn("quantized_sigmoid", {HS});
+  Node *Mul = B.fn("quantized_mul",
+                   {HS, Sig, Argument::real(0.03), Argument::integer(10)});
+  B.output(B.dequantize(Mul));
+  return B;
+}
+
+TEST_CASE("lowering: nodes on reference kernels are reported with reasons",
+          "[lowering]") {
+  Builder B = slowTailGraph();
+  auto M = compileOrFail(*B.GM);
+  std::vector<FallbackInfo> F = M->fallbacks();
+  REQUIRE(F.size() == 3);
+  CHECK(F[0].NodeName == "quantized_hardswish");
+  CHECK(F[0].Op == "quantized_hardswish");
+  // The conv writes NHWC: the hardswish reads a reordered copy.
+  CHECK(F[0].Reason ==
+        "no oneDNN lowering for 'quantized_hardswish' (quint8 input); runs "
+        "the op-table kernel on the host with reorders to plain layout");
+  CHECK(F[1].NodeName == "quantized_sigmoid");
+  CHECK(F[1].Reason == "no oneDNN lowering for 'quantized_sigmoid' (quint8 "
+                       "input); runs the op-table kernel on the host");
+  CHECK(F[2].NodeName == "quantized_mul");
+  CHECK(F[2].Op == "quantized_mul");
+  CHECK(formatFallback(F[2]) ==
+        "node 'quantized_mul' (quantized_mul): no oneDNN lowering for "
+        "'quantized_mul' "
+        "(quint8 input); runs the op-table kernel on the host");
+  CHECK(countKind(*M, "fallback") == F.size());
+  std::string Sum = M->summary();
+  CHECK(Sum.find("reference kernels: 3 node(s) without a oneDNN lowering\n"
+                 "  node 'quantized_hardswish' (quantized_hardswish): ") !=
+        std::string::npos);
+  CHECK(Sum.find("  node 'quantized_sigmoid' (quantized_sigmoid): ") !=
+        std::string::npos);
+  // A module kind is named by its kind; the float path has its own reason.
+  Builder FB;
+  Node *X = FB.input("x", {1, 8, 6, 6});
+  FB.GM->addModule("act", "Hardswish");
+  Node *A = FB.typed(FB.G().callModule("act", {X}));
+  Node *Add =
+      FB.fn("quantized_add", {FB.quantize(A, 0.1, 0), FB.quantize(X, 0.1, 0),
+                              Argument::real(0.1), Argument::integer(0)});
+  FB.output(FB.dequantize(Add));
+  auto FM = compileOrFail(*FB.GM);
+  std::vector<FallbackInfo> FF = FM->fallbacks();
+  REQUIRE(FF.size() == 1);
+  CHECK(FF[0].NodeName == "act");
+  CHECK(FF[0].Op == "Hardswish");
+  CHECK(FF[0].Reason == "no oneDNN lowering for 'Hardswish' (float input); "
+                        "runs the op-table kernel on the host");
+}
+
+TEST_CASE("lowering: strict mode rejects reference kernels, naming each",
+          "[lowering]") {
+  Builder B = slowTailGraph();
+  CompileOptions Opts;
+  Opts.RejectFallbacks = true;
+  auto M = compile(*B.GM, Opts);
+  REQUIRE(!M);
+  std::string E = errorToString(M.takeError());
+  CHECK(E.rfind("strict lowering: 3 nodes would run on reference kernels:\n"
+                "  node 'quantized_hardswish' (quantized_hardswish): no oneDNN "
+                "lowering "
+                "for 'quantized_hardswish' (quint8 input)",
+                0) == 0);
+  CHECK(E.find("\n  node 'quantized_sigmoid' (quantized_sigmoid): ") !=
+        std::string::npos);
+  CHECK(E.find("\n  node 'quantized_mul' (quantized_mul): ") !=
+        std::string::npos);
+  // Without strict mode the same graph compiles and runs.
+  CHECK(compileOrFail(*B.GM)->fallbacks().size() == 3);
+}
+
+TEST_CASE("lowering: a fully lowered graph reports no reference kernels",
+          "[lowering]") {
+  ConvCase C{"QuantizedConvReLU2d", ConvSpec(), true, 128};
+  Builder B = convGraph(C, 1, 9, /*Dequant=*/true);
+  CompileOptions Opts;
+  Opts.RejectFallbacks = true;
+  auto M = compileOrFail(*B.GM, Opts);
+  CHECK(M->fallbacks().empty());
+  CHECK(countKind(*M, "fallback") == 0);
+  CHECK(M->summary().find("reference kernels") == std::string::npos);
+}
+
+TEST_CASE("lowering: a graph with observers is rejected before lowering",
+          "[lowering]") {
+  Builder B;
+  Node *X = B.input("x", {1, 8, 6, 6});
+  B.GM->addModule("activation_post_process_0", "HistogramObserver");
+  Node *Obs = B.G().callModule("activation_post_process_0", {X});
+  Obs->setType(*X->type());
+  B.output(B.fn("relu", {Obs}));
+  for (int64_t Batch : {0, 4}) {
+    CompileOptions Opts;
+    Opts.BatchSize = Batch;
+    auto M = compile(*B.GM, Opts);
+    REQUIRE(!M);
+    CHECK(errorToString(M.takeError()) ==
+          "graph still has observers (e.g. 'activation_post_process_0', "
+          "HistogramObserver): run convert (convert_fx / qopt "
+          "--passes=convert) before compiling");
+  }
+}

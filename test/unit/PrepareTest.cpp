@@ -572,3 +572,18 @@ TEST_CASE("prepare remarks say why a node stays float", "[prepare]") {
                    "fc: kept float: qconfig none by module_name:fc",
                    "sigmoid: kept float: input fc is not quantized"});
 }
+
+TEST_CASE("calibration without images is an error at calibrate", "[prepare]") {
+  models::Net Net;
+  ObservedModule OM = prepareNet(Net);
+  // Zero images: nothing would be observed and only convert would notice.
+  CHECK(errorToString(OM.calibrate(Tensor(DType::F32, {0, 1, 28, 28}), 8)) ==
+        "no calibration data: the tensor has 0 images along dimension 0");
+  std::mt19937 Rng(1);
+  Tensor Data = uniformTensor(Rng, {2, 1, 28, 28});
+  for (int64_t Batch : {0, -3}) {
+    CHECK(errorToString(OM.calibrate(Data, Batch)) ==
+          "calibration batch size must be positive, got " +
+              std::to_string(Batch));
+  }
+}

@@ -52,6 +52,10 @@ Result qopt(const TempDir &Dir, std::vector<std::string> Args) {
   Args.insert(Args.begin(), QFX_QOPT_PATH);
   std::vector<llvm::StringRef> Refs(Args.begin(), Args.end());
   std::string OutFile = Dir.file("stdout.txt"), ErrFile = Dir.file("stderr");
+  // The redirections do not truncate: a shorter output would keep the tail
+  // of the previous run's.
+  llvm::sys::fs::remove(OutFile);
+  llvm::sys::fs::remove(ErrFile);
   llvm::Optional<llvm::StringRef> Redirects[] = {
       llvm::StringRef(""), llvm::StringRef(OutFile), llvm::StringRef(ErrFile)};
   std::string Msg;
@@ -369,4 +373,110 @@ TEST_CASE("qopt calibration and run errors", "[qopt]") {
     expectFailure(Dir, {Observed, "--profile", "-o", Out},
                   "--profile: needs --bench or --run with --compiled", Out);
   }
+}
+
+TEST_CASE("qopt warns about nodes on reference kernels", "[qopt]") {
+  TempDir Dir;
+  std::string Slow = DataDir + "slowpath.ir";
+  const std::string Warn = "qopt: warning: " + Slow + ": node '";
+  Result R = qopt(Dir, {Slow, "--bench", "--iterations=1", "--threads=1"});
+  INFO(R.Err);
+  REQUIRE(R.Status == 0);
+  CHECK(contains(R.Out, "median: "));
+  // conv1 writes NHWC, so the hardswish reads a reordered copy.
+  CHECK(contains(R.Err, Warn + "hardswish' (hardswish): no oneDNN lowering "
+                               "for 'hardswish' (float input); runs the "
+                               "op-table kernel on the host with reorders "
+                               "to plain layout\n"));
+  CHECK(contains(R.Err, Warn + "sigmoid' (sigmoid): no oneDNN lowering for "
+                               "'sigmoid' (float input); runs the op-table "
+                               "kernel on the host\n"));
+  CHECK(contains(R.Err, Warn + "mul' (mul): "));
+  CHECK(contains(R.Err, "qopt: warning: " + Slow +
+                            ": 3 node(s) run on reference kernels; "
+                            "--strict-lowering makes this an error\n"));
+  // The fully lowered model compiles without a word.
+  Result Clean = qopt(Dir, {model(), "--bench", "--iterations=1"});
+  REQUIRE(Clean.Status == 0);
+  CHECK(!contains(Clean.Err, "warning"));
+  // --run --compiled warns too; the interpreter path compiles nothing.
+  std::string Out = Dir.file("out.npy");
+  std::string In = "--run=" + DataDir + "input.npy";
+  Result Run = qopt(Dir, {Slow, In, "--compiled", "-o", Out});
+  REQUIRE(Run.Status == 0);
+  CHECK(contains(Run.Err, Warn + "sigmoid' (sigmoid): "));
+  Result Ref = qopt(Dir, {Slow, In, "-o", Out});
+  REQUIRE(Ref.Status == 0);
+  CHECK(!contains(Ref.Err, "warning"));
+}
+
+TEST_CASE("qopt --strict-lowering rejects reference kernels", "[qopt]") {
+  TempDir Dir;
+  std::string Slow = DataDir + "slowpath.ir";
+  Result R =
+      qopt(Dir, {Slow, "--bench", "--iterations=1", "--strict-lowering"});
+  INFO(R.Err);
+  CHECK(R.Status != 0);
+  CHECK(contains(R.Err, "qopt: error: compile " + Slow +
+                            ": strict lowering: 3 nodes would run on "
+                            "reference kernels:\n  node 'hardswish' "
+                            "(hardswish): no oneDNN lowering"));
+  CHECK(contains(R.Err, "\n  node 'sigmoid' (sigmoid): "));
+  CHECK(contains(R.Err, "\n  node 'mul' (mul): "));
+  CHECK(!contains(R.Out, "median: "));
+  Result Clean =
+      qopt(Dir, {model(), "--bench", "--iterations=1", "--strict-lowering"});
+  INFO(Clean.Err);
+  CHECK(Clean.Status == 0);
+  Result Flag = qopt(Dir, {model(), "--strict-lowering"});
+  CHECK(Flag.Status != 0);
+  CHECK(contains(Flag.Err, "qopt: error: --strict-lowering: needs --bench or "
+                           "--run with --compiled"));
+}
+
+TEST_CASE("qopt compiling an observed graph says to convert first", "[qopt]") {
+  TempDir Dir;
+  std::string Observed = Dir.file("observed.json");
+  prepareAndCalibrate(Dir, Observed);
+  Result R = qopt(Dir, {Observed, "--bench", "--iterations=1"});
+  CHECK(R.Status != 0);
+  CHECK(contains(R.Err, "qopt: error: compile " + Observed +
+                            ": graph still has observers (e.g. "
+                            "'activation_post_process_0', "));
+  CHECK(contains(R.Err, "): run convert (convert_fx / qopt --passes=convert) "
+                        "before compiling"));
+}
+
+TEST_CASE("qopt --run and --calibrate take float64 .npy data", "[qopt]") {
+  TempDir Dir;
+  // numpy's default dtype: what np.save(np.random.rand(...)) writes.
+  Tensor F32 = cantFail(readNpy(DataDir + "input.npy"));
+  std::vector<double> D(F32.numElements());
+  for (size_t I = 0; I < D.size(); ++I)
+    D[I] = F32.data<float>()[I];
+  std::string Header = "{'descr': '<f8', 'fortran_order': False, 'shape': "
+                       "(1, 1, 2, 2), }";
+  Header += std::string((64 - (10 + Header.size() + 1) % 64) % 64, ' ') + "\n";
+  std::string Bytes("\x93NUMPY\x01\x00", 8);
+  Bytes += static_cast<char>(Header.size());
+  Bytes += '\0';
+  Bytes += Header;
+  Bytes.append(reinterpret_cast<const char *>(D.data()),
+               D.size() * sizeof(double));
+  std::string F64 = Dir.file("input64.npy");
+  if (llvm::Error E = writeFileAtomically(F64, Bytes))
+    FAIL(errorToString(std::move(E)));
+  std::string Out64 = Dir.file("out64.npy"), Out32 = Dir.file("out32.npy");
+  Result R = qopt(Dir, {model(), "--run=" + F64, "-o", Out64});
+  INFO(R.Err);
+  REQUIRE(R.Status == 0);
+  REQUIRE(qopt(Dir, {model(), "--run=" + DataDir + "input.npy", "-o", Out32})
+              .Status == 0);
+  CHECK(cantFail(readNpy(Out64)).identical(cantFail(readNpy(Out32))));
+  Result C = qopt(Dir, {model(), "--qconfig=" + DataDir + "qconfig.json",
+                        "--passes=fuse,qconfig-propagation,prepare",
+                        "--calibrate=" + F64, "--emit=json", "-o",
+                        Dir.file("observed.json")});
+  INFO(C.Err);
+  CHECK(C.Status == 0);
 }

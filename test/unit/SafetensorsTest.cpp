@@ -195,6 +195,38 @@ TEST_CASE("safetensors rejects bad header lengths", "[safetensors]") {
              Contains("header length 16 exceeds file size 10"));
 }
 
+TEST_CASE("safetensors names PyTorch checkpoints and says what to do",
+          "[safetensors]") {
+  const std::string Fix =
+      "; save the state_dict with safetensors.torch.save_file("
+      "model.state_dict(), \"model.safetensors\")";
+  // torch.save's zip archive: a local file header first.
+  std::string Zip("PK\x03\x04\x14\x00\x08\x00\x00\x00"
+                  "archive/data.pkl",
+                  26);
+  llvm::Expected<SafetensorsFile> F = parseSafetensors(Zip, "model.pt");
+  REQUIRE(!F);
+  CHECK(errorToString(F.takeError()) ==
+        "model.pt: not a safetensors file: this looks like a PyTorch .pt "
+        "checkpoint (zip archive)" +
+            Fix);
+  // The legacy format: pickle protocol 2, then torch's magic number.
+  std::string Pickle("\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8", 12);
+  CHECK(parseError(Pickle) ==
+        "m.safetensors: not a safetensors file: this looks like a PyTorch "
+        ".pt checkpoint (legacy pickle)" +
+            Fix);
+  // A plausible header length that happens to start like pickle is read
+  // as a header (0x0280 = 640 bytes).
+  std::string Header = "{}" + std::string(638, ' ');
+  std::string Plausible = std::string("\x80\x02\0\0\0\0\0\0", 8) + Header;
+  CHECK(parseError(Plausible) == "");
+  // Lengths past the file: not safetensors, or cut short.
+  CHECK(parseError(std::string("\x10\0\0\0\0\0\0\0{}", 10)) ==
+        "m.safetensors: header length 16 exceeds file size 10: not a "
+        "safetensors file, or a truncated one");
+}
+
 TEST_CASE("safetensors rejects headers that are not JSON objects",
           "[safetensors]") {
   CHECK_THAT(parseError(st("{\"x\":")), Contains("header is not valid JSON"));

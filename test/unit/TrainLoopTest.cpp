@@ -117,11 +117,11 @@ TEST_CASE("train: prepare_qat_fx, train, convert_fx end to end",
 
   auto Int8 = convert_fx(*Q);
   REQUIRE(bool(Int8));
-  auto Out = interpret(**Int8, {sliceRows(D.Inputs, 0, 40)});
+  auto Out = (*Int8)({sliceRows(D.Inputs, 0, 40)});
   REQUIRE(bool(Out));
   int64_t Correct = 0;
   for (int64_t I = 0; I < 40; ++I)
-    Correct += argmaxRow(*Out, I) == D.Labels[I];
+    Correct += argmaxRow((*Out)[0], I) == D.Labels[I];
   INFO("float " << FloatAcc << ", int8 after QAT " << Correct / 40.0);
   CHECK(Correct / 40.0 >= FloatAcc - 0.05);
 }

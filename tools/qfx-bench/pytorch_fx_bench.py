@@ -1,4 +1,11 @@
-"""PyTorch FX int8 (onednn engine) baseline for qfx-bench: same models."""
+"""PyTorch FX int8 (onednn engine) baseline for qfx-bench: same models.
+
+Prints one line per configuration:
+  RESULT <model> <batch> <threads> <fp32 ms> <int8 ms>
+  ERROR <model> <batch> <threads> <reason>
+A configuration that fails (oneDNN refusing a primitive on some CPUs, say)
+is reported and the others still run.
+"""
 
 import argparse
 import statistics
@@ -8,7 +15,6 @@ import time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-import torchvision
 from torch.ao.quantization import get_default_qconfig_mapping
 from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 
@@ -28,11 +34,39 @@ class Net(nn.Module):
         return self.fc(x.reshape(-1, 1000))
 
 
+def torchvision_model(name):
+    """A torchvision constructor, imported only when used: the net needs
+    nothing beyond torch."""
+    def ctor():
+        import torchvision
+        return getattr(torchvision.models, name)()
+    return ctor
+
+
 MODELS = {
     "net": (Net, (1, 28, 28)),
-    "resnet18": (torchvision.models.resnet18, (3, 224, 224)),
-    "mobilenet_v2": (torchvision.models.mobilenet_v2, (3, 224, 224)),
+    "resnet18": (torchvision_model("resnet18"), (3, 224, 224)),
+    "mobilenet_v2": (torchvision_model("mobilenet_v2"), (3, 224, 224)),
 }
+
+
+def reason(exc):
+    """One line naming the exception: the report is line-based."""
+    text = " ".join(str(exc).split()) or "no message"
+    return f"{type(exc).__name__}: {text}"
+
+
+def quantize(name, shape):
+    """The float model and its FX int8 conversion, calibrated on noise."""
+    ctor, _ = MODELS[name]
+    fp32 = ctor().eval()
+    example = (torch.randn(1, *shape),)
+    observed = prepare_fx(fp32, get_default_qconfig_mapping("onednn"),
+                          example)
+    with torch.no_grad():
+        for _ in range(4):
+            observed(torch.randn(2, *shape))
+    return fp32, convert_fx(observed)
 
 
 def median_ms(model, x, iterations, budget):
@@ -61,28 +95,42 @@ def main():
     p.add_argument("--iterations", type=int, default=0)
     p.add_argument("--budget", type=float, default=2.0)
     p.add_argument("--heavy-budget", type=float, default=0.5)
+    p.add_argument("--fail", action="append", default=[],
+                   metavar="MODEL:BATCH:THREADS",
+                   help="make this configuration fail (tests the reporting)")
     a = p.parse_args()
     torch.backends.quantized.engine = "onednn"
     torch.manual_seed(0)
+    batches = list(map(int, a.batches.split(",")))
+    threads_list = list(map(int, a.threads.split(",")))
     for name in a.models.split(","):
-        ctor, shape = MODELS[name]
-        fp32 = ctor().eval()
-        example = (torch.randn(1, *shape),)
-        observed = prepare_fx(fp32, get_default_qconfig_mapping("onednn"),
-                              example)
-        with torch.no_grad():
-            for _ in range(4):
-                observed(torch.randn(2, *shape))
-        int8 = convert_fx(observed)
-        for batch in map(int, a.batches.split(",")):
+        shape = MODELS[name][1] if name in MODELS else None
+        try:
+            if shape is None:
+                raise KeyError(f"unknown model '{name}'")
+            fp32, int8 = quantize(name, shape)
+        except Exception as exc:  # every configuration of the model fails
+            for batch in batches:
+                for threads in threads_list:
+                    print(f"ERROR {name} {batch} {threads} {reason(exc)}",
+                          flush=True)
+            continue
+        for batch in batches:
             x = torch.randn(batch, *shape)
             heavy = batch > 8 and name != "net"
             budget = a.heavy_budget if heavy else a.budget
-            for threads in map(int, a.threads.split(",")):
+            for threads in threads_list:
                 torch.set_num_threads(threads)
-                with torch.no_grad():
-                    f = median_ms(fp32, x, a.iterations, budget)
-                    q = median_ms(int8, x, a.iterations, budget)
+                try:
+                    if f"{name}:{batch}:{threads}" in a.fail:
+                        raise RuntimeError("forced failure (--fail)")
+                    with torch.no_grad():
+                        f = median_ms(fp32, x, a.iterations, budget)
+                        q = median_ms(int8, x, a.iterations, budget)
+                except Exception as exc:
+                    print(f"ERROR {name} {batch} {threads} {reason(exc)}",
+                          flush=True)
+                    continue
                 print(f"RESULT {name} {batch} {threads} {f:.4f} {q:.4f}",
                       flush=True)
     return 0

@@ -1,7 +1,7 @@
 //===- qfx-bench.cpp - fp32 vs int8 latency of the zoo, vs PyTorch FX -----===//
 //
 // For each zoo model, batch and thread count: compiles the traced float
-// graph and the converted int8 graph, reports median latencies, achieved
+// graph and runs convert_fx's int8 module, reports median latencies, achieved
 // int8 GOPS against the measured VNNI peak, compile time and the share of
 // time spent outside oneDNN primitives; optionally runs the same models
 // through PyTorch's FX quantization (onednn engine) and compares.
@@ -18,6 +18,7 @@
 #include "qfx/Trace/SymbolicTrace.h"
 
 #include "llvm/ADT/Optional.h"
+#include "llvm/ADT/STLFunctionalExtras.h"
 #include "llvm/ADT/SmallString.h"
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/CommandLine.h"
@@ -68,6 +69,10 @@ static cl::opt<std::string> Script("pytorch-script",
                                    cl::desc("path of pytorch_fx_bench.py"),
                                    cl::init(QFX_BENCH_SCRIPT));
 static cl::opt<bool> Quick("quick", cl::desc("net only, batch 1"));
+static cl::list<std::string> PyTorchFail(
+    "pytorch-fail", cl::CommaSeparated, cl::Hidden,
+    cl::desc("make these PyTorch configurations fail (tests the reporting)"),
+    cl::value_desc("model:batch:threads,..."));
 
 using Clock = std::chrono::steady_clock;
 
@@ -82,8 +87,14 @@ struct Row {
   double FloatMs = 0, Int8Ms = 0, FloatCompileMs = 0, Int8CompileMs = 0;
   double Gops = 0, PeakFraction = 0, Overhead = 0;
   double TorchFloatMs = NAN, TorchInt8Ms = NAN;
+  /// Why PyTorch has no numbers for this configuration, if it failed.
+  std::string TorchError;
   /// oneDNN implementations of the int8 conv / matmul steps, with counts.
   std::string Impls;
+  /// Int8 nodes on reference (op-table) kernels.
+  size_t Fallbacks = 0;
+  /// Why qfx has no numbers for this configuration, if it failed.
+  std::string Error;
 };
 
 /// "brg:avx512_core_amx x20, ..." for the conv / matmul steps: AMX or VNNI
@@ -131,19 +142,28 @@ static double countMacs(const GraphModule &GM) {
   return Macs;
 }
 
-/// Median of the timed runs of \p CM on \p X, in ms: \p Iterations runs, or
+/// One run of a compiled program or module, its outputs dropped.
+using RunFn = llvm::function_ref<llvm::Error()>;
+
+template <typename Callee>
+static llvm::Error runOnce(Callee &C, const Tensor &X) {
+  auto Out = C.run({X});
+  return Out ? llvm::Error::success() : Out.takeError();
+}
+
+/// Median of the timed calls of \p Run, in ms: \p Iterations runs, or
 /// adaptively until 20 runs or \p BudgetS seconds (and at least 3 runs).
-static llvm::Expected<double> medianMs(CompiledModule &CM, const Tensor &X,
-                                       double BudgetS, size_t *Runs = nullptr) {
+static llvm::Expected<double> medianMs(RunFn Run, double BudgetS,
+                                       size_t *Runs = nullptr) {
   for (int I = 0; I < 2; ++I) // first runs touch fresh memory
-    if (auto Out = CM.run({X}); !Out)
-      return Out.takeError();
+    if (llvm::Error E = Run())
+      return E;
   std::vector<double> T;
   auto Start = Clock::now();
   for (;;) {
     auto T0 = Clock::now();
-    if (auto Out = CM.run({X}); !Out)
-      return Out.takeError();
+    if (llvm::Error E = Run())
+      return E;
     T.push_back(msSince(T0));
     if (Iterations > 0 ? T.size() >= size_t(Iterations)
                        : T.size() >= 20 ||
@@ -176,35 +196,52 @@ static void printProfile(const CompiledModule &CM, const Row &R) {
                                  100.0 * S.MedianMs / R.Int8Ms);
 }
 
-/// Fills in the qfx columns of \p R from the two graphs.
-static llvm::Error benchOne(const GraphModule &Float, const GraphModule &Int8,
-                            const Tensor &X, double MacsPerImage,
-                            double PeakPerThread, Row &R) {
+/// Fills in the qfx columns of \p R from the float graph and the int8
+/// module (convert_fx's, compiled with R.Threads threads).
+static llvm::Error benchOne(const GraphModule &Float,
+                            const QuantizedModule &Int8, const Tensor &X,
+                            double MacsPerImage, double PeakPerThread, Row &R) {
   auto FC = timedCompile(Float, R.Batch, R.Threads, R.FloatCompileMs);
   if (!FC)
     return FC.takeError();
-  auto QC = timedCompile(Int8, R.Batch, R.Threads, R.Int8CompileMs);
-  if (!QC)
-    return QC.takeError();
+  // The module compiles on the first call with a shape: do it untimed.
+  std::vector<Shape> Shapes = {Shape(X.shape().begin(), X.shape().end())};
+  auto T0 = Clock::now();
+  if (llvm::Error E = Int8.precompile(Shapes))
+    return E;
+  R.Int8CompileMs = msSince(T0);
   // The 224x224 models at large batches take ~0.1-1 s a run.
   double Budget = R.Batch > 8 && R.Model != "net" ? 0.5 : 2.0;
-  auto FMs = medianMs(**FC, X, Budget);
+  auto FMs = medianMs([&] { return runOnce(**FC, X); }, Budget);
   if (!FMs)
     return FMs.takeError();
   size_t Runs = 0;
-  auto QMs = medianMs(**QC, X, Budget, &Runs);
+  auto QMs = medianMs([&] { return runOnce(Int8, X); }, Budget, &Runs);
   if (!QMs)
     return QMs.takeError();
-  R.Impls = implSummary(**QC);
   R.FloatMs = *FMs;
   R.Int8Ms = *QMs;
   R.Gops = 2 * MacsPerImage * R.Batch / (R.Int8Ms * 1e-3) / 1e9;
   R.PeakFraction = PeakPerThread > 0 ? R.Gops / (PeakPerThread * R.Threads) : 0;
-  // Separate profiled runs: timing every step must not skew the medians.
+  // The program the calls ran (the only one of its shape: calls were
+  // sequential). Separate profiled runs: timing every step must not skew
+  // the medians.
+  auto QC = Int8.acquire(Shapes);
+  if (!QC)
+    return QC.takeError();
+  R.Impls = implSummary(**QC);
+  R.Fallbacks = (*QC)->fallbacks().size();
+  // Once per model: the same graph falls back the same way at every size.
+  if (R.Fallbacks && R.Batch == Batches.front() &&
+      R.Threads == ThreadCounts.front())
+    for (const FallbackInfo &F : (*QC)->fallbacks())
+      llvm::errs() << "qfx-bench: warning: " << R.Model
+                   << " int8: " << formatFallback(F) << "\n";
   (*QC)->setProfiling(true);
   for (size_t I = 0, E = std::max<size_t>(3, Runs / 4); I < E; ++I)
-    if (auto Out = (*QC)->run({X}); !Out)
-      return Out.takeError();
+    if (llvm::Error Err = runOnce(**QC, X))
+      return Err;
+  (*QC)->setProfiling(false);
   R.Overhead = (R.Int8Ms - (*QC)->primitiveTimeSum()) / R.Int8Ms;
   if (Profile)
     printProfile(**QC, R);
@@ -231,9 +268,16 @@ static llvm::Error benchModel(const models::ZooEntry &Entry,
   CalibShape[0] = 8; // 4 batches of 2: enough to set ranges
   if (llvm::Error E = Observed->calibrate(randomNormal(CalibShape, 1), 2))
     return E;
-  auto Int8 = convert_to_reference_fx(Observed->graphModule());
-  if (!Int8)
-    return Int8.takeError();
+  // One int8 module per thread count, each caching a program per batch.
+  std::map<int, QuantizedModule> Int8;
+  for (int Threads : ThreadCounts) {
+    CompileOptions Opts;
+    Opts.NumThreads = Threads;
+    auto Q = convert_fx(Observed->graphModule(), Opts);
+    if (!Q)
+      return Q.takeError();
+    Int8.emplace(Threads, std::move(*Q));
+  }
   double Macs = countMacs(**Float);
   llvm::outs() << llvm::format("%s: %.3f GMACs per image\n", Entry.Name.c_str(),
                                Macs / 1e9);
@@ -246,12 +290,22 @@ static llvm::Error benchModel(const models::ZooEntry &Entry,
       R.Model = Entry.Name;
       R.Batch = Batch;
       R.Threads = Threads;
+      // One configuration failing keeps the others (and the table).
       if (llvm::Error E =
-              benchOne(**Float, **Int8, X, Macs, Peak.at(Threads), R))
-        return E;
+              benchOne(**Float, Int8.at(Threads), X, Macs,
+                       Peak.at(Threads), R)) {
+        R.Error = errorToString(std::move(E));
+        llvm::outs() << "  " << R.Model << " b" << Batch << " t" << Threads
+                     << ": failed: " << R.Error << "\n";
+        Rows.push_back(R);
+        continue;
+      }
       llvm::outs() << llvm::format(
-          "  %s b%d t%d: fp32 %.3f ms, int8 %.3f ms (%s)\n", R.Model.c_str(),
+          "  %s b%d t%d: fp32 %.3f ms, int8 %.3f ms (%s)", R.Model.c_str(),
           Batch, Threads, R.FloatMs, R.Int8Ms, R.Impls.c_str());
+      if (R.Fallbacks)
+        llvm::outs() << ", " << R.Fallbacks << " node(s) on reference kernels";
+      llvm::outs() << "\n";
       llvm::outs().flush();
       Rows.push_back(R);
     }
@@ -259,9 +313,23 @@ static llvm::Error benchModel(const models::ZooEntry &Entry,
   return llvm::Error::success();
 }
 
-/// The python3 to run the PyTorch script with, or "".
+/// The python3 to run the PyTorch script with, or "". The net is defined
+/// in the script; the other models come from torchvision.
 static std::string findTorchPython() {
-  return tools::findTorchPython(Python.getValue(), "torch, torchvision");
+  bool NetOnly =
+      llvm::all_of(ModelNames, [](const std::string &M) { return M == "net"; });
+  return tools::findTorchPython(Python.getValue(),
+                                NetOnly ? "torch" : "torch, torchvision");
+}
+
+/// The last non-empty line of \p Text (a Python traceback's exception).
+static std::string lastLine(llvm::StringRef Text) {
+  llvm::SmallVector<llvm::StringRef, 16> Lines;
+  Text.split(Lines, '\n', -1, false);
+  for (auto It = Lines.rbegin(); It != Lines.rend(); ++It)
+    if (!It->trim().empty())
+      return It->trim().str();
+  return "";
 }
 
 static std::string joinInts(const std::vector<int> &V) {
@@ -271,48 +339,88 @@ static std::string joinInts(const std::vector<int> &V) {
   return S;
 }
 
+/// Fills in the PyTorch columns of \p Rows from the script's output: lines
+/// "RESULT model batch threads fp32 int8" and "ERROR model batch threads
+/// reason...". Rows without either keep NaN.
+static void parsePyTorchResults(llvm::StringRef Output,
+                                std::vector<Row> &Rows) {
+  llvm::SmallVector<llvm::StringRef, 32> Lines;
+  Output.split(Lines, '\n');
+  for (llvm::StringRef L : Lines) {
+    llvm::SmallVector<llvm::StringRef, 6> F;
+    L.trim().split(F, ' ', /*MaxSplit=*/4);
+    if (F.size() != 5 || (F[0] != "RESULT" && F[0] != "ERROR"))
+      continue;
+    llvm::SmallVector<llvm::StringRef, 2> Ms;
+    if (F[0] == "RESULT") {
+      F[4].split(Ms, ' ');
+      if (Ms.size() != 2)
+        continue;
+    }
+    for (Row &R : Rows) {
+      if (R.Model != F[1] || std::to_string(R.Batch) != F[2] ||
+          std::to_string(R.Threads) != F[3])
+        continue;
+      if (F[0] == "ERROR") {
+        R.TorchError = F[4].str();
+        continue;
+      }
+      Ms[0].getAsDouble(R.TorchFloatMs);
+      Ms[1].getAsDouble(R.TorchInt8Ms);
+    }
+  }
+}
+
 /// Runs pytorch_fx_bench.py for the same configurations and fills in the
-/// PyTorch columns from its "RESULT model batch threads fp32 int8" lines.
+/// PyTorch columns. The script failing as a whole still keeps what it
+/// reported; the other rows say why they have no numbers.
 static llvm::Error runPyTorch(llvm::StringRef Py, std::vector<Row> &Rows) {
-  llvm::SmallString<128> OutFile;
+  llvm::SmallString<128> OutFile, ErrFile;
   if (std::error_code EC =
           llvm::sys::fs::createTemporaryFile("qfx-bench", "txt", OutFile))
+    return fileError("temporary file", EC.message());
+  if (std::error_code EC =
+          llvm::sys::fs::createTemporaryFile("qfx-bench", "err", ErrFile))
     return fileError("temporary file", EC.message());
   std::vector<std::string> Models;
   for (const Row &R : Rows)
     if (Models.empty() || Models.back() != R.Model)
       Models.push_back(R.Model);
-  std::string ArgStore[] = {
+  std::vector<std::string> ArgStore = {
+      Py.str(),
+      Script,
       "--models=" + llvm::join(Models, ","),
       "--batches=" + joinInts({Batches.begin(), Batches.end()}),
       "--threads=" + joinInts({ThreadCounts.begin(), ThreadCounts.end()}),
       "--iterations=" + std::to_string(Iterations)};
-  llvm::StringRef Args[] = {Py,          Script,      ArgStore[0],
-                            ArgStore[1], ArgStore[2], ArgStore[3]};
+  for (const std::string &F : PyTorchFail)
+    ArgStore.push_back("--fail=" + F);
+  std::vector<llvm::StringRef> Args(ArgStore.begin(), ArgStore.end());
   llvm::Optional<llvm::StringRef> Redirects[] = {
-      llvm::None, llvm::StringRef(OutFile), llvm::None};
+      llvm::None, llvm::StringRef(OutFile), llvm::StringRef(ErrFile)};
   std::string Msg;
   int RC =
       llvm::sys::ExecuteAndWait(Py, Args, llvm::None, Redirects, 0, 0, &Msg);
   auto Buf = llvm::MemoryBuffer::getFile(OutFile);
+  auto ErrBuf = llvm::MemoryBuffer::getFile(ErrFile);
   llvm::sys::fs::remove(OutFile);
-  if (RC != 0 || !Buf)
-    return makeError("pytorch_fx_bench.py failed (exit " + std::to_string(RC) +
-                     ") " + Msg);
-  llvm::SmallVector<llvm::StringRef, 32> Lines;
-  (*Buf)->getBuffer().split(Lines, '\n');
-  for (llvm::StringRef L : Lines) {
-    llvm::SmallVector<llvm::StringRef, 6> F;
-    L.trim().split(F, ' ');
-    if (F.size() != 6 || F[0] != "RESULT")
-      continue;
-    for (Row &R : Rows)
-      if (R.Model == F[1] && std::to_string(R.Batch) == F[2] &&
-          std::to_string(R.Threads) == F[3]) {
-        F[4].getAsDouble(R.TorchFloatMs);
-        F[5].getAsDouble(R.TorchInt8Ms);
-      }
+  llvm::sys::fs::remove(ErrFile);
+  std::string Stderr = ErrBuf ? (*ErrBuf)->getBuffer().str() : "";
+  if (!Stderr.empty())
+    llvm::errs() << Stderr;
+  if (Buf)
+    parsePyTorchResults((*Buf)->getBuffer(), Rows);
+  std::string Why = "no result from pytorch_fx_bench.py";
+  if (RC != 0) {
+    std::string Last = lastLine(Stderr);
+    Why = "pytorch_fx_bench.py exited with " +
+          (RC < 0 ? "an error: " + Msg : "code " + std::to_string(RC)) +
+          (Last.empty() ? "" : ": " + Last);
   }
+  for (Row &R : Rows)
+    if (R.TorchError.empty() &&
+        (std::isnan(R.TorchFloatMs) || std::isnan(R.TorchInt8Ms)))
+      R.TorchError = Why;
   return llvm::Error::success();
 }
 
@@ -329,18 +437,33 @@ static void printTable(const std::vector<Row> &Rows, bool WithTorch) {
     llvm::outs() << "  PT fp32  PT int8 PT spd qfx/PT fp32 qfx/PT int8";
   llvm::outs() << "\n";
   for (const Row &R : Rows) {
+    if (!R.Error.empty()) {
+      llvm::outs() << llvm::format("%-13s %5d %3d  ", R.Model.c_str(), R.Batch,
+                                   R.Threads)
+                   << "failed: " << R.Error << "\n";
+      continue;
+    }
     llvm::outs() << llvm::format(
         "%-13s %5d %3d %8.3f %8.3f %6.2fx %6.1f %4.1f%% %7.1f/%-7.1f %5.1f%%",
         R.Model.c_str(), R.Batch, R.Threads, R.FloatMs, R.Int8Ms,
         R.FloatMs / R.Int8Ms, R.Gops, 100 * R.PeakFraction, R.FloatCompileMs,
         R.Int8CompileMs, 100 * R.Overhead);
-    if (WithTorch)
+    if (WithTorch && !R.TorchError.empty())
+      llvm::outs() << "  PyTorch failed: " << R.TorchError;
+    else if (WithTorch)
       llvm::outs() << llvm::format(
           " %8.3f %8.3f %5.2fx %11.2f %11.2f", R.TorchFloatMs, R.TorchInt8Ms,
           R.TorchFloatMs / R.TorchInt8Ms, R.FloatMs / R.TorchFloatMs,
           R.Int8Ms / R.TorchInt8Ms);
     llvm::outs() << "\n";
   }
+  size_t Slow = llvm::count_if(Rows, [](const Row &R) { return R.Fallbacks; });
+  if (Slow)
+    llvm::outs() << "\n"
+                 << Slow
+                 << " int8 configuration(s) run nodes on reference kernels "
+                    "(see the warnings; qopt --bench --strict-lowering "
+                    "names them)\n";
 }
 
 /// Measures and prints the VNNI peak per thread for every thread count.
@@ -398,6 +521,11 @@ static llvm::Error run() {
   }
   printTable(Rows, !Py.empty());
   llvm::outs() << llvm::format("\ntotal %.1f s\n", msSince(Start) / 1e3);
+  size_t Failed =
+      llvm::count_if(Rows, [](const Row &R) { return !R.Error.empty(); });
+  if (Failed)
+    return makeError(llvm::Twine(Failed) + " qfx configuration(s) failed "
+                                           "(see the table)");
   return llvm::Error::success();
 }
 

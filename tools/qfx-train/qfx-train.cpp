@@ -3,14 +3,14 @@
 // Trains the zoo's Net from scratch in C++ (the weights the demo ships),
 // then quantizes it two ways and scores all three on the test set:
 // post-training quantization (calibrate, convert) and quantization-aware
-// training (prepare_qat_fx, fine-tune with fake-quant, convert). The int8
-// models are compiled to oneDNN, as users run them. With --bench it instead
-// measures training throughput against PyTorch's on the same machine.
+// training (prepare_qat_fx, fine-tune with fake-quant, convert_fx). The int8
+// models run as convert_fx returns them (compiled oneDNN code), as users run
+// them. With --bench it instead measures training throughput against
+// PyTorch's on the same machine.
 //
 //===----------------------------------------------------------------------===//
 
 #include "TorchPython.h"
-#include "qfx/Codegen/CompiledModule.h"
 #include "qfx/Codegen/Lowering.h"
 #include "qfx/IR/GraphModule.h"
 #include "qfx/Models/Zoo.h"
@@ -42,7 +42,6 @@
 #include <cmath>
 #include <cstdlib>
 #include <malloc.h>
-#include <map>
 #include <string>
 #include <vector>
 
@@ -140,31 +139,27 @@ static BatchCallback progress(llvm::StringRef What) {
   };
 }
 
-/// Top-1 accuracy of the int8 graph \p GM compiled for oneDNN.
-static llvm::Expected<double> int8Accuracy(const GraphModule &GM,
+/// Top-1 accuracy of the int8 model \p Q (compiled oneDNN code; the last
+/// batch may be shorter and gets its own program).
+static llvm::Expected<double> int8Accuracy(const QuantizedModule &Q,
                                            const Dataset &D) {
   int64_t Correct = 0, Batch = 100;
-  // One compiled module per batch size (the last batch may be shorter).
-  std::map<int64_t, std::unique_ptr<CompiledModule>> Compiled;
   for (int64_t Begin = 0; Begin < D.size(); Begin += Batch) {
     int64_t End = std::min(D.size(), Begin + Batch);
-    std::unique_ptr<CompiledModule> &CM = Compiled[End - Begin];
-    if (!CM) {
-      CompileOptions Opts;
-      Opts.NumThreads = Threads;
-      Opts.BatchSize = End - Begin;
-      auto C = compile(GM, Opts);
-      if (!C)
-        return C.takeError();
-      CM = std::move(*C);
-    }
-    auto Out = CM->run({sliceRows(D.Inputs, Begin, End)});
+    auto Out = Q({sliceRows(D.Inputs, Begin, End)});
     if (!Out)
       return Out.takeError();
     for (int64_t I = Begin; I < End; ++I)
       Correct += argmaxRow((*Out)[0], I - Begin) == D.Labels[I];
   }
   return D.size() ? double(Correct) / D.size() : 0.0;
+}
+
+/// Options of the int8 models: oneDNN's thread count.
+static CompileOptions int8Options() {
+  CompileOptions Opts;
+  Opts.NumThreads = Threads;
+  return Opts;
 }
 
 static llvm::Expected<std::unique_ptr<GraphModule>> traceNet() {
@@ -221,10 +216,10 @@ static llvm::Expected<double> ptq(const GraphModule &Float,
             *GM, {sliceRows(Train.Inputs, B, std::min(N, B + 100))});
         !Out)
       return Out.takeError();
-  auto Q = convert_fx(*GM);
+  auto Q = convert_fx(*GM, int8Options());
   if (!Q)
     return Q.takeError();
-  return int8Accuracy(**Q, Test);
+  return int8Accuracy(*Q, Test);
 }
 
 static llvm::Expected<double> qat(const GraphModule &Float,
@@ -261,10 +256,10 @@ static llvm::Expected<double> qat(const GraphModule &Float,
         S->Images / S->Seconds);
     llvm::outs().flush();
   }
-  auto Q = convert_fx(*GM);
+  auto Q = convert_fx(*GM, int8Options());
   if (!Q)
     return Q.takeError();
-  return int8Accuracy(**Q, Test);
+  return int8Accuracy(*Q, Test);
 }
 
 //===----------------------------------------------------------------------===//

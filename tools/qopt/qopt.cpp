@@ -9,6 +9,7 @@
 //        --calibrate=data.npy --batch=8 -o observed.json
 //   qopt quantized.json --run=in.npy --compiled -o out.npy
 //   qopt quantized.json --bench --threads=4 --iterations=100 --profile
+//   qopt quantized.json --bench --strict-lowering
 //   qopt model.qir --emit=dot | dot -Tsvg > model.svg
 //   qopt --list-passes
 //
@@ -97,6 +98,10 @@ static cl::opt<int> Iterations("iterations", cl::init(20),
 static cl::opt<bool>
     Profile("profile",
             cl::desc("print the per-step profile (--bench, --run --compiled)"));
+static cl::opt<bool> StrictLowering(
+    "strict-lowering",
+    cl::desc("fail to compile (--run --compiled, --bench) when a node has "
+             "no oneDNN lowering and would run on a reference kernel"));
 static cl::opt<bool> Explain("explain",
                              cl::desc("print the qconfig and the remarks of "
                                       "every node after the passes"));
@@ -123,6 +128,9 @@ static llvm::Error checkFlags() {
     return makeError("--compiled: only meaningful with --run");
   if (Profile && !Bench && !(Compiled && !RunInput.empty()))
     return makeError("--profile: needs --bench or --run with --compiled");
+  if (StrictLowering && !Bench && !(Compiled && !RunInput.empty()))
+    return makeError("--strict-lowering: needs --bench or --run with "
+                     "--compiled");
   if (BatchSize <= 0)
     return makeError("--batch: must be positive, got " +
                      llvm::Twine(BatchSize.getValue()));
@@ -258,7 +266,7 @@ static llvm::Error calibrate(GraphModule &GM) {
   std::vector<Tensor> Data;
   int64_t TotalBatches = 0;
   for (const std::string &File : CalibrateFiles) {
-    auto T = readNpy(File);
+    auto T = readNpyInput(File);
     if (!T)
       return prefixError(T.takeError(), "--calibrate");
     if (llvm::Error E = checkData(*T, *Ins[0], File))
@@ -299,14 +307,25 @@ compileFor(const GraphModule &GM, int64_t Batch) {
   Opts.NumThreads = Threads;
   Opts.BatchSize = Batch;
   Opts.Profile = Profile;
+  Opts.RejectFallbacks = StrictLowering;
   auto CM = compile(GM, Opts);
   if (!CM)
     return prefixError(CM.takeError(), "compile " + InputFile);
+  // A reference kernel can make int8 slower than float; say so where the
+  // numbers are read rather than only in the step listing.
+  for (const FallbackInfo &F : (*CM)->fallbacks())
+    llvm::errs() << "qopt: warning: " << InputFile << ": " << formatFallback(F)
+                 << "\n";
+  if (!(*CM)->fallbacks().empty())
+    llvm::errs() << "qopt: warning: " << InputFile << ": "
+                 << (*CM)->fallbacks().size()
+                 << " node(s) run on reference kernels; --strict-lowering "
+                    "makes this an error\n";
   return CM;
 }
 
 static llvm::Error runGraph(const GraphModule &GM) {
-  auto In = readNpy(RunInput);
+  auto In = readNpyInput(RunInput);
   if (!In)
     return prefixError(In.takeError(), "--run");
   llvm::Expected<std::vector<Tensor>> Out = std::vector<Tensor>();

@@ -61,6 +61,24 @@ struct StepTime {
   size_t Samples = 0;
 };
 
+/// A node compiled to a reference kernel: the op table's host
+/// implementation on plain-layout tensors instead of a oneDNN primitive.
+/// Such steps are often an order of magnitude slower than the primitives
+/// around them (and cost reorders), so compile() reports every one.
+struct FallbackInfo {
+  /// The graph node's name ("hardswish").
+  std::string NodeName;
+  /// Its op: the module kind for call_module ("Hardswish"), else the
+  /// function or method ("quantized_hardswish").
+  std::string Op;
+  /// Why there is no primitive and what runs instead.
+  std::string Reason;
+};
+
+/// "node 'hardswish' (quantized_hardswish): <reason>", one line, for
+/// warnings and errors.
+std::string formatFallback(const FallbackInfo &F);
+
 /// A compiled graph. run() is not reentrant: concurrent runs of one module
 /// would share its activation arena.
 class CompiledModule {
@@ -95,10 +113,14 @@ public:
   size_t numPrimitives() const;
   /// The steps in execution order.
   std::vector<StepInfo> steps() const;
+  /// The nodes that run on reference (op-table) kernels, in execution
+  /// order; empty when every node lowered to oneDNN or a dedicated kernel.
+  std::vector<FallbackInfo> fallbacks() const;
   /// Shapes of the inputs run() expects.
   std::vector<Shape> inputShapes() const;
 
-  /// A readable listing: one line per step, then the totals.
+  /// A readable listing: one line per step, the totals, then the nodes on
+  /// reference kernels.
   void print(llvm::raw_ostream &OS) const;
   std::string summary() const;
 

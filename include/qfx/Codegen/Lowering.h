@@ -14,10 +14,13 @@
 
 #include "qfx/Codegen/CompiledModule.h"
 
+#include "qfx/Support/Tensor.h"
+
 #include "llvm/Support/Error.h"
 
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 namespace qfx {
 
@@ -31,6 +34,11 @@ struct CompileOptions {
   /// Replaces the batch (first) dimension of every placeholder (0 keeps the
   /// placeholders' types); shapes downstream are inferred again.
   int64_t BatchSize = 0;
+  /// The full shape of every placeholder, in graph order (empty keeps the
+  /// placeholders' types, or BatchSize). Each must have its placeholder's
+  /// rank; shapes downstream are inferred again. Takes precedence over
+  /// BatchSize.
+  std::vector<Shape> InputShapes;
   /// Fuse conv / linear / relu / clip / sum into oneDNN post-ops. Off, every
   /// node is its own step (for comparisons).
   bool FusePostOps = true;
@@ -38,10 +46,15 @@ struct CompileOptions {
   bool FuseDequantize = true;
   /// Time every step of every run (see CompiledModule::profile()).
   bool Profile = false;
+  /// Strict lowering: fail, naming every such node, instead of running nodes
+  /// without a oneDNN lowering on reference kernels (see
+  /// CompiledModule::fallbacks()).
+  bool RejectFallbacks = false;
 };
 
 /// Compiles \p GM for its placeholders' shapes. Errors name the node that
-/// cannot be compiled (missing types or data, unsupported parameters).
+/// cannot be compiled (missing types or data, unsupported parameters,
+/// observers left by prepare, reference kernels under RejectFallbacks).
 /// \p GM may be destroyed afterwards.
 llvm::Expected<std::unique_ptr<CompiledModule>>
 compile(const GraphModule &GM, const CompileOptions &Opts = {});

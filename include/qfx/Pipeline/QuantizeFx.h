@@ -2,15 +2,18 @@
 //
 // The graph-mode quantization API of torch.ao.quantization.quantize_fx:
 // trace, fuse, assign qconfigs, insert observers; calibrate by running the
-// observed module; convert to the reference quantized graph (and, with
-// convert_fx, lower it for fast execution once the backend exists).
+// observed module; convert to the reference quantized graph
+// (convert_to_reference_fx) or to a QuantizedModule that runs it as oneDNN
+// int8 code (convert_fx).
 //
 //===----------------------------------------------------------------------===//
 
 #ifndef QFX_PIPELINE_QUANTIZEFX_H
 #define QFX_PIPELINE_QUANTIZEFX_H
 
+#include "qfx/Codegen/Lowering.h"
 #include "qfx/IR/GraphModule.h"
+#include "qfx/Pipeline/QuantizedModule.h"
 #include "qfx/Quant/QConfigMapping.h"
 #include "qfx/Support/Tensor.h"
 
@@ -78,10 +81,23 @@ llvm::Error prepareGraph(GraphModule &GM, const QConfigMapping &Mapping,
 llvm::Expected<std::unique_ptr<GraphModule>>
 convert_to_reference_fx(const GraphModule &Observed,
                         PassContext *Ctx = nullptr);
-/// convert_fx: convert_to_reference_fx, then lowering for execution when a
-/// backend is available (until then, the reference graph).
-llvm::Expected<std::unique_ptr<GraphModule>>
-convert_fx(const GraphModule &Observed, PassContext *Ctx = nullptr);
+/// convert_fx: convert_to_reference_fx, wrapped in a QuantizedModule that
+/// runs the reference graph as compiled oneDNN code, for any batch size and
+/// from several threads at once. Programs are compiled on first use of an
+/// input shape, with \p Opts (threads, fusion, profiling; the shapes come
+/// from the inputs). The reference graph stays available
+/// (QuantizedModule::graphModule(), runReference()).
+llvm::Expected<QuantizedModule> convert_fx(const GraphModule &Observed,
+                                           const CompileOptions &Opts = {},
+                                           PassContext *Ctx = nullptr);
+/// convert_fx with default compile options.
+llvm::Expected<QuantizedModule> convert_fx(const GraphModule &Observed,
+                                           PassContext *Ctx);
+/// convert_fx of an ObservedModule's graph (PyTorch's
+/// `convert_fx(prepared_model)`); \p Observed stays usable.
+llvm::Expected<QuantizedModule> convert_fx(const ObservedModule &Observed,
+                                           const CompileOptions &Opts = {},
+                                           PassContext *Ctx = nullptr);
 
 } // namespace qfx
 

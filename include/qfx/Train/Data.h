@@ -43,7 +43,8 @@ llvm::Expected<Dataset> makeDataset(Tensor Inputs, std::vector<int64_t> Labels,
 llvm::Expected<Dataset>
 loadFashionMnist(llvm::StringRef Dir, llvm::StringRef Split, int64_t Limit = 0);
 
-/// Inputs from an f32 .npy file and labels from a 1-d integer .npy file
+/// Inputs from an f32 (or f64, converted: readNpyInput) .npy file and
+/// labels from a 1-d integer .npy file
 /// (any of u8, s32, s64) of the same length; \p NumClasses classes, or with
 /// 0, 1 + the largest label. Errors name the file.
 llvm::Expected<Dataset> loadNpyDataset(llvm::StringRef InputsPath,
