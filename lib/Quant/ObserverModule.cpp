@@ -153,9 +153,18 @@ llvm::Expected<Tensor> qfx::runObserverModule(ModuleInfo &M,
   auto O = loadObserver(M);
   if (!O)
     return Fail(O.takeError());
-  if (!isFakeQuantizeModule(M)) {
+  // PyTorch's observers raise on some tensors (NaN for a histogram, a
+  // change of channel count); so does calibration, keeping the state.
+  auto Observe = [&]() -> llvm::Error {
     (*O)->observe(X);
+    if (!(*O)->problem().empty())
+      return Fail(makeError((*O)->problem()));
     storeObserver(**O, M);
+    return llvm::Error::success();
+  };
+  if (!isFakeQuantizeModule(M)) {
+    if (llvm::Error E = Observe())
+      return E;
     return X;
   }
   auto ObserverOn = readSwitch(M, "observer_enabled", Path);
@@ -165,8 +174,8 @@ llvm::Expected<Tensor> qfx::runObserverModule(ModuleInfo &M,
   if (!FakeQuantOn)
     return FakeQuantOn.takeError();
   if (*ObserverOn) {
-    (*O)->observe(X);
-    storeObserver(**O, M);
+    if (llvm::Error E = Observe())
+      return E;
     auto QP = (*O)->calculateQParams();
     if (!QP)
       return Fail(QP.takeError());
