@@ -2,6 +2,8 @@
 // round trips, errors, and the behaviour of the calibrators PyTorch lacks.
 #include "qfx/Quant/Observer.h"
 
+#include "qfx/Quant/ObserverModule.h"
+
 #include "qfx/IR/GraphModule.h"
 #include "qfx/Quant/Quantize.h"
 #include "qfx/Support/Error.h"
@@ -771,4 +773,45 @@ TEST_CASE("calibrator histograms do not depend on batch order", "[quant]") {
         WantNeg += X < 0;
     CHECK(Neg == static_cast<double>(WantNeg));
   }
+}
+
+TEST_CASE("calibration through observer modules fails on refused tensors",
+          "[quant]") {
+  auto RunErr = [](ModuleInfo &M, const Tensor &X) {
+    llvm::Expected<Tensor> R =
+        runObserverModule(M, "activation_post_process_0", X);
+    return R ? std::string() : errorToString(R.takeError());
+  };
+  ModuleInfo M;
+  initObserverModule(M, ObserverSpec::make(ObserverKind::Histogram, DType::U8,
+                                           QScheme::PerTensorAffine));
+  CHECK(RunErr(M, floats({-1, 1})) == "");
+  // Before: the NaN was dropped and convert said "observed no data".
+  CHECK(RunErr(M, floats({std::nanf(""), 0})) ==
+        "observer 'activation_post_process_0': HistogramObserver saw a "
+        "non-finite value (nan) during calibration; histogram observers need "
+        "finite values");
+  // The state is that of the first batch.
+  llvm::Expected<std::unique_ptr<Observer>> O = loadObserver(M);
+  if (!O)
+    FAIL(errorToString(O.takeError()));
+  CHECK(stateBuffer((*O)->state(), "max_val")->getAsDouble(0) == 1.0);
+
+  // A FakeQuantize whose zero_point buffer is no int32 (a loaded file).
+  ModuleInfo FQ;
+  initFakeQuantizeModule(FQ, ObserverSpec::make(ObserverKind::MinMax, DType::U8,
+                                                QScheme::PerTensorAffine));
+  FQ.setTensor("observer_enabled", Tensor(DType::U8, {}), true);
+  Tensor Zp(DType::F32, {1});
+  Zp.data<float>()[0] = std::nanf("");
+  FQ.setTensor("zero_point", Zp, true);
+  FQ.setTensor("scale", Tensor::fromFloats({1}, {0.5f}), true);
+  CHECK(RunErr(FQ, floats({1, 2})) ==
+        "FakeQuantize 'activation_post_process_0': zero_point nan is not an "
+        "int32");
+  Zp.data<float>()[0] = 3e9f;
+  FQ.setTensor("zero_point", Zp, true);
+  CHECK(RunErr(FQ, floats({1, 2})) ==
+        "FakeQuantize 'activation_post_process_0': zero_point 3e+09 is not an "
+        "int32");
 }
