@@ -13,6 +13,12 @@
 
 using namespace qfx;
 
+/// Constant-initialized, so installing it from another file's static
+/// initializer is safe whatever the initialization order.
+static OpTargetCheck TargetCheck = nullptr;
+
+void qfx::setOpTargetCheck(OpTargetCheck Check) { TargetCheck = Check; }
+
 namespace {
 
 /// Collects problems; one instance per verify call.
@@ -158,6 +164,9 @@ void Verifier::checkOpcode(const Node &N) {
   case OpCode::CallMethod:
     if (N.target().empty())
       error(N, opcodeName(N.op()) + " has an empty target");
+    else if (TargetCheck && !TargetCheck(N.target()))
+      error(N, opcodeName(N.op()) + " target '" + N.target() +
+                   "' is not a known op");
     if (N.op() == OpCode::CallMethod && N.numArgs() == 0)
       error(N, "call_method needs the object as its first argument");
     break;

@@ -7,7 +7,8 @@
 //    negative values only.
 // When R grows, 2^k old bins merge exactly into one, so the histogram is the
 // one binning all data at the final R would give, whatever the batch order
-// or split. Non-finite values are ignored.
+// or split. A tensor with NaN or infinities is refused, as by
+// HistogramObserver (see Observer::problem).
 //
 // Each calibrator chooses a threshold T on |x|; the range is then
 // [max(min_val, -T), min(max_val, T)] and its qparams follow PyTorch's
@@ -152,11 +153,18 @@ double HistogramCalibrator::binWidth() const {
 
 void HistogramCalibrator::observe(const Tensor &X) {
   assert(X.dtype() == DType::F32 && "observers watch f32 tensors");
+  if (!Problem.empty())
+    return;
   const float *In = X.data<float>();
   int64_t N = X.numElements();
-  MinMax Cur = aminmaxFinite(In, N);
-  if (Cur.Min > Cur.Max)
-    return; // Nothing finite (or nothing at all).
+  bool SawNaN = false;
+  MinMax Cur = aminmaxSkippingNaN(In, N, SawNaN);
+  if (Cur.Min > Cur.Max && !SawNaN)
+    return; // Empty.
+  Problem = histogramProblem(observerKindName(Spec.Kind), Cur, SawNaN,
+                             /*Int64Range=*/false);
+  if (!Problem.empty())
+    return;
   double OldRange = hasObserved() ? rangeFor(absMax(MinVal, MaxVal)) : 0;
   MinVal = std::min(MinVal, Cur.Min);
   MaxVal = std::max(MaxVal, Cur.Max);
@@ -293,6 +301,8 @@ double HistogramCalibrator::threshold() const {
 }
 
 llvm::Expected<QuantParams> HistogramCalibrator::calculateQParams() const {
+  if (!Problem.empty())
+    return problemError(Problem);
   if (!hasObserved())
     return notObservedError(Spec);
   if (llvm::Error E = checkRange(MinVal, MaxVal))
@@ -302,6 +312,8 @@ llvm::Expected<QuantParams> HistogramCalibrator::calculateQParams() const {
   int64_t ZeroPoint;
   qparamsFromRange(std::max(MinVal, -T), std::min(MaxVal, T), Spec, Scale,
                    ZeroPoint);
+  if (llvm::Error E = checkScale(Scale, MinVal, MaxVal))
+    return E;
   return QuantParams::perTensor(Scale, ZeroPoint);
 }
 

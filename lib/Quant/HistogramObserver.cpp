@@ -9,10 +9,11 @@
 //    range to integers, and values outside it are not counted;
 //  * torch.sum is ATen's cascade sum with 8-wide float accumulators;
 //  * torch.cumsum accumulates in double and stores float.
-// Unlike PyTorch (whose histc rejects non-finite ranges) non-finite values
-// are ignored. Only the search in calculateQParams is expensive; observe
-// reads the data once (twice when the range grows) and re-interpolates the
-// histogram in O(bins).
+// A tensor with NaN, infinities or magnitudes from 2^63 on, where PyTorch
+// raises (int() of the range fails), is refused (see Observer::problem).
+// Only the search in calculateQParams is expensive; observe reads the data
+// once (twice when the range grows) and re-interpolates the histogram in
+// O(bins).
 //
 //===----------------------------------------------------------------------===//
 
@@ -102,8 +103,11 @@ float cascadeSum(const float *X, int64_t N) {
   return 0.0f + Final;
 }
 
-/// The histogram kernel's bin of each of \p M values: int64((v - Left) *
-/// Bins / Width) in float, -1 outside [Left, Right] (and for NaN).
+/// The histogram kernel's bin of each of \p M values: int64((v - Left) /
+/// Width * Bins) in float (1.13's CPU kernel divides first, so no finite
+/// value overflows), -1 outside [Left, Right] (and for NaN). A NaN quotient
+/// (Width 0: edges too large for float to tell apart) gives bin 0, where
+/// PyTorch's x86 build lands; the clamp to Bins only guards rounding.
 void binIndices(const float *X, int64_t M, int64_t Bins, float Left,
                 float Right, float Width, int32_t *Idx) {
   float FBins = static_cast<float>(Bins);
@@ -111,15 +115,19 @@ void binIndices(const float *X, int64_t M, int64_t Bins, float Left,
 #ifdef QFX_QUANT_VECTOR_EXT
   for (; I + 4 <= M; I += 4) {
     Float4 V = load4(X + I);
-    Float4 Q = (V - Left) * FBins / Width;
+    Float4 Q = (V - Left) / Width * FBins;
+    Q = Q >= 0.0f ? Q : splat4(0.0f); // Also NaN.
+    Q = Q <= FBins ? Q : splat4(FBins);
     Int4 In = (V >= Left) & (V <= Right);
     store4(Idx + I, __builtin_convertvector(In ? Q : splat4(-1.0f), Int4));
   }
 #endif
   for (; I < M; ++I) {
     float V = X[I];
+    float Q = (V - Left) / Width * FBins;
+    Q = Q >= 0.0f ? std::min(Q, FBins) : 0.0f; // Also NaN.
     bool In = V >= Left && V <= Right;
-    Idx[I] = In ? static_cast<int32_t>((V - Left) * FBins / Width) : -1;
+    Idx[I] = In ? static_cast<int32_t>(Q) : -1;
   }
 }
 
@@ -142,11 +150,13 @@ std::pair<float, float> histcEdges(double MinArg, double MaxArg,
 }
 
 /// torch.histc's linear-interpolation kernel with outer edges \p Edges. If
-/// \p Seen is given, also the finite min/max of \p X, in the same pass,
-/// stopping early (with a partial histogram) once they leave \p Bounds.
+/// \p Seen is given, also the min/max of \p X (NaN skipped, setting \p
+/// SawNaN), in the same pass, stopping early (with a partial histogram) once
+/// they leave \p Bounds or a NaN shows up.
 std::vector<float> countBins(const float *X, int64_t N, int64_t Bins,
                              std::pair<float, float> Edges,
-                             MinMax *Seen = nullptr, MinMax Bounds = {}) {
+                             MinMax *Seen = nullptr, MinMax Bounds = {},
+                             bool *SawNaN = nullptr) {
   auto [Left, Right] = Edges;
   float Width = Right - Left;
   // Bin indices a chunk at a time, then the counting; index -1 collects the
@@ -157,14 +167,17 @@ std::vector<float> countBins(const float *X, int64_t N, int64_t Bins,
   for (int64_t Base = 0; Base < N; Base += Chunk) {
     int64_t M = std::min(Chunk, N - Base);
     if (Seen) {
-      MinMax Part = aminmaxFinite(X + Base, M);
+      bool NaN = false;
+      MinMax Part = aminmaxSkippingNaN(X + Base, M, NaN);
       Seen->Min = std::min(Seen->Min, Part.Min);
       Seen->Max = std::max(Seen->Max, Part.Max);
-      if (Seen->Min < Bounds.Min || Seen->Max > Bounds.Max) {
+      if (NaN || Seen->Min < Bounds.Min || Seen->Max > Bounds.Max) {
         // The caller starts over; complete the min/max for it.
-        Part = aminmaxFinite(X + Base + M, N - Base - M);
+        bool RestNaN = false;
+        Part = aminmaxSkippingNaN(X + Base + M, N - Base - M, RestNaN);
         Seen->Min = std::min(Seen->Min, Part.Min);
         Seen->Max = std::max(Seen->Max, Part.Max);
+        *SawNaN = NaN || RestNaN;
         break;
       }
     }
@@ -300,7 +313,7 @@ bool HistogramObserver::adjust(float Min, float Max, Adjusted &A) const {
       (MaxVal - MinVal) / static_cast<float>(Bins * Spec.UpsampleRate);
   float Span = static_cast<float>(Bins) * HistBinWidth;
   float Rate = std::ceil((Max - Min) / Span);
-  if (!(Rate <= MaxDownsampleRate))
+  if (!(Rate >= 1 && Rate <= MaxDownsampleRate))
     return false;
   A.DownsampleRate = static_cast<int64_t>(Rate);
   A.Min = Min;
@@ -326,10 +339,13 @@ void HistogramObserver::merge(std::vector<float> &New, const Adjusted &A) {
 
 void HistogramObserver::observe(const Tensor &X) {
   assert(X.dtype() == DType::F32 && "observers watch f32 tensors");
+  if (!Problem.empty())
+    return;
   const float *In = X.data<float>();
   int64_t N = X.numElements();
   int64_t Bins = Spec.Bins;
   MinMax Cur;
+  bool SawNaN = false;
   // same_values = min_val.item() == max_val.item()
   bool Fresh = !hasObserved() || MinVal == MaxVal;
   Adjusted A;
@@ -340,16 +356,20 @@ void HistogramObserver::observe(const Tensor &X) {
   if (!Fresh && adjust(MinVal, MaxVal, A) && pyInt(A.Min) != pyInt(A.Max)) {
     std::vector<float> New =
         countBins(In, N, Bins, histcEdges(pyInt(A.Min), pyInt(A.Max), Cur),
-                  &Cur, MinMax{MinVal, MaxVal});
-    if (Cur.Min > Cur.Max)
-      return; // Nothing finite (or nothing at all).
-    if (Cur.Min >= MinVal && Cur.Max <= MaxVal)
+                  &Cur, MinMax{MinVal, MaxVal}, &SawNaN);
+    if (Cur.Min > Cur.Max && !SawNaN)
+      return; // Empty.
+    if (!SawNaN && Cur.Min >= MinVal && Cur.Max <= MaxVal)
       return merge(New, A);
   } else {
-    Cur = aminmaxFinite(In, N);
-    if (Cur.Min > Cur.Max)
+    Cur = aminmaxSkippingNaN(In, N, SawNaN);
+    if (Cur.Min > Cur.Max && !SawNaN)
       return;
   }
+  Problem = histogramProblem(observerKindName(Spec.Kind), Cur, SawNaN,
+                             /*Int64Range=*/true);
+  if (!Problem.empty())
+    return;
   if (Fresh) {
     MinVal = Cur.Min;
     MaxVal = Cur.Max;
@@ -500,6 +520,8 @@ void HistogramObserver::nonLinearParamSearch(float &NewMin,
 }
 
 llvm::Expected<QuantParams> HistogramObserver::calculateQParams() const {
+  if (!Problem.empty())
+    return problemError(Problem);
   if (!hasObserved())
     return notObservedError(Spec);
   if (llvm::Error E = checkRange(MinVal, MaxVal))
@@ -509,6 +531,8 @@ llvm::Expected<QuantParams> HistogramObserver::calculateQParams() const {
   float Scale;
   int64_t ZeroPoint;
   qparamsFromRange(NewMin, NewMax, Spec, Scale, ZeroPoint);
+  if (llvm::Error E = checkScale(Scale, MinVal, MaxVal))
+    return E;
   return QuantParams::perTensor(Scale, ZeroPoint);
 }
 

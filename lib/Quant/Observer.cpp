@@ -76,9 +76,8 @@ QuantParams qfx::calculateQParams(double MinVal, double MaxVal,
   return QuantParams::perTensor(Scale, ZeroPoint);
 }
 
-/// Min and max over the non-NaN elements of \p X; \p SawNaN tells whether
-/// there were NaNs.
-static MinMax minMaxSkippingNaN(const float *X, int64_t N, bool &SawNaN) {
+MinMax quant_detail::aminmaxSkippingNaN(const float *X, int64_t N,
+                                        bool &SawNaN) {
   MinMax R;
   bool NaN = false;
   int64_t I = 0;
@@ -116,25 +115,34 @@ static MinMax minMaxSkippingNaN(const float *X, int64_t N, bool &SawNaN) {
 
 MinMax quant_detail::aminmax(const float *X, int64_t N) {
   bool SawNaN;
-  MinMax R = minMaxSkippingNaN(X, N, SawNaN);
+  MinMax R = aminmaxSkippingNaN(X, N, SawNaN);
   if (SawNaN)
     R.Min = R.Max = std::nanf("");
   return R;
 }
 
-MinMax quant_detail::aminmaxFinite(const float *X, int64_t N) {
-  bool SawNaN;
-  MinMax R = minMaxSkippingNaN(X, N, SawNaN);
-  if (R.Min != -Inf && R.Max != Inf)
-    return R;
-  // Rare: infinities present; filter them out.
-  R = MinMax();
-  for (int64_t I = 0; I < N; ++I)
-    if (std::isfinite(X[I])) {
-      R.Min = std::min(R.Min, X[I]);
-      R.Max = std::max(R.Max, X[I]);
-    }
-  return R;
+std::string quant_detail::histogramProblem(llvm::StringRef Kind, MinMax Seen,
+                                           bool SawNaN, bool Int64Range) {
+  std::string Value;
+  if (SawNaN)
+    Value = "nan";
+  else if (Seen.Max == Inf)
+    Value = "inf";
+  else if (Seen.Min == -Inf)
+    Value = "-inf";
+  if (!Value.empty())
+    return (Kind + " saw a non-finite value (" + Value +
+            ") during calibration; histogram observers need finite values")
+        .str();
+  // int(v) of a float fits int64 iff |v| < 2^63.
+  constexpr float Limit = 0x1p63f;
+  if (!Int64Range || (Seen.Min > -Limit && Seen.Max < Limit))
+    return "";
+  float Big = Seen.Max >= Limit ? Seen.Max : Seen.Min;
+  return (Kind + " saw " + formatNumber(Big) +
+          " during calibration; it needs magnitudes below 2^63 (PyTorch's "
+          "int() of the histogram range overflows there)")
+      .str();
 }
 
 /// torch.min / torch.max of two floats: NaN wins.
@@ -239,6 +247,19 @@ llvm::Error quant_detail::checkRange(float MinVal, float MaxVal) {
   return llvm::Error::success();
 }
 
+llvm::Error quant_detail::checkScale(float Scale, float MinVal, float MaxVal) {
+  if (std::isfinite(Scale))
+    return llvm::Error::success();
+  return makeError("observed range [" + formatNumber(MinVal) + ", " +
+                   formatNumber(MaxVal) + "] gives a non-finite scale (" +
+                   formatNumber(Scale) +
+                   "); quantization needs a range narrower than float's");
+}
+
+llvm::Error quant_detail::problemError(const std::string &Problem) {
+  return makeError(Problem);
+}
+
 //===----------------------------------------------------------------------===//
 // Observer
 //===----------------------------------------------------------------------===//
@@ -320,7 +341,10 @@ llvm::Expected<QuantParams> MinMaxObserver::calculateQParams() const {
     return notObservedError(Spec);
   if (llvm::Error E = checkRange(MinVal, MaxVal))
     return E;
-  return qfx::calculateQParams(MinVal, MaxVal, Spec);
+  QuantParams QP = qfx::calculateQParams(MinVal, MaxVal, Spec);
+  if (llvm::Error E = checkScale(static_cast<float>(QP.Scale), MinVal, MaxVal))
+    return E;
+  return QP;
 }
 
 std::vector<NamedTensor> MinMaxObserver::state() const {
@@ -347,8 +371,8 @@ void PerChannelMinMaxObserver::observe(const Tensor &X) {
   if (X.numElements() == 0 || !Problem.empty())
     return;
   if (Spec.ChAxis >= X.rank()) {
-    Problem = ("ch_axis " + Twine(Spec.ChAxis) + " is out of range for a " +
-               formatShape(X.shape()) + " tensor")
+    Problem = (observerKindName(Spec.Kind) + ": ch_axis " + Twine(Spec.ChAxis) +
+               " is out of range for a " + formatShape(X.shape()) + " tensor")
                   .str();
     return;
   }
@@ -358,9 +382,9 @@ void PerChannelMinMaxObserver::observe(const Tensor &X) {
   for (int64_t I = Spec.ChAxis + 1; I < X.rank(); ++I)
     Inner *= X.dim(I);
   if (!MinVals.empty() && static_cast<int64_t>(MinVals.size()) != C) {
-    Problem =
-        ("observed " + Twine(C) + " channels after " + Twine(MinVals.size()))
-            .str();
+    Problem = (observerKindName(Spec.Kind) + ": observed " + Twine(C) +
+               " channels after " + Twine(MinVals.size()))
+                  .str();
     return;
   }
   std::vector<MinMax> Cur(C);
@@ -395,7 +419,7 @@ void PerChannelMinMaxObserver::observe(const Tensor &X) {
 
 llvm::Expected<QuantParams> PerChannelMinMaxObserver::calculateQParams() const {
   if (!Problem.empty())
-    return makeError(observerKindName(Spec.Kind) + ": " + Problem);
+    return problemError(Problem);
   if (!hasObserved())
     return notObservedError(Spec);
   std::vector<double> Scales(MinVals.size());
@@ -405,6 +429,8 @@ llvm::Expected<QuantParams> PerChannelMinMaxObserver::calculateQParams() const {
       return prefixError(std::move(E), ("channel " + Twine(Ch)).str());
     float Scale;
     qparamsFromRange(MinVals[Ch], MaxVals[Ch], Spec, Scale, ZeroPoints[Ch]);
+    if (llvm::Error E = checkScale(Scale, MinVals[Ch], MaxVals[Ch]))
+      return prefixError(std::move(E), ("channel " + Twine(Ch)).str());
     Scales[Ch] = Scale;
   }
   return QuantParams::perChannel(std::move(Scales), std::move(ZeroPoints),

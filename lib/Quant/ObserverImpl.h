@@ -54,8 +54,16 @@ struct MinMax {
   float Max = -Inf;
 };
 MinMax aminmax(const float *X, int64_t N);
-/// The same over finite elements only (histogram observers skip the rest).
-MinMax aminmaxFinite(const float *X, int64_t N);
+/// The same over the non-NaN elements (infinities included); \p SawNaN
+/// tells whether there were NaNs.
+MinMax aminmaxSkippingNaN(const float *X, int64_t N, bool &SawNaN);
+/// The problem() of a histogram observer (\p Kind) that saw a tensor with
+/// extremes \p Seen (NaN skipped) and, if \p SawNaN, NaNs: these observers
+/// need finite values, and HistogramObserver (\p Int64Range) magnitudes
+/// below 2^63, where PyTorch's int() of the range overflows. Empty if the
+/// tensor is fine.
+std::string histogramProblem(llvm::StringRef Kind, MinMax Seen, bool SawNaN,
+                             bool Int64Range);
 
 /// A 0-dim f32 buffer.
 NamedTensor scalarBuffer(llvm::StringRef Name, float V);
@@ -81,6 +89,12 @@ llvm::Error notObservedError(const ObserverSpec &Spec);
 std::string formatNumber(double V);
 /// Errors for unusable ranges (NaN, min > max); success otherwise.
 llvm::Error checkRange(float MinVal, float MaxVal);
+/// An error if \p Scale, computed from the observed range [\p MinVal, \p
+/// MaxVal], is not finite (a range wider than the float range: PyTorch's
+/// scale is inf there, which no quantized tensor can use).
+llvm::Error checkScale(float Scale, float MinVal, float MaxVal);
+/// The error of calculateQParams for a non-empty problem().
+llvm::Error problemError(const std::string &Problem);
 
 /// MinMaxObserver and MovingAverageMinMaxObserver.
 class MinMaxObserver : public Observer {
@@ -109,9 +123,6 @@ public:
 
 private:
   std::vector<float> MinVals, MaxVals;
-  /// A tensor observe() could not use (PyTorch raises there); reported by
-  /// calculateQParams.
-  std::string Problem;
 };
 
 /// PyTorch 1.13's HistogramObserver, bit for bit.

@@ -3,8 +3,11 @@
 #include "qfx/Quant/ObserverModule.h"
 
 #include "qfx/IR/GraphModule.h"
+#include "qfx/IR/Printer.h"
 #include "qfx/Quant/Quantize.h"
 #include "qfx/Support/Error.h"
+
+#include <cmath>
 
 using namespace qfx;
 
@@ -101,6 +104,17 @@ static void storeQParams(ModuleInfo &M, const QuantParams &QP) {
   M.setTensor("zero_point", std::move(Z), true);
 }
 
+/// Zero point \p I of a FakeQuantize module's buffer \p Z: an integer that
+/// fits int32 (a loaded file may hold anything).
+static llvm::Expected<int64_t> zeroPointAt(const Tensor &Z, int64_t I,
+                                           llvm::StringRef Path) {
+  double V = Z.getAsDouble(I);
+  if (!(std::fabs(V) < 0x1p31) || V != std::trunc(V))
+    return makeError("FakeQuantize '" + Path + "': zero_point " +
+                     formatFloat(V) + " is not an int32");
+  return static_cast<int64_t>(V);
+}
+
 /// Fake-quantizes \p X with the module's current scale / zero_point; with
 /// \p Mask, also stores the straight-through estimator's mask there.
 static llvm::Expected<Tensor>
@@ -116,8 +130,10 @@ fakeQuantize(const ModuleInfo &M, const ObserverSpec &Spec,
                     Spec.Scheme == QScheme::PerChannelSymmetric;
   if (!PerChannel) {
     double Scale = S->getAsDouble(0);
-    auto Zp = static_cast<int64_t>(Z->getAsDouble(0));
-    return fakeQuantizePerTensor(X, Scale, Zp, Spec.QuantMin, Spec.QuantMax,
+    auto Zp = zeroPointAt(*Z, 0, Path);
+    if (!Zp)
+      return Zp.takeError();
+    return fakeQuantizePerTensor(X, Scale, *Zp, Spec.QuantMin, Spec.QuantMax,
                                  Mask);
   }
   int64_t Axis = Spec.ChAxis < 0 ? Spec.ChAxis + X.rank() : Spec.ChAxis;
@@ -130,7 +146,10 @@ fakeQuantize(const ModuleInfo &M, const ObserverSpec &Spec,
   std::vector<int64_t> Zps;
   for (int64_t I = 0; I < S->numElements(); ++I) {
     Scales.push_back(S->getAsDouble(I));
-    Zps.push_back(static_cast<int64_t>(Z->getAsDouble(I)));
+    auto Zp = zeroPointAt(*Z, I, Path);
+    if (!Zp)
+      return Zp.takeError();
+    Zps.push_back(*Zp);
   }
   return fakeQuantizePerChannel(X, Scales, Zps, Axis, Spec.QuantMin,
                                 Spec.QuantMax, Mask);
@@ -153,9 +172,18 @@ llvm::Expected<Tensor> qfx::runObserverModule(ModuleInfo &M,
   auto O = loadObserver(M);
   if (!O)
     return Fail(O.takeError());
-  if (!isFakeQuantizeModule(M)) {
+  // PyTorch's observers raise on some tensors (NaN for a histogram, a
+  // change of channel count); so does calibration, keeping the state.
+  auto Observe = [&]() -> llvm::Error {
     (*O)->observe(X);
+    if (!(*O)->problem().empty())
+      return Fail(makeError((*O)->problem()));
     storeObserver(**O, M);
+    return llvm::Error::success();
+  };
+  if (!isFakeQuantizeModule(M)) {
+    if (llvm::Error E = Observe())
+      return E;
     return X;
   }
   auto ObserverOn = readSwitch(M, "observer_enabled", Path);
@@ -165,8 +193,8 @@ llvm::Expected<Tensor> qfx::runObserverModule(ModuleInfo &M,
   if (!FakeQuantOn)
     return FakeQuantOn.takeError();
   if (*ObserverOn) {
-    (*O)->observe(X);
-    storeObserver(**O, M);
+    if (llvm::Error E = Observe())
+      return E;
     auto QP = (*O)->calculateQParams();
     if (!QP)
       return Fail(QP.takeError());

@@ -10,6 +10,7 @@
 #include "QuantKernels.h"
 
 #include "qfx/IR/GraphModule.h"
+#include "qfx/IR/Verifier.h"
 #include "qfx/Support/Error.h"
 
 #include "llvm/ADT/STLExtras.h"
@@ -199,6 +200,15 @@ qfx::bindArgs(const OpDef &Def, std::vector<Operand> Positional,
   }
   return BoundArgs(Def.Name, std::move(Names), std::move(Values));
 }
+
+/// The verifier rejects call_function / call_method nodes whose target is
+/// not in the op table, so unknown ops fail when a graph is loaded, not
+/// when it runs. Installed in every binary that can run a graph.
+static const bool OpTargetCheckInstalled = [] {
+  setOpTargetCheck(
+      [](llvm::StringRef Name) -> bool { return lookupOp(Name) != nullptr; });
+  return true;
+}();
 
 static llvm::Expected<const OpDef *> findOp(llvm::StringRef Name) {
   if (const OpDef *D = lookupOp(Name))

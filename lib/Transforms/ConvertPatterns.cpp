@@ -240,7 +240,8 @@ llvm::Expected<ActQuant> convert::activationQuant(const ModuleInfo &M,
                      "') observed no data: calibrate before convert");
   auto QP = (*Obs)->calculateQParams();
   if (!QP)
-    return prefixError(QP.takeError(), Path);
+    return prefixError(QP.takeError(),
+                       (Path + " (observing '" + Observed + "')").str());
   if (!QP->isPerTensor())
     return makeError(Path + " (observing '" + Observed +
                      "'): activations must be quantized per tensor");

@@ -2,6 +2,8 @@
 // round trips, errors, and the behaviour of the calibrators PyTorch lacks.
 #include "qfx/Quant/Observer.h"
 
+#include "qfx/Quant/ObserverModule.h"
+
 #include "qfx/IR/GraphModule.h"
 #include "qfx/Quant/Quantize.h"
 #include "qfx/Support/Error.h"
@@ -496,9 +498,7 @@ TEST_CASE("histogram observer on special inputs", "[quant]") {
   ObserverSpec Spec = ObserverSpec::make(ObserverKind::Histogram, DType::U8,
                                          QScheme::PerTensorAffine);
   std::unique_ptr<Observer> O = Observer::create(Spec);
-  // Constant data, then non-finite values only: the latter are ignored.
   O->observe(floats({2, 2, 2}));
-  O->observe(floats({std::numeric_limits<float>::infinity(), std::nanf("")}));
   std::vector<NamedTensor> S = O->state();
   CHECK(stateBuffer(S, "min_val")->getAsDouble(0) == 2.0);
   CHECK(stateBuffer(S, "max_val")->getAsDouble(0) == 2.0);
@@ -507,11 +507,137 @@ TEST_CASE("histogram observer on special inputs", "[quant]") {
   CHECK(QP.ZeroPoint == 0);
   // A range that grows by a huge factor restarts instead of allocating.
   O->observe(floats({2.0f, 2.0f + 0x1p-20f}));
-  O->observe(floats({-1e30f, 1e30f}));
+  O->observe(floats({-1e18f, 1e18f}));
   S = O->state();
-  CHECK(stateBuffer(S, "min_val")->getAsDouble(0) == -1e30f);
-  CHECK(stateBuffer(S, "max_val")->getAsDouble(0) == 1e30f);
+  CHECK(stateBuffer(S, "min_val")->getAsDouble(0) == -1e18f);
+  CHECK(stateBuffer(S, "max_val")->getAsDouble(0) == 1e18f);
   qparamsOf(*O);
+}
+
+TEST_CASE("histogram observers refuse tensors PyTorch's HistogramObserver "
+          "raises on",
+          "[quant]") {
+  float Inf = std::numeric_limits<float>::infinity();
+  float NaN = std::nanf("");
+  struct Case {
+    ObserverKind Kind;
+    std::vector<float> Data;
+    std::string Message;
+  };
+  const char *Finite = " during calibration; histogram observers need finite "
+                       "values";
+  const char *Int64 = " during calibration; it needs magnitudes below 2^63 "
+                      "(PyTorch's int() of the histogram range overflows "
+                      "there)";
+  std::vector<Case> Cases = {
+      {ObserverKind::Histogram,
+       {1, NaN, 2},
+       std::string("HistogramObserver saw a non-finite value (nan)") + Finite},
+      {ObserverKind::Histogram,
+       {NaN},
+       std::string("HistogramObserver saw a non-finite value (nan)") + Finite},
+      {ObserverKind::Histogram,
+       {Inf, 1},
+       std::string("HistogramObserver saw a non-finite value (inf)") + Finite},
+      {ObserverKind::Histogram,
+       {-Inf, 1},
+       std::string("HistogramObserver saw a non-finite value (-inf)") + Finite},
+      // These crashed: the bin index overflowed.
+      {ObserverKind::Histogram,
+       {3.4e38f, 0, 0, 0},
+       "HistogramObserver saw 3.39999995e+38" + std::string(Int64)},
+      {ObserverKind::Histogram,
+       {0x1p95f, 0, 0, -1},
+       "HistogramObserver saw 3.96140813e+28" + std::string(Int64)},
+      {ObserverKind::Histogram,
+       {-3e38f, 3e38f},
+       "HistogramObserver saw 3.00000001e+38" + std::string(Int64)},
+      {ObserverKind::Histogram,
+       {-0x1p63f, 0},
+       "HistogramObserver saw -9.22337204e+18" + std::string(Int64)},
+      {ObserverKind::Percentile,
+       {NaN, Inf},
+       std::string("PercentileObserver saw a non-finite value (nan)") + Finite},
+      {ObserverKind::Entropy,
+       {1, -Inf},
+       std::string("EntropyObserver saw a non-finite value (-inf)") + Finite},
+      {ObserverKind::MSE,
+       {Inf},
+       std::string("MSEObserver saw a non-finite value (inf)") + Finite},
+  };
+  for (const Case &C : Cases) {
+    INFO(observerKindName(C.Kind).str() << " " << C.Message);
+    std::unique_ptr<Observer> O = Observer::create(
+        ObserverSpec::make(C.Kind, DType::U8, QScheme::PerTensorAffine));
+    O->observe(floats({-1, 1}));
+    std::vector<NamedTensor> Before = O->state();
+    O->observe(floats(C.Data));
+    CHECK(O->problem() == C.Message);
+    CHECK(qparamsError(*O) == C.Message);
+    // The refused tensor left the state alone, and so do later ones.
+    O->observe(floats({-5, 5}));
+    std::vector<NamedTensor> After = O->state();
+    REQUIRE(After.size() == Before.size());
+    for (size_t I = 0; I < After.size(); ++I)
+      CHECK(After[I].Value.identical(Before[I].Value));
+    // Fresh, too.
+    std::unique_ptr<Observer> F = Observer::create(
+        ObserverSpec::make(C.Kind, DType::U8, QScheme::PerTensorAffine));
+    F->observe(floats(C.Data));
+    CHECK(qparamsError(*F) == C.Message);
+  }
+  // Below 2^63 PyTorch's observer works, and so does qfx's.
+  std::unique_ptr<Observer> O = Observer::create(ObserverSpec::make(
+      ObserverKind::Histogram, DType::U8, QScheme::PerTensorAffine));
+  O->observe(floats({0x1p62f, 0, 1, -1}));
+  CHECK(O->problem() == "");
+  qparamsOf(*O);
+}
+
+TEST_CASE("histogram bins match torch.histc for any bin count", "[quant]") {
+  // 1.13's kernel computes (x - left) / width * bins in float (so no finite
+  // value overflows); with 3000 bins that differs from (x - left) * bins /
+  // width: PyTorch's HistogramObserver(bins=3000) puts 2.5149998664855957
+  // of [0, 3, x] in bin 2515, not 2514.
+  ObserverSpec Spec = ObserverSpec::make(ObserverKind::Histogram, DType::U8,
+                                         QScheme::PerTensorAffine);
+  Spec.Bins = 3000;
+  std::unique_ptr<Observer> O = Observer::create(Spec);
+  O->observe(floats({0.0f, 3.0f, 2.5149998664855957f}));
+  std::vector<NamedTensor> S = O->state();
+  const Tensor *H = stateBuffer(S, "histogram");
+  REQUIRE(H);
+  CHECK(H->data<float>()[0] == 1.0f);
+  CHECK(H->data<float>()[2515] == 1.0f);
+  CHECK(H->data<float>()[2999] == 1.0f);
+}
+
+TEST_CASE("qparams of a range wider than float's are an error", "[quant]") {
+  for (ObserverKind K :
+       {ObserverKind::MinMax, ObserverKind::MovingAverageMinMax,
+        ObserverKind::Percentile}) {
+    INFO(observerKindName(K).str());
+    std::unique_ptr<Observer> O = Observer::create(
+        ObserverSpec::make(K, DType::U8, QScheme::PerTensorAffine));
+    O->observe(floats({-3e38f, 3e38f}));
+    CHECK(qparamsError(*O) ==
+          "observed range [-3.00000001e+38, 3.00000001e+38] gives a "
+          "non-finite scale (inf); quantization needs a range narrower than "
+          "float's");
+  }
+  // PyTorch's symmetric scale, max(|min|, |max|) / 127.5, stays finite.
+  std::unique_ptr<Observer> Sym = Observer::create(ObserverSpec::make(
+      ObserverKind::MinMax, DType::S8, QScheme::PerTensorSymmetric));
+  Sym->observe(floats({-3e38f, 3e38f}));
+  CHECK(qparamsOf(*Sym).Scale == static_cast<double>(3e38f / 127.5f));
+  ObserverSpec PC = ObserverSpec::make(ObserverKind::PerChannelMinMax,
+                                       DType::S8, QScheme::PerChannelAffine);
+  std::unique_ptr<Observer> P = Observer::create(PC);
+  P->observe(Tensor::fromFloats({2, 2}, {1, 2, -3e38f, 3e38f}));
+  CHECK(qparamsError(*P) ==
+        "channel 1: observed range [-3.00000001e+38, 3.00000001e+38] gives a "
+        "non-finite scale (inf); quantization needs a range narrower than "
+        "float's");
 }
 
 TEST_CASE("calibrators clip a far outlier", "[quant]") {
@@ -647,4 +773,45 @@ TEST_CASE("calibrator histograms do not depend on batch order", "[quant]") {
         WantNeg += X < 0;
     CHECK(Neg == static_cast<double>(WantNeg));
   }
+}
+
+TEST_CASE("calibration through observer modules fails on refused tensors",
+          "[quant]") {
+  auto RunErr = [](ModuleInfo &M, const Tensor &X) {
+    llvm::Expected<Tensor> R =
+        runObserverModule(M, "activation_post_process_0", X);
+    return R ? std::string() : errorToString(R.takeError());
+  };
+  ModuleInfo M;
+  initObserverModule(M, ObserverSpec::make(ObserverKind::Histogram, DType::U8,
+                                           QScheme::PerTensorAffine));
+  CHECK(RunErr(M, floats({-1, 1})) == "");
+  // Before: the NaN was dropped and convert said "observed no data".
+  CHECK(RunErr(M, floats({std::nanf(""), 0})) ==
+        "observer 'activation_post_process_0': HistogramObserver saw a "
+        "non-finite value (nan) during calibration; histogram observers need "
+        "finite values");
+  // The state is that of the first batch.
+  llvm::Expected<std::unique_ptr<Observer>> O = loadObserver(M);
+  if (!O)
+    FAIL(errorToString(O.takeError()));
+  CHECK(stateBuffer((*O)->state(), "max_val")->getAsDouble(0) == 1.0);
+
+  // A FakeQuantize whose zero_point buffer is no int32 (a loaded file).
+  ModuleInfo FQ;
+  initFakeQuantizeModule(FQ, ObserverSpec::make(ObserverKind::MinMax, DType::U8,
+                                                QScheme::PerTensorAffine));
+  FQ.setTensor("observer_enabled", Tensor(DType::U8, {}), true);
+  Tensor Zp(DType::F32, {1});
+  Zp.data<float>()[0] = std::nanf("");
+  FQ.setTensor("zero_point", Zp, true);
+  FQ.setTensor("scale", Tensor::fromFloats({1}, {0.5f}), true);
+  CHECK(RunErr(FQ, floats({1, 2})) ==
+        "FakeQuantize 'activation_post_process_0': zero_point nan is not an "
+        "int32");
+  Zp.data<float>()[0] = 3e9f;
+  FQ.setTensor("zero_point", Zp, true);
+  CHECK(RunErr(FQ, floats({1, 2})) ==
+        "FakeQuantize 'activation_post_process_0': zero_point 3e+09 is not an "
+        "int32");
 }

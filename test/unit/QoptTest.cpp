@@ -18,6 +18,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -479,4 +480,47 @@ TEST_CASE("qopt --run and --calibrate take float64 .npy data", "[qopt]") {
                         Dir.file("observed.json")});
   INFO(C.Err);
   CHECK(C.Status == 0);
+}
+
+TEST_CASE("qopt --calibrate with x86 observers rejects non-finite and huge "
+          "values by name",
+          "[qopt]") {
+  // HistogramObserver crashed on the huge values (a bin index overflowed)
+  // and ignored NaN, so convert later said "observed no data".
+  const float Inf = std::numeric_limits<float>::infinity();
+  const char *Finite = " during calibration; histogram observers need finite "
+                       "values";
+  const char *Int64 = " during calibration; it needs magnitudes below 2^63 "
+                      "(PyTorch's int() of the histogram range overflows "
+                      "there)";
+  struct Case {
+    float A, B;
+    std::string Message;
+  } Cases[] = {
+      {3.4e38f, 0, "HistogramObserver saw 3.39999995e+38" + std::string(Int64)},
+      {0x1p95f, -1,
+       "HistogramObserver saw 3.96140813e+28" + std::string(Int64)},
+      {-3e38f, 3e38f,
+       "HistogramObserver saw 3.00000001e+38" + std::string(Int64)},
+      {std::nanf(""), 1,
+       "HistogramObserver saw a non-finite value (nan)" + std::string(Finite)},
+      {-Inf, 1,
+       "HistogramObserver saw a non-finite value (-inf)" + std::string(Finite)},
+  };
+  for (const Case &C : Cases) {
+    INFO(C.Message);
+    TempDir Dir;
+    std::vector<float> V(8, 0.0f);
+    V[0] = C.A;
+    V[5] = C.B;
+    std::string Data = Dir.file("data.npy");
+    REQUIRE(!writeNpy(Data, Tensor::fromFloats({2, 1, 2, 2}, V)));
+    Result R = qopt(Dir, {model(), "--qconfig=" + DataDir + "qconfig.json",
+                          "--passes=fuse,qconfig-propagation,prepare",
+                          "--calibrate=" + Data, "-o", Dir.file("out.qir")});
+    CHECK(R.Status == 1);
+    CHECK(contains(R.Err, "batch at row 0: node 'activation_post_process_0': "
+                          "observer 'activation_post_process_0': " +
+                              C.Message + "\n"));
+  }
 }

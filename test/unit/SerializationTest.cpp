@@ -67,7 +67,7 @@ void addRichGraph(GraphModule &GM) {
                              Argument::boolean(false), Argument::ints({})}));
   C->setMeta("", Argument::real(1.0));
   Node *F =
-      G.callFunction("clamp", {C, Argument::real(-Inf), Argument::real(Inf)},
+      G.callFunction("hardtanh", {C, Argument::real(-Inf), Argument::real(Inf)},
                      {{"nan_value", Argument::real(NaN)},
                       {"inplace", Argument::boolean(true)},
                       {"alpha", Argument::none()}});

@@ -89,8 +89,8 @@ TEST_CASE("verifier: use before definition", "[ir][verifier]") {
   Net N;
   SECTION("created before its input") {
     N.graph().setInsertPoint(N.Conv1);
-    N.graph().callFunction("neg", {N.Relu});
-    CHECK(N.errors() == Lines{"node 'neg': uses 'relu' before it is defined"});
+    N.graph().callFunction("tanh", {N.Relu});
+    CHECK(N.errors() == Lines{"node 'tanh': uses 'relu' before it is defined"});
   }
   SECTION("moved before its input") {
     N.graph().moveBefore(N.Reshape, N.Relu);
@@ -135,16 +135,16 @@ TEST_CASE("verifier: two outputs", "[ir][verifier]") {
 
 TEST_CASE("verifier: output not last", "[ir][verifier]") {
   Net N;
-  N.graph().callFunction("neg", {N.X});
+  N.graph().callFunction("tanh", {N.X});
   CHECK(N.errors() == Lines{"node 'output': output must be the last node"});
 }
 
 TEST_CASE("verifier: output with users", "[ir][verifier]") {
   Net N;
-  N.graph().callFunction("neg", {N.Out});
+  N.graph().callFunction("tanh", {N.Out});
   CHECK(N.errors() == Lines{"node 'output': output node has users",
                             "node 'output': output must be the last node",
-                            "node 'neg': uses the output node 'output'"});
+                            "node 'tanh': uses the output node 'output'"});
 }
 
 TEST_CASE("verifier: output arguments", "[ir][verifier]") {
@@ -259,9 +259,9 @@ TEST_CASE("verifier: call_function and call_method", "[ir][verifier]") {
   Net N;
   SECTION("call_method without the object") {
     N.graph().setInsertPoint(N.Out);
-    N.graph().callMethod("size", {});
+    N.graph().callMethod("view", {});
     CHECK(N.errors() ==
-          Lines{"node 'size': call_method needs the object as its first "
+          Lines{"node 'view': call_method needs the object as its first "
                 "argument"});
   }
   SECTION("empty targets") {
@@ -270,6 +270,16 @@ TEST_CASE("verifier: call_function and call_method", "[ir][verifier]") {
     CHECK(N.errors() ==
           Lines{"node 'relu': call_function has an empty target",
                 "node 'reshape': call_method has an empty target"});
+  }
+  SECTION("unknown ops") {
+    // These loaded and failed only when run or compiled.
+    N.Relu->setTarget("frobnicate");
+    N.Reshape->setTarget("twist");
+    CHECK(N.errors() ==
+          Lines{"node 'relu': call_function target 'frobnicate' is not a "
+                "known op",
+                "node 'reshape': call_method target 'twist' is not a known "
+                "op"});
   }
 }
 
@@ -379,13 +389,13 @@ TEST_CASE("verifier reports every problem in graph order", "[ir][verifier]") {
   // Three independent problems at three places in the graph.
   N.Offset->setTarget("missing");
   G.setInsertPoint(N.Fc);
-  G.callMethod("size", {});
+  G.callMethod("view", {});
   G.setInsertPoint(N.Out);
   G.callModule("conv2", {N.Add});
 
   Lines E = N.errors();
   CHECK(E == Lines{"node 'offset': get_attr target 'missing' is not a tensor",
-                   "node 'size': call_method needs the object as its first "
+                   "node 'view': call_method needs the object as its first "
                    "argument",
                    "node 'conv2': call_module target 'conv2' is not a "
                    "module"});
@@ -396,7 +406,7 @@ TEST_CASE("verifier reports every problem in graph order", "[ir][verifier]") {
 
   // A problem of the output node comes after those of earlier nodes.
   G.setInsertPointToEnd();
-  G.callFunction("after", {N.X});
+  G.callFunction("sigmoid", {N.X});
   Lines More = N.errors();
   CHECK(More ==
         Lines{E[0], E[1], E[2], "node 'output': output must be the last node"});

@@ -18,6 +18,7 @@
 #include "llvm/Support/Error.h"
 
 #include <memory>
+#include <string>
 #include <vector>
 
 namespace qfx {
@@ -37,12 +38,19 @@ public:
 
   const ObserverSpec &spec() const { return Spec; }
 
-  /// Records one f32 tensor (a batch).
+  /// Records one f32 tensor (a batch), unless it is one PyTorch's observer
+  /// raises on (see problem()).
   virtual void observe(const Tensor &X) = 0;
+  /// Why observe() refused a tensor where PyTorch's observer raises (e.g. a
+  /// NaN for a histogram observer), or empty. The refused tensor is not
+  /// recorded; later ones are ignored and calculateQParams reports the
+  /// problem. Calibration (runObserverModule) fails with it at once.
+  const std::string &problem() const { return Problem; }
   /// Whether anything has been observed.
   virtual bool hasObserved() const = 0;
   /// Scale and zero point (per tensor or per channel), as PyTorch's
-  /// calculate_qparams; an error if nothing was observed.
+  /// calculate_qparams; an error if nothing was observed, if observe()
+  /// refused a tensor, or if the observed range gives a non-finite scale.
   virtual llvm::Expected<QuantParams> calculateQParams() const = 0;
 
   /// State as buffers ("min_val", "max_val", "histogram" ...), in a fixed
@@ -56,6 +64,8 @@ public:
 
 protected:
   ObserverSpec Spec;
+  /// See problem().
+  std::string Problem;
 };
 
 /// PyTorch's _calculate_qparams for a per-tensor range (min_val, max_val are
