@@ -17,6 +17,7 @@
 #include "qfx/Quant/QConfigMapping.h"
 #include "qfx/Runtime/Interpreter.h"
 #include "qfx/Support/Error.h"
+#include "qfx/Support/Flags.h"
 #include "qfx/Support/Idx.h"
 #include "qfx/Trace/SymbolicTrace.h"
 #include "qfx/Transforms/Pass.h"
@@ -30,6 +31,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -176,8 +179,41 @@ compileFor(const GraphModule &GM, int64_t Batch) {
   return compile(GM, Opts);
 }
 
+/// Runs batches of \p Batch rows on \p Full (compiled from \p GM for that
+/// batch size) and any other batch, like the shorter last one of the test
+/// set, on a module compiled from \p GM for its size on first use.
+static Runner evalRunner(CompiledModule &Full, int64_t Batch,
+                         const GraphModule &GM) {
+  auto Others =
+      std::make_shared<std::map<int64_t, std::unique_ptr<CompiledModule>>>();
+  return
+      [&Full, Batch, &GM, Others](const Tensor &X) -> llvm::Expected<Tensor> {
+        if (X.dim(0) == Batch)
+          return compiledRunner(Full)(X);
+        std::unique_ptr<CompiledModule> &CM = (*Others)[X.dim(0)];
+        if (!CM) {
+          auto C = compileFor(GM, X.dim(0));
+          if (!C)
+            return C.takeError();
+          CM = std::move(*C);
+        }
+        return compiledRunner(*CM)(X);
+      };
+}
+
+static llvm::Error checkFlags() {
+  if (llvm::Error E = checkFlagRange("--threads", Threads, 0, MaxThreads))
+    return E;
+  if (llvm::Error E =
+          checkFlagRange("--calibration-images", NumCalib, 1, MaxFlagCount))
+    return E;
+  return checkFlagRange("--test-images", NumTest, 1, MaxFlagCount);
+}
+
 static llvm::Error run() {
   auto Start = Clock::now();
+  if (llvm::Error E = checkFlags())
+    return E;
   if (std::error_code EC = llvm::sys::fs::create_directories(OutDir))
     return fileError(OutDir, "cannot create directory: " + EC.message());
 
@@ -187,15 +223,17 @@ static llvm::Error run() {
     return E;
   Net.eval();
   auto TrainX = readIdx(DataDir + "/train-images-idx3-ubyte.gz", NumCalib);
-  auto TestX = readIdx(DataDir + "/t10k-images-idx3-ubyte.gz", NumTest);
-  auto TestY = readIdx(DataDir + "/t10k-labels-idx1-ubyte.gz", NumTest);
   if (!TrainX)
     return TrainX.takeError();
-  if (!TestX)
-    return TestX.takeError();
-  if (!TestY)
-    return TestY.takeError();
-  Tensor Calib = normalizeImages(*TrainX), Test = normalizeImages(*TestX);
+  // Checked to match the images, as evaluate indexes labels by image row.
+  auto TestSet =
+      readIdxPair(DataDir + "/t10k-images-idx3-ubyte.gz",
+                  DataDir + "/t10k-labels-idx1-ubyte.gz", NumTest, 10);
+  if (!TestSet)
+    return TestSet.takeError();
+  const Tensor *TestY = &TestSet->Labels;
+  Tensor Calib = normalizeImages(*TrainX),
+         Test = normalizeImages(TestSet->Images);
 
   // 2. Trace, fuse, prepare.
   auto Float = symbolicTrace(
@@ -263,12 +301,12 @@ static llvm::Error run() {
   if (!Quiet)
     (*Q100)->print(llvm::outs());
 
-  auto FScores =
-      evaluate(compiledRunner(**F100), Test, *TestY, 100, "float eval");
+  auto FScores = evaluate(evalRunner(**F100, 100, **Float), Test, *TestY, 100,
+                          "float eval");
   if (!FScores)
     return FScores.takeError();
-  auto QScores =
-      evaluate(compiledRunner(**Q100), Test, *TestY, 100, "int8 eval");
+  auto QScores = evaluate(evalRunner(**Q100, 100, **Quantized), Test, *TestY,
+                          100, "int8 eval");
   if (!QScores)
     return QScores.takeError();
   int64_t Agree = 0;
@@ -285,6 +323,8 @@ static llvm::Error run() {
   llvm::outs() << "\n== latency (median, " << Threads << " threads) ==\n"
                << "  batch    float (us)    int8 (us)   speedup\n";
   for (int64_t Batch : {int64_t(1), int64_t(64)}) {
+    if (Batch > Test.dim(0)) // too few test images to time this batch
+      continue;
     auto FC = compileFor(**Float, Batch), QC = compileFor(**Quantized, Batch);
     if (!FC)
       return FC.takeError();
