@@ -14,6 +14,7 @@
 #include "qfx/Runtime/ModuleRunner.h"
 #include "qfx/Runtime/Op.h"
 #include "qfx/Support/Error.h"
+#include "qfx/Support/Flags.h"
 
 #include "llvm/ADT/STLExtras.h"
 
@@ -1153,6 +1154,14 @@ dequantizeWeightOnly(const GraphModule &GM) {
 
 llvm::Expected<std::unique_ptr<CompiledModule>>
 qfx::compile(const GraphModule &GM, const CompileOptions &Opts) {
+  // OpenMP aborts on absurd thread counts; a batch larger than any tensor
+  // would overflow the shapes inferred from it.
+  if (llvm::Error E = checkFlagRange("compile: thread count", Opts.NumThreads,
+                                     0, MaxThreads))
+    return std::move(E);
+  if (llvm::Error E = checkFlagRange("compile: batch size", Opts.BatchSize, 0,
+                                     MaxFlagCount))
+    return std::move(E);
   auto P = std::make_unique<Program>();
   P->Profiling = Opts.Profile;
   auto Dequantized = dequantizeWeightOnly(GM);

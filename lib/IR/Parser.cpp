@@ -295,17 +295,6 @@ bool Parser::parseTensorDecl(ModuleInfo &M, StringRef Path) {
   if (!N)
     return error(NameOffset,
                  "tensor '" + Name + "': " + errorToString(N.takeError()));
-  // A zero extent makes the count 0 whatever the other extents are, but
-  // Tensor multiplies them all, so their product must not overflow either.
-  Shape NonZero;
-  llvm::copy_if(Ty.Dims, std::back_inserter(NonZero),
-                [](int64_t D) { return D != 0; });
-  if (Expected<int64_t> Rest = checkedNumElements(NonZero); !Rest) {
-    consumeError(Rest.takeError());
-    return error(NameOffset, "tensor '" + Name + "': shape " +
-                                 formatShape(Ty.Dims) +
-                                 " has too many elements");
-  }
 
   Tensor T = Tensor::declared(Ty.Dtype, Ty.Dims);
   if (Tok.is(Token::Kind::Equal)) {
@@ -705,8 +694,14 @@ bool Parser::parseNode(ParsedNode &N) {
   if (Tok.is(Token::Kind::Colon)) {
     consume();
     N.Type.emplace();
+    size_t TypeOffset = Tok.Offset;
     if (parseType(*N.Type))
       return true;
+    // The same bound as the JSON loader's, so that what parses here can be
+    // saved as JSON and loaded again, and tensors of this type allocated.
+    if (Expected<int64_t> Count = checkedNumElements(N.Type->Dims); !Count)
+      return error(TypeOffset, "value '%" + N.Name +
+                                   "': " + errorToString(Count.takeError()));
   }
   if (expect(Token::Kind::Equal,
              N.Type ? "'=' after node type" : "':' or '=' after value name"))

@@ -77,10 +77,27 @@ static Tensor declaredFrom(const TensorType &T) {
   return R;
 }
 
-/// Applies the standard module \p M; in Infer mode the result is a declared
-/// tensor of the inferred type.
-static llvm::Expected<Tensor>
-applyStandard(const ModuleInfo &M, std::vector<Operand> Inputs, Mode Md) {
+/// Fails if a tensor of module \p M (at \p Path) has no values: the text IR
+/// and JSON may declare a parameter by type alone, which is enough to infer
+/// types but not to run, and kernels assume the data is there.
+static llvm::Error checkHasData(const ModuleInfo &M, llvm::StringRef Path) {
+  for (const NamedTensor &T : M.tensors())
+    if (!T.Value.hasData())
+      return makeError("module '" + Path +
+                       "': " + (T.IsBuffer ? "buffer" : "parameter") + " '" +
+                       T.Name + "' has no data");
+  return llvm::Error::success();
+}
+
+/// Applies the standard module \p M at \p Path; in Infer mode the result is
+/// a declared tensor of the inferred type.
+static llvm::Expected<Tensor> applyStandard(const ModuleInfo &M,
+                                            llvm::StringRef Path,
+                                            std::vector<Operand> Inputs,
+                                            Mode Md) {
+  if (Md == Mode::Run)
+    if (llvm::Error E = checkHasData(M, Path))
+      return std::move(E);
   auto Call = bindModuleCall(M, std::move(Inputs));
   if (!Call)
     return Call.takeError();
@@ -114,7 +131,9 @@ static llvm::Expected<Tensor> applyStep(const FusedStep &S, const ModuleInfo &M,
     auto C = stepChild(M, S, Path);
     if (!C)
       return C.takeError();
-    return applyStandard(**C, {Operand(Cur)}, Md);
+    std::string ChildPath =
+        Path.empty() ? std::string(S.Child) : (Path + "." + S.Child).str();
+    return applyStandard(**C, ChildPath, {Operand(Cur)}, Md);
   }
   std::vector<Operand> Ops = {Operand(Cur), Inputs[1]};
   if (Md == Mode::Run)
@@ -179,5 +198,5 @@ llvm::Expected<Tensor> qfx::runModule(const GraphModule &GM,
     return M.takeError();
   if (const FusedKindDef *D = lookupFusedKind((*M)->kind()))
     return applyFused(*D, **M, Path, std::move(Inputs), Mode::Run);
-  return applyStandard(**M, std::move(Inputs), Mode::Run);
+  return applyStandard(**M, Path, std::move(Inputs), Mode::Run);
 }

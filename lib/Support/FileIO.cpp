@@ -5,7 +5,12 @@
 
 #include "llvm/ADT/SmallString.h"
 #include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Path.h"
 #include "llvm/Support/raw_ostream.h"
+
+#include <cerrno>
+#include <fcntl.h>
+#include <unistd.h>
 
 using namespace llvm;
 
@@ -64,19 +69,102 @@ static std::error_code writeAndClose(int FD, StringRef Bytes) {
   return EC;
 }
 
+OutputKind classifyOutput(sys::fs::file_type T) {
+  switch (T) {
+  case sys::fs::file_type::file_not_found:
+  case sys::fs::file_type::regular_file:
+    return OutputKind::Replace;
+  case sys::fs::file_type::character_file:
+  case sys::fs::file_type::fifo_file:
+    return OutputKind::WriteThrough;
+  default:
+    return OutputKind::Refuse;
+  }
+}
+
+/// Why a path of type \p T cannot be written.
+static const char *refusal(sys::fs::file_type T) {
+  switch (T) {
+  case sys::fs::file_type::directory_file:
+    return "is a directory";
+  case sys::fs::file_type::block_file:
+    return "is a block device";
+  case sys::fs::file_type::socket_file:
+    return "is a socket";
+  default:
+    return "is not a regular file";
+  }
+}
+
+/// Follows \p Path through symbolic links (also dangling ones, whose target
+/// the write creates) to the path that is really written.
+static Expected<std::string> resolveLinks(StringRef Path) {
+  std::string Cur = Path.str();
+  for (int Hops = 0; Hops < 40; ++Hops) {
+    sys::fs::file_status St;
+    if (sys::fs::status(Cur, St, /*Follow=*/false) ||
+        St.type() != sys::fs::file_type::symlink_file)
+      return Cur;
+    char Buf[4096];
+    ssize_t N = ::readlink(Cur.c_str(), Buf, sizeof(Buf));
+    if (N < 0 || N == ssize_t(sizeof(Buf)))
+      return fileError(Path, "cannot read symbolic link '" + Cur + "'");
+    StringRef Target(Buf, static_cast<size_t>(N));
+    if (sys::path::is_absolute(Target)) {
+      Cur = Target.str();
+    } else {
+      SmallString<256> Next(sys::path::parent_path(Cur));
+      sys::path::append(Next, Target);
+      Cur = std::string(Next);
+    }
+  }
+  return fileError(Path, "too many levels of symbolic links");
+}
+
+/// Writes \p Bytes into the existing device or FIFO \p Path, as `> Path`
+/// in a shell does; such a target cannot be replaced atomically.
+static Error writeThrough(StringRef Path, StringRef Target, StringRef Bytes) {
+  int FD = ::open(Target.str().c_str(), O_WRONLY | O_CLOEXEC);
+  if (FD < 0)
+    return fileError(
+        Path, "cannot open: " +
+                  std::error_code(errno, std::generic_category()).message());
+  if (std::error_code EC = writeAndClose(FD, Bytes))
+    return fileError(Path, "cannot write: " + EC.message());
+  return Error::success();
+}
+
 Error writeFileAtomically(StringRef Path, StringRef Bytes) {
-  // The temporary lives next to the target so that the rename cannot cross
-  // file systems and is atomic.
+  Expected<std::string> Target = resolveLinks(Path);
+  if (!Target)
+    return Target.takeError();
+  sys::fs::file_status St;
+  sys::fs::file_type Type = sys::fs::file_type::file_not_found;
+  if (!sys::fs::status(*Target, St, /*Follow=*/false))
+    Type = St.type();
+  switch (classifyOutput(Type)) {
+  case OutputKind::WriteThrough:
+    return writeThrough(Path, *Target, Bytes);
+  case OutputKind::Refuse:
+    return fileError(Path, Twine("cannot write: ") + refusal(Type));
+  case OutputKind::Replace:
+    break;
+  }
+  // The temporary lives next to the target (not next to a link naming it)
+  // so that the rename cannot cross file systems and is atomic.
   int FD = -1;
   SmallString<128> TmpPath;
   if (std::error_code EC =
-          sys::fs::createUniqueFile(Path + ".tmp-%%%%%%", FD, TmpPath))
+          sys::fs::createUniqueFile(*Target + ".tmp-%%%%%%", FD, TmpPath))
     return fileError(Path, "cannot create temporary file: " + EC.message());
+  // A replaced file keeps its permissions.
+  if (Type == sys::fs::file_type::regular_file)
+    sys::fs::setPermissions(FD, St.permissions());
   if (std::error_code EC = writeAndClose(FD, Bytes)) {
     sys::fs::remove(TmpPath);
     return fileError(Path, "cannot write: " + EC.message());
   }
-  if (std::error_code EC = sys::fs::rename(TmpPath, Path)) {
+  if (std::error_code EC = sys::fs::rename(TmpPath, *Target)) {
     sys::fs::remove(TmpPath);
     return fileError(Path, "cannot rename temporary file into place: " +
                                EC.message());

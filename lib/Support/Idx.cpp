@@ -73,6 +73,37 @@ llvm::Expected<Tensor> qfx::readIdx(llvm::StringRef Path, int64_t Limit) {
   return T;
 }
 
+llvm::Expected<IdxPair> qfx::readIdxPair(llvm::StringRef ImagesPath,
+                                         llvm::StringRef LabelsPath,
+                                         int64_t Limit, int64_t NumClasses) {
+  llvm::Expected<Tensor> Images = readIdx(ImagesPath, Limit);
+  if (!Images)
+    return Images.takeError();
+  if (Images->rank() != 4)
+    return fileError(ImagesPath, "expected images [N,1,H,W], got u8" +
+                                     formatShape(Images->shape()));
+  llvm::Expected<Tensor> Labels = readIdx(LabelsPath, Limit);
+  if (!Labels)
+    return Labels.takeError();
+  if (Labels->rank() != 1)
+    return fileError(LabelsPath, "expected labels [N], got u8" +
+                                     formatShape(Labels->shape()));
+  // Consumers index the labels by image row: a short labels file would be
+  // read past its end.
+  if (Images->dim(0) != Labels->dim(0))
+    return fileError(LabelsPath, llvm::Twine(Labels->dim(0)) + " labels but '" +
+                                     ImagesPath + "' has " +
+                                     llvm::Twine(Images->dim(0)) + " images");
+  const uint8_t *L = Labels->data<uint8_t>();
+  for (int64_t I = 0; I < Labels->dim(0); ++I)
+    if (L[I] >= NumClasses)
+      return fileError(LabelsPath, "row " + llvm::Twine(I) + ": label " +
+                                       llvm::Twine(unsigned(L[I])) +
+                                       " is not in [0, " +
+                                       llvm::Twine(NumClasses) + ")");
+  return IdxPair{std::move(*Images), std::move(*Labels)};
+}
+
 Tensor qfx::normalizeImages(const Tensor &Images) {
   Tensor R(DType::F32, Images.shape());
   const uint8_t *In = Images.data<uint8_t>();

@@ -3,6 +3,7 @@
 #include "qfx/Support/Tensor.h"
 #include "qfx/Support/Error.h"
 
+#include "llvm/ADT/STLExtras.h"
 #include "llvm/Support/ErrorHandling.h"
 
 #include <cassert>
@@ -62,33 +63,39 @@ std::optional<DType> parseDType(StringRef Name) {
 //===----------------------------------------------------------------------===//
 
 int64_t numElements(ArrayRef<int64_t> S) {
+  // A zero extent first, so that the product of the others is never formed.
+  if (llvm::is_contained(S, 0))
+    return 0;
   int64_t N = 1;
   for (int64_t D : S) {
     assert(D >= 0 && "negative extent");
-    N *= D;
+    // Loaders bound shapes with checkedNumElements; an overflow here is a
+    // bug, but must not silently wrap into a small allocation.
+    if (__builtin_mul_overflow(N, D, &N))
+      report_fatal_error(Twine("shape ") + formatShape(S) +
+                         " overflows the element count");
   }
   return N;
 }
 
 Expected<int64_t> checkedNumElements(ArrayRef<int64_t> S, int64_t Limit) {
-  bool HasZero = false;
-  for (int64_t D : S) {
+  for (int64_t D : S)
     if (D < 0)
       return makeError("negative extent " + Twine(D) + " in shape " +
                        formatShape(S));
-    HasZero |= D == 0;
-  }
-  // A zero extent makes any product valid, however large the other extents.
-  if (HasZero)
-    return 0;
+  // The non-zero extents are bounded even next to a zero extent: code that
+  // walks a shape (strides, loops over the leading dimensions) multiplies
+  // them, and a zero-element tensor of shape [2^40,2^40,0] is nonsense.
   int64_t N = 1;
   for (int64_t D : S) {
+    if (D == 0)
+      continue;
     if (N > Limit / D)
       return makeError("shape " + formatShape(S) +
                        " has too many elements (limit " + Twine(Limit) + ")");
     N *= D;
   }
-  return N;
+  return llvm::is_contained(S, 0) ? 0 : N;
 }
 
 std::string formatShape(ArrayRef<int64_t> S) {
@@ -206,15 +213,27 @@ struct Tensor::Storage {
 
 Tensor::Tensor() : Dims({0}) {}
 
+/// The byte size of a \p T tensor of shape \p S. Shapes from files are
+/// validated by their loaders; one that gets here unvalidated fails like a
+/// failed allocation rather than wrapping into a small one.
+static size_t storageBytes(DType T, ArrayRef<int64_t> S) {
+  Expected<int64_t> N = checkedNumElements(S);
+  if (!N) {
+    consumeError(N.takeError());
+    std::string Msg = "tensor allocation failed: shape " + formatShape(S) +
+                      " is invalid or too large";
+    report_bad_alloc_error(Msg.c_str());
+  }
+  return static_cast<size_t>(*N) * dtypeSize(T);
+}
+
 Tensor::Tensor(DType T, ArrayRef<int64_t> S)
     : DT(T), Dims(S.begin(), S.end()),
-      Store(std::make_shared<Storage>(qfx::numElements(S) * dtypeSize(T),
-                                      /*Zero=*/true)) {}
+      Store(std::make_shared<Storage>(storageBytes(T, S), /*Zero=*/true)) {}
 
 Tensor Tensor::uninitialized(DType T, ArrayRef<int64_t> S) {
   Tensor R = declared(T, S);
-  R.Store = std::make_shared<Storage>(qfx::numElements(S) * dtypeSize(T),
-                                      /*Zero=*/false);
+  R.Store = std::make_shared<Storage>(storageBytes(T, S), /*Zero=*/false);
   return R;
 }
 

@@ -71,29 +71,6 @@ static llvm::Expected<std::string> findIdx(llvm::StringRef Dir,
   return fileError(Gz, "no such file (nor '" + Plain + "')");
 }
 
-/// Reads the images and labels files of one split.
-static llvm::Expected<std::pair<Tensor, Tensor>>
-readIdxPair(llvm::StringRef ImagesPath, llvm::StringRef LabelsPath,
-            int64_t Limit) {
-  llvm::Expected<Tensor> Images = readIdx(ImagesPath, Limit);
-  if (!Images)
-    return Images.takeError();
-  if (Images->rank() != 4)
-    return fileError(ImagesPath,
-                     "expected images [N,1,H,W], got " + describe(*Images));
-  llvm::Expected<Tensor> Labels = readIdx(LabelsPath, Limit);
-  if (!Labels)
-    return Labels.takeError();
-  if (Labels->rank() != 1)
-    return fileError(LabelsPath,
-                     "expected labels [N], got " + describe(*Labels));
-  if (Images->dim(0) != Labels->dim(0))
-    return fileError(LabelsPath, llvm::Twine(Labels->dim(0)) + " labels but '" +
-                                     ImagesPath + "' has " +
-                                     llvm::Twine(Images->dim(0)) + " images");
-  return std::make_pair(std::move(*Images), std::move(*Labels));
-}
-
 llvm::Expected<Dataset> qfx::loadFashionMnist(llvm::StringRef Dir,
                                               llvm::StringRef Split,
                                               int64_t Limit) {
@@ -112,15 +89,15 @@ llvm::Expected<Dataset> qfx::loadFashionMnist(llvm::StringRef Dir,
       findIdx(Dir, (Split + "-labels-idx1-ubyte").str());
   if (!LabelsPath)
     return LabelsPath.takeError();
-  auto Pair = readIdxPair(*ImagesPath, *LabelsPath, Limit);
+  auto Pair = readIdxPair(*ImagesPath, *LabelsPath, Limit, 10);
   if (!Pair)
     return Pair.takeError();
-  const Tensor &L = Pair->second;
+  const Tensor &L = Pair->Labels;
   std::vector<int64_t> Labels(L.data<uint8_t>(),
                               L.data<uint8_t>() + L.numElements());
   // normalizeImages gives f32, as makeDataset requires.
   llvm::Expected<Dataset> D =
-      makeDataset(normalizeImages(Pair->first), std::move(Labels), 10);
+      makeDataset(normalizeImages(Pair->Images), std::move(Labels), 10);
   if (!D)
     return prefixError(D.takeError(), *LabelsPath);
   return D;

@@ -6,6 +6,7 @@
 
 #include "qfx/Support/Error.h"
 #include "qfx/Support/FileIO.h"
+#include "qfx/Support/Idx.h"
 #include "qfx/Support/Npy.h"
 
 #include "llvm/ADT/SmallString.h"
@@ -294,4 +295,38 @@ TEST_CASE("train: BatchLoader without shuffling and with DropLast",
   CHECK(None.numBatches() == 0);
   None.startEpoch();
   CHECK(epoch(None).empty());
+}
+
+TEST_CASE("readIdx bounds every extent, also next to a zero one",
+          "[train][data]") {
+  TempDir Dir;
+  // N = H = 0xffffffff, W = 0: zero elements, but the extents multiply to
+  // more than int64 holds.
+  std::string Images = Dir.file("images-idx3-ubyte");
+  writeIdx(Images, 0x803, {0xffffffff, 0xffffffff, 0}, {});
+  CHECK(errorOf(readIdx(Images)) ==
+        Images + ": shape [4294967295,1,4294967295,0] has too many elements "
+                 "(limit 1099511627776)");
+}
+
+TEST_CASE("readIdxPair checks that images and labels belong together",
+          "[train][data]") {
+  TempDir Dir;
+  std::string Images = Dir.file("images"), Labels = Dir.file("labels");
+  writeIdx(Images, 0x803, {3, 1, 2}, {1, 2, 3, 4, 5, 6});
+  writeIdx(Labels, 0x801, {3}, {0, 9, 4});
+  IdxPair P = take(readIdxPair(Images, Labels, 0, 10));
+  CHECK(P.Images.shape() == llvm::ArrayRef<int64_t>({3, 1, 1, 2}));
+  CHECK(P.Labels.shape() == llvm::ArrayRef<int64_t>({3}));
+  // Limits apply to both files.
+  CHECK(take(readIdxPair(Images, Labels, 2, 10)).Labels.dim(0) == 2);
+
+  writeIdx(Labels, 0x801, {2}, {0, 9});
+  CHECK(errorOf(readIdxPair(Images, Labels, 0, 10)) ==
+        Labels + ": 2 labels but '" + Images + "' has 3 images");
+  writeIdx(Labels, 0x801, {3}, {0, 9, 200});
+  CHECK(errorOf(readIdxPair(Images, Labels, 0, 10)) ==
+        Labels + ": row 2: label 200 is not in [0, 10)");
+  CHECK(errorOf(readIdxPair(Labels, Labels, 0, 10)) ==
+        Labels + ": expected images [N,1,H,W], got u8[3]");
 }

@@ -663,7 +663,7 @@ TEST_CASE("parse errors in modules and tensors", "[ir][text]") {
       {RootOpen + "  param w : f32[0,4611686018427387904,4] = dense<[]>\n" +
            EmptyGraph,
        "test.qir:2:9: tensor 'w': shape [0,4611686018427387904,4] has too "
-       "many elements"},
+       "many elements (limit 1099511627776)"},
   });
 }
 
@@ -671,6 +671,17 @@ TEST_CASE("parse errors in types", "[ir][text]") {
   checkErrors({
       {RootOpen + "  graph {\n    %x : f16[1] = placeholder[x]\n  }\n}\n",
        "test.qir:3:10: unknown dtype 'f16'"},
+      // The JSON loader's bound: what parses can be saved and loaded again.
+      {RootOpen + "  graph {\n    %x : f32[1000000000000,1000000000000] = "
+                  "placeholder[x]\n  }\n}\n",
+       "test.qir:3:10: value '%x': shape [1000000000000,1000000000000] has "
+       "too many elements (limit 1099511627776)"},
+      {RootOpen + "  graph {\n    %x : f32[0,4611686018427387904,4] = "
+                  "placeholder[x]\n  }\n}\n",
+       "test.qir:3:10: value '%x': shape [0,4611686018427387904,4] has too "
+       "many elements (limit 1099511627776)"},
+      {RootOpen + "  graph {\n    %x : f32[2,-1] = placeholder[x]\n  }\n}\n",
+       "test.qir:3:10: value '%x': negative extent -1 in shape [2,-1]"},
       {RootOpen + "  graph {\n    %x : f32[1 2] = placeholder[x]\n  }\n}\n",
        "test.qir:3:16: expected ',' or ']' in shape, found '2'"},
       {RootOpen + "  graph {\n    %x : f32[1,] = placeholder[x]\n  }\n}\n",

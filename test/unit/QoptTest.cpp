@@ -524,3 +524,86 @@ TEST_CASE("qopt --calibrate with x86 observers rejects non-finite and huge "
                               C.Message + "\n"));
   }
 }
+
+namespace {
+
+/// The test model with \p From replaced by \p To, written to \p Dir.
+std::string editedModel(const TempDir &Dir, llvm::StringRef Name,
+                        llvm::StringRef From, llvm::StringRef To) {
+  std::string Text = cantFail(readFile(model()));
+  size_t At = Text.find(From.str());
+  REQUIRE(At != std::string::npos);
+  Text.replace(At, From.size(), To.str());
+  std::string Path = Dir.file(Name);
+  REQUIRE(errorToString(writeFileAtomically(Path, Text)) == "");
+  return Path;
+}
+
+} // namespace
+
+TEST_CASE("qopt -o through a symlink writes the file it names", "[qopt]") {
+  TempDir Dir;
+  REQUIRE(!llvm::sys::fs::create_directory(Dir.file("real")));
+  std::string Target = Dir.file("real/model.json"), Link = Dir.file("l.json");
+  REQUIRE(!llvm::sys::fs::create_link("real/model.json", Link));
+  Result R = qopt(Dir, {model(), "--emit=json", "-o", Link});
+  INFO(R.Err);
+  REQUIRE(R.Status == 0);
+  llvm::sys::fs::file_status St;
+  REQUIRE(!llvm::sys::fs::status(Link, St, /*Follow=*/false));
+  CHECK(St.type() == llvm::sys::fs::file_type::symlink_file);
+  auto GM = loadGraphModule(Target);
+  CHECK(errorToString(GM.takeError()) == "");
+}
+
+TEST_CASE("qopt --run and --calibrate on a parameter without data", "[qopt]") {
+  // Legal to declare, verifiable, but nothing to compute with: a located
+  // error, not an assertion in a kernel.
+  TempDir Dir;
+  std::string NoData = editedModel(
+      Dir, "nodata.ir",
+      "param weight : f32[2,8] = dense<[0.125, -0.25, 0.5, 0.75, -0.5, "
+      "0.25, 1.0, -0.125, 0.5, 0.5, -0.25, 0.125, 0.25, -0.75, 0.5, 1.0]>",
+      "param weight : f32[2,8]");
+  std::string Npy = Dir.file("out.npy"), Out = Dir.file("out.json");
+  SECTION("--run") {
+    expectFailure(Dir, {NoData, "--run=" + DataDir + "input.npy", "-o", Npy},
+                  "node 'fc': module 'fc': parameter 'weight' has no data",
+                  Npy);
+  }
+  SECTION("--calibrate") {
+    expectFailure(Dir,
+                  {NoData, "--qconfig=" + DataDir + "qconfig.json",
+                   "--passes=qconfig-propagation,prepare",
+                   "--calibrate=" + DataDir + "calib.npy", "-o", Out},
+                  "module 'fc': parameter 'weight' has no data", Out);
+  }
+}
+
+TEST_CASE("qopt bounds shapes in the text IR as in JSON", "[qopt]") {
+  TempDir Dir;
+  std::string Big = editedModel(Dir, "big.ir", "%x : f32[1,1,2,2]",
+                                "%x : f32[1000000000000,1000000000000]");
+  std::string Out = Dir.file("out.json");
+  expectFailure(Dir, {Big, "--emit=json", "-o", Out},
+                "value '%x': shape [1000000000000,1000000000000] has too "
+                "many elements (limit 1099511627776)",
+                Out);
+  expectFailure(Dir, {Big, "--bench", "--iterations=1"},
+                "has too many elements", Out);
+}
+
+TEST_CASE("qopt bounds --batch and --threads", "[qopt]") {
+  TempDir Dir;
+  std::string Out = Dir.file("out.json");
+  expectFailure(Dir, {model(), "--bench", "--threads=100000", "--iterations=1"},
+                "--threads: must be between 0 and 1024, got 100000", Out);
+  expectFailure(Dir,
+                {model(), "--calibrate=" + DataDir + "calib.npy",
+                 "--batch=9223372036854775807", "-o", Out},
+                "--batch: must be between 1 and 1099511627776, got "
+                "9223372036854775807",
+                Out);
+  expectFailure(Dir, {model(), "--batch=0", "-o", Out},
+                "--batch: must be between 1 and", Out);
+}

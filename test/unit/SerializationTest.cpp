@@ -684,6 +684,11 @@ std::vector<BadCase> badTensors() {
            rootWithTensor("{" + T + R"(, "shape": [4611686018427387904, 4]})")),
        "bad.json: root.tensors[0].shape: shape [4611686018427387904,4] has "
        "too many elements"},
+      {"huge extents next to a zero extent",
+       makeDoc(rootWithTensor("{" + T +
+                              R"(, "shape": [0, 4611686018427387904, 4]})")),
+       "bad.json: root.tensors[0].shape: shape [0,4611686018427387904,4] "
+       "has too many elements (limit 1099511627776)"},
       {"integer out of range",
        makeDoc(
            rootWithTensor("{" + T + R"(, "shape": [18446744073709551615]})")),

@@ -69,8 +69,21 @@ TEST_CASE("checkedNumElements validates untrusted shapes", "[tensor]") {
   CHECK_THAT(errorOf(checkedNumElements({10, 11}, 100)),
              Contains("has too many elements (limit 100)"));
   CHECK(*checkedNumElements({10, 10}, 100) == 100);
-  // A zero extent makes the product zero whatever the other extents.
-  CHECK(*checkedNumElements({Big, Big, 0}) == 0);
+  CHECK(*checkedNumElements({Big, 0}) == 0);
+}
+
+TEST_CASE("a zero extent does not excuse huge other extents", "[tensor]") {
+  // An IDX header with N = H = 0xffffffff and W = 0 counts 0 elements, but
+  // anything walking the shape multiplies the other extents.
+  const int64_t Huge = 0xffffffff;
+  CHECK(errorOf(checkedNumElements({Huge, 1, Huge, 0})) ==
+        "shape [4294967295,1,4294967295,0] has too many elements (limit "
+        "1099511627776)");
+  CHECK_THAT(errorOf(checkedNumElements({INT64_MAX, 2, 0})),
+             Contains("too many elements"));
+  // numElements itself never forms the overflowing product.
+  CHECK(numElements({INT64_MAX, 2, 0}) == 0);
+  CHECK(numElements({Huge, 0, Huge}) == 0);
 }
 
 TEST_CASE("default tensor is empty", "[tensor]") {

@@ -15,6 +15,7 @@
 #include "qfx/Pipeline/QuantizeFx.h"
 #include "qfx/Quant/QConfigMapping.h"
 #include "qfx/Support/Error.h"
+#include "qfx/Support/Flags.h"
 #include "qfx/Trace/SymbolicTrace.h"
 
 #include "llvm/ADT/Optional.h"
@@ -498,6 +499,12 @@ static llvm::Error run() {
   if (ThreadCounts.empty())
     for (int T : {1, 2})
       ThreadCounts.push_back(T);
+  for (int T : ThreadCounts)
+    if (llvm::Error E = checkFlagRange("--threads", T, 1, MaxThreads))
+      return E;
+  for (int B : Batches)
+    if (llvm::Error E = checkFlagRange("--batches", B, 1, MaxFlagCount))
+      return E;
   auto Start = Clock::now();
   std::map<int, double> Peak = measurePeak();
   std::vector<Row> Rows;

@@ -19,6 +19,7 @@
 #include "qfx/Quant/QConfigMapping.h"
 #include "qfx/Runtime/Interpreter.h"
 #include "qfx/Support/Error.h"
+#include "qfx/Support/Flags.h"
 #include "qfx/Support/Idx.h"
 #include "qfx/Trace/SymbolicTrace.h"
 #include "qfx/Transforms/Pass.h"
@@ -32,6 +33,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -196,8 +199,41 @@ static std::vector<Shape> imageBatch(int64_t Batch) {
   return {Shape{Batch, 1, 28, 28}};
 }
 
+/// Runs batches of \p Batch rows on \p Full (compiled from \p GM for that
+/// batch size) and any other batch, like the shorter last one of the test
+/// set, on a module compiled from \p GM for its size on first use.
+static Runner evalRunner(CompiledModule &Full, int64_t Batch,
+                         const GraphModule &GM) {
+  auto Others =
+      std::make_shared<std::map<int64_t, std::unique_ptr<CompiledModule>>>();
+  return
+      [&Full, Batch, &GM, Others](const Tensor &X) -> llvm::Expected<Tensor> {
+        if (X.dim(0) == Batch)
+          return compiledRunner(Full)(X);
+        std::unique_ptr<CompiledModule> &CM = (*Others)[X.dim(0)];
+        if (!CM) {
+          auto C = compileFor(GM, X.dim(0));
+          if (!C)
+            return C.takeError();
+          CM = std::move(*C);
+        }
+        return compiledRunner(*CM)(X);
+      };
+}
+
+static llvm::Error checkFlags() {
+  if (llvm::Error E = checkFlagRange("--threads", Threads, 0, MaxThreads))
+    return E;
+  if (llvm::Error E =
+          checkFlagRange("--calibration-images", NumCalib, 1, MaxFlagCount))
+    return E;
+  return checkFlagRange("--test-images", NumTest, 1, MaxFlagCount);
+}
+
 static llvm::Error run() {
   auto Start = Clock::now();
+  if (llvm::Error E = checkFlags())
+    return E;
   if (std::error_code EC = llvm::sys::fs::create_directories(OutDir))
     return fileError(OutDir, "cannot create directory: " + EC.message());
 
@@ -207,15 +243,17 @@ static llvm::Error run() {
     return E;
   Net.eval();
   auto TrainX = readIdx(DataDir + "/train-images-idx3-ubyte.gz", NumCalib);
-  auto TestX = readIdx(DataDir + "/t10k-images-idx3-ubyte.gz", NumTest);
-  auto TestY = readIdx(DataDir + "/t10k-labels-idx1-ubyte.gz", NumTest);
   if (!TrainX)
     return TrainX.takeError();
-  if (!TestX)
-    return TestX.takeError();
-  if (!TestY)
-    return TestY.takeError();
-  Tensor Calib = normalizeImages(*TrainX), Test = normalizeImages(*TestX);
+  // Checked to match the images, as evaluate indexes labels by image row.
+  auto TestSet =
+      readIdxPair(DataDir + "/t10k-images-idx3-ubyte.gz",
+                  DataDir + "/t10k-labels-idx1-ubyte.gz", NumTest, 10);
+  if (!TestSet)
+    return TestSet.takeError();
+  const Tensor *TestY = &TestSet->Labels;
+  Tensor Calib = normalizeImages(*TrainX),
+         Test = normalizeImages(TestSet->Images);
 
   // 2. Trace, fuse, prepare.
   auto Float = symbolicTrace(
@@ -298,8 +336,8 @@ static llvm::Error run() {
       llvm::errs() << "qfx-demo: warning: int8: " << formatFallback(F) << "\n";
   }
 
-  auto FScores =
-      evaluate(compiledRunner(**F100), Test, *TestY, 100, "float eval");
+  auto FScores = evaluate(evalRunner(**F100, 100, **Float), Test, *TestY, 100,
+                          "float eval");
   if (!FScores)
     return FScores.takeError();
   auto QScores =
@@ -320,6 +358,8 @@ static llvm::Error run() {
   llvm::outs() << "\n== latency (median, " << Threads << " threads) ==\n"
                << "  batch    float (us)    int8 (us)   speedup\n";
   for (int64_t Batch : {int64_t(1), int64_t(64)}) {
+    if (Batch > Test.dim(0)) // too few test images to time this batch
+      continue;
     // Compiling happens here, before the timed runs (which also exclude
     // warm-up runs).
     auto FC = compileFor(**Float, Batch);

@@ -19,6 +19,7 @@
 #include "qfx/Quant/ObserverModule.h"
 #include "qfx/Quant/QConfigMapping.h"
 #include "qfx/Support/Error.h"
+#include "qfx/Support/Flags.h"
 #include "qfx/Trace/SymbolicTrace.h"
 #include "qfx/Train/Checkpoint.h"
 #include "qfx/Train/GradKernels.h"
@@ -478,8 +479,8 @@ static llvm::Error runBench() {
   if (BenchThreads.empty())
     BenchThreads.push_back(2);
   for (int T : BenchThreads)
-    if (T <= 0)
-      return makeError("--bench-threads must be positive");
+    if (llvm::Error E = checkFlagRange("--bench-threads", T, 1, MaxThreads))
+      return E;
   if (BenchChildThreads > 0)
     return runBenchChild();
   llvm::outs() << "training throughput of Net on Fashion-MNIST: batch "
@@ -537,6 +538,8 @@ static llvm::Error runBench() {
 static llvm::Error run() {
   if (BatchSize <= 0 || Epochs < 0 || QatEpochs < 0)
     return makeError("--batch-size must be positive and epochs not negative");
+  if (llvm::Error E = checkFlagRange("--threads", Threads, 0, MaxThreads))
+    return E;
   if (Bench)
     return runBench();
   auto Train = loadFashionMnist(DataDir, "train", TrainImages);

@@ -29,6 +29,7 @@
 #include "qfx/Runtime/Interpreter.h"
 #include "qfx/Support/Error.h"
 #include "qfx/Support/FileIO.h"
+#include "qfx/Support/Flags.h"
 #include "qfx/Support/Npy.h"
 #include "qfx/Transforms/Pass.h"
 
@@ -131,15 +132,14 @@ static llvm::Error checkFlags() {
   if (StrictLowering && !Bench && !(Compiled && !RunInput.empty()))
     return makeError("--strict-lowering: needs --bench or --run with "
                      "--compiled");
-  if (BatchSize <= 0)
-    return makeError("--batch: must be positive, got " +
-                     llvm::Twine(BatchSize.getValue()));
-  if (Iterations <= 0)
-    return makeError("--iterations: must be positive, got " +
-                     llvm::Twine(Iterations.getValue()));
-  if (Threads < 0)
-    return makeError("--threads: must not be negative");
-  return llvm::Error::success();
+  // Bounded above too: the calibration loop adds --batch to row indices,
+  // and OpenMP aborts on absurd thread counts.
+  if (llvm::Error E = checkFlagRange("--batch", BatchSize, 1, MaxFlagCount))
+    return E;
+  if (llvm::Error E =
+          checkFlagRange("--iterations", Iterations, 1, MaxFlagCount))
+    return E;
+  return checkFlagRange("--threads", Threads, 0, MaxThreads);
 }
 
 /// The format to write: --emit if given, else by the output's extension, so
@@ -271,6 +271,7 @@ static llvm::Error calibrate(GraphModule &GM) {
       return prefixError(T.takeError(), "--calibrate");
     if (llvm::Error E = checkData(*T, *Ins[0], File))
       return prefixError(std::move(E), "--calibrate");
+    // Row counts and --batch are both at most 2^40: no overflow.
     TotalBatches += (T->dim(0) + BatchSize - 1) / BatchSize;
     Data.push_back(std::move(*T));
   }
@@ -278,7 +279,7 @@ static llvm::Error calibrate(GraphModule &GM) {
   int64_t Done = 0, Images = 0;
   for (size_t F = 0; F < Data.size(); ++F)
     for (int64_t B = 0; B < Data[F].dim(0); B += BatchSize) {
-      int64_t E = std::min(Data[F].dim(0), B + BatchSize);
+      int64_t E = B + std::min<int64_t>(BatchSize, Data[F].dim(0) - B);
       auto Out = runObserved(GM, {sliceRows(Data[F], B, E)});
       if (!Out)
         return prefixError(

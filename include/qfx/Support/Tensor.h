@@ -36,13 +36,21 @@ std::optional<DType> parseDType(llvm::StringRef Name);
 
 using Shape = llvm::SmallVector<int64_t, 4>;
 
+/// The largest element count of any tensor or shape read from a file (2^40,
+/// 4 TiB of f32): the one bound every loader (text IR, JSON, npy,
+/// safetensors, IDX) applies through checkedNumElements.
+constexpr int64_t MaxTensorElements = int64_t(1) << 40;
+
 /// Number of elements of \p S (1 for a scalar shape). Asserts on negative
-/// extents; callers validate untrusted shapes with checkedNumElements.
+/// extents and stops the program on overflow; callers validate untrusted
+/// shapes with checkedNumElements.
 int64_t numElements(llvm::ArrayRef<int64_t> S);
-/// Like numElements but for untrusted shapes: fails on negative extents and
-/// on products that overflow int64 or exceed \p Limit elements.
+/// The shape validation for untrusted shapes: fails on negative extents and
+/// when the product of the non-zero extents exceeds \p Limit (so also for
+/// [2^40,2^40,0]: a zero extent does not excuse huge others). Returns the
+/// element count.
 llvm::Expected<int64_t> checkedNumElements(llvm::ArrayRef<int64_t> S,
-                                           int64_t Limit = int64_t(1) << 40);
+                                           int64_t Limit = MaxTensorElements);
 /// "[1,40,26,26]".
 std::string formatShape(llvm::ArrayRef<int64_t> S);
 
