@@ -195,8 +195,8 @@ private:
   Expected<Node> parseGroup(unsigned Depth);
   Expected<Node> parseEscape();
   Expected<Node> parseSet();
-  /// One member of a set at the current position (after the backslash, if
-  /// \p Escaped): a single code point, or else a class added to \p S.
+  /// Parses one member of a set at the current position: returns its code
+  /// point, or nothing after adding a class escape's ranges to \p S.
   Expected<std::optional<uint32_t>> parseSetItem(Regex::CharSet &S);
   Expected<uint32_t> parseNumericEscape(size_t Start, uint32_t Kind);
   /// Parses a {m}, {m,}, {,n} or {m,n} at the current position. Returns
@@ -262,6 +262,7 @@ Expected<Node> RegexCompiler::parseConcatenation(unsigned Depth) {
   Node Cat;
   Cat.K = Node::Concat;
   while (!atEnd() && peek() != '|' && peek() != ')') {
+    bool Group = peek() == '(';
     Expected<Node> Atom = parseAtom(Depth);
     if (!Atom)
       return Atom.takeError();
@@ -274,7 +275,8 @@ Expected<Node> RegexCompiler::parseConcatenation(unsigned Depth) {
       Cat.Kids.push_back(std::move(*Atom));
       continue;
     }
-    if (Atom->K == Node::Assert)
+    // Python repeats a group holding only an assertion, but no bare one.
+    if (Atom->K == Node::Assert && !Group)
       return error("nothing to repeat", QuantStart);
     // Lazy and greedy repetitions accept the same strings.
     if (peek() == '?')

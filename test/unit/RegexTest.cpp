@@ -142,6 +142,10 @@ TEST_CASE("regex errors say what is wrong and where", "[support][regex]") {
     CHECK(compileError(Pattern) == Message);
   }
   CHECK(compileError(repeated("a", 4096)) == "");
+  // split, a, b, jump, c, match
+  llvm::Expected<Regex> Small = Regex::compile("ab|c");
+  REQUIRE(bool(Small));
+  CHECK(Small->programSize() == 6);
 }
 
 TEST_CASE("matching works on code points and tolerates invalid UTF-8",
