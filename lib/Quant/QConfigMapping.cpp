@@ -13,6 +13,7 @@
 #include "qfx/IR/GraphModule.h"
 #include "qfx/Support/Error.h"
 #include "qfx/Support/FileIO.h"
+#include "qfx/Support/Regex.h"
 
 #include "llvm/ADT/ArrayRef.h"
 #include "llvm/ADT/SmallVector.h"
@@ -26,7 +27,6 @@
 
 #include <cstdint>
 #include <limits>
-#include <regex>
 #include <set>
 
 using namespace llvm;
@@ -169,9 +169,9 @@ struct QConfigMapping::Resolver {
 
   const QConfigMapping &M;
   StringMap<size_t> TypeIndex, NameIndex;
-  /// One per regex; empty for a pattern std::regex rejects (fromJson reports
-  /// those; one set through the API never matches).
-  std::vector<std::optional<std::regex>> Compiled;
+  /// One per regex; empty for a pattern Regex::compile rejects (fromJson
+  /// reports those; one set through the API never matches).
+  std::vector<std::optional<Regex>> Compiled;
 };
 
 QConfigMapping::Resolver::Resolver(const QConfigMapping &M) : M(M) {
@@ -180,9 +180,11 @@ QConfigMapping::Resolver::Resolver(const QConfigMapping &M) : M(M) {
   for (size_t I = 0; I < M.ModuleNames.size(); ++I)
     NameIndex.try_emplace(M.ModuleNames[I].first, I);
   for (const auto &Entry : M.Regexes) {
-    try {
-      Compiled.emplace_back(std::regex(Entry.first, std::regex::ECMAScript));
-    } catch (const std::regex_error &) {
+    Expected<Regex> RE = Regex::compile(Entry.first);
+    if (RE) {
+      Compiled.emplace_back(std::move(*RE));
+    } else {
+      consumeError(RE.takeError());
       Compiled.emplace_back(std::nullopt);
     }
   }
@@ -204,23 +206,11 @@ QConfigMapping::Resolver::objectType(StringRef Type,
           Type.str()};
 }
 
-/// Python's re.match: a match must start at the first character but need
-/// not reach the end.
-static bool pythonReMatch(const std::regex &RE, StringRef Name) {
-  try {
-    return std::regex_search(Name.begin(), Name.end(), RE,
-                             std::regex_constants::match_continuous);
-  } catch (const std::regex_error &) {
-    // Only pathological patterns exhaust the matcher; treat as no match.
-    return false;
-  }
-}
-
 QConfigDecision
 QConfigMapping::Resolver::regex(StringRef Name,
                                 QConfigDecision Fallback) const {
   for (size_t I = 0; I < M.Regexes.size(); ++I)
-    if (Compiled[I] && pythonReMatch(*Compiled[I], Name))
+    if (Compiled[I] && Compiled[I]->matchPrefix(Name))
       return {M.Regexes[I].second, QConfigRule::ModuleNameRegex,
               M.Regexes[I].first};
   return Fallback;
@@ -597,34 +587,6 @@ std::string knownPresets() {
   return S;
 }
 
-/// std::regex_error says what is wrong only through its code.
-StringRef regexProblem(std::regex_constants::error_type Code) {
-  using namespace std::regex_constants;
-  switch (Code) {
-  case error_paren:
-    return "unbalanced parentheses";
-  case error_brack:
-    return "unbalanced brackets";
-  case error_brace:
-    return "unbalanced braces";
-  case error_badbrace:
-    return "invalid repetition count";
-  case error_range:
-    return "invalid character range";
-  case error_escape:
-    return "invalid escape";
-  case error_badrepeat:
-    return "nothing to repeat";
-  case error_backref:
-    return "invalid back reference";
-  case error_collate:
-  case error_ctype:
-    return "invalid character class";
-  default:
-    return "unsupported pattern";
-  }
-}
-
 } // namespace
 
 namespace {
@@ -843,12 +805,16 @@ Expected<OptQConfig> MappingReader::readQConfig(const json &J,
 /// Checks the first element of a [key, qconfig] pair of list \p Key.
 static std::string checkPairKey(StringRef Key, const std::string &Item) {
   if (Key == "module_name_regex") {
-    try {
-      std::regex(Item, std::regex::ECMAScript);
-    } catch (const std::regex_error &E) {
-      return "invalid regex '" + Item + "': " + regexProblem(E.code()).str();
-    }
-    return "";
+    Expected<Regex> RE = Regex::compile(Item);
+    if (RE)
+      return "";
+    // A pathological pattern can be thousands of characters long; cut it
+    // at a UTF-8 character boundary.
+    size_t Cut = std::min<size_t>(Item.size(), 40);
+    while (Cut < Item.size() && (uint8_t(Item[Cut]) & 0xC0) == 0x80)
+      --Cut;
+    std::string Shown = Item.substr(0, Cut) + (Cut < Item.size() ? "..." : "");
+    return "invalid regex '" + Shown + "': " + toString(RE.takeError());
   }
   if (Item.empty())
     return Key == "module_name" ? "empty module name (the \"\" key sets the "

@@ -175,7 +175,7 @@ TEST_CASE("regexes match at the start of the name, like re.match",
   CHECK(show(M.resolveModule("layer2.conv", "Conv2d", 0)) == "global||G");
 }
 
-TEST_CASE("a regex std::regex rejects never matches", "[quant][qconfig]") {
+TEST_CASE("a regex that does not compile never matches", "[quant][qconfig]") {
   QConfigMapping M;
   M.setGlobal(named("G")).setModuleNameRegex("layer(", named("Bad"));
   CHECK(show(M.resolveModule("layer(1", "Conv2d", 0)) == "global||G");
@@ -554,7 +554,49 @@ TEST_CASE("JSON errors: document shape", "[quant][qconfig]") {
   CHECK(jsonError(
             R"({"module_name_regex": [["ok.*", null], ["layer(", null]]})") ==
         "cfg.json: module_name_regex[1][0]: invalid regex 'layer(': "
-        "unbalanced parentheses");
+        "missing ')' for the group opened at offset 5");
+}
+
+TEST_CASE("JSON errors: regexes name the rule and the offset",
+          "[quant][qconfig]") {
+  auto RegexError = [](const std::string &Pattern) {
+    return jsonError(R"({"module_name_regex": [["a", null], ["b", null], [")" +
+                     Pattern + R"(", null]]})");
+  };
+  CHECK(RegexError("(?<=x)y") ==
+        "cfg.json: module_name_regex[2][0]: invalid regex '(?<=x)y': "
+        "unsupported regex syntax '(?<=' at offset 0");
+  CHECK(RegexError("x(?P<name>y)") ==
+        "cfg.json: module_name_regex[2][0]: invalid regex 'x(?P<name>y)': "
+        "unsupported regex syntax '(?P<' at offset 1");
+  CHECK(RegexError("(a)\\\\1") ==
+        "cfg.json: module_name_regex[2][0]: invalid regex '(a)\\1': "
+        "unsupported regex syntax '\\1' at offset 3");
+  // Long patterns are cut in the message.
+  std::string Deep(100, '(');
+  CHECK(RegexError(Deep) ==
+        "cfg.json: module_name_regex[2][0]: invalid regex '" +
+            std::string(40, '(') +
+            "...': nesting deeper than 64 groups at offset 64");
+  std::string Huge = std::string(20000, '(') + std::string(20000, ')');
+  CHECK(RegexError(Huge) ==
+        "cfg.json: module_name_regex[2][0]: invalid regex '" +
+            std::string(40, '(') +
+            "...': pattern is 40000 characters long, more than 4096");
+}
+
+TEST_CASE("regex rules resolve long module names in linear time",
+          "[quant][qconfig]") {
+  // std::regex overflowed the stack on the first and ran for minutes on the
+  // second; finishing is the point.
+  QConfigMapping M;
+  M.setGlobal(named("G"))
+      .setModuleNameRegex("(a|aa)*b", named("Slow"))
+      .setModuleNameRegex("(a|b)*$", named("Deep"));
+  CHECK(show(M.resolveModule(std::string(20000, 'a'), "Conv2d", 0)) ==
+        "module_name_regex|(a|b)*$|Deep");
+  CHECK(show(M.resolveModule(std::string(39, 'a') + "c", "Conv2d", 0)) ==
+        "global||G");
 }
 
 TEST_CASE("JSON errors: qconfigs", "[quant][qconfig]") {
