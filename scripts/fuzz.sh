@@ -9,8 +9,9 @@
 # and runs it over the committed seeds test/fuzz/corpus/HARNESS/ (read only)
 # with its dictionary. Everything it writes stays under build-fuzz/fuzz/HARNESS/:
 # corpus/ (new inputs), artifacts/ (crash-*, leak-*, timeout-* inputs) and
-# tmp/ (scratch files). Exits non-zero when the run found a crash. See
-# docs/robustness.md for turning a crash into a regression input.
+# tmp/ (scratch files). Exits non-zero when the run found a crash. To go on
+# after crashes: -fork=1 -ignore_crashes=1. See docs/robustness.md for
+# turning a crash into a regression input.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -63,5 +64,6 @@ flags=(-max_total_time="$seconds" -artifact_prefix="$out/artifacts/"
 # seeds are only read.
 echo "fuzz: running fuzz-$harness for $seconds s; output in $out/"
 TMPDIR="$PWD/$out/tmp" ASAN_OPTIONS="${ASAN_OPTIONS:-abort_on_error=1}" \
+  UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}" \
   "build-fuzz/bin/fuzz-$harness" "${flags[@]}" "$@" \
   "$out/corpus" "test/fuzz/corpus/$harness"

@@ -70,19 +70,23 @@ uint64_t hashBytes(const uint8_t *Data, size_t Size) {
   return H;
 }
 
-/// One tensor per placeholder, of its type, filled with a fixed pattern of
-/// small positive and negative values.
+/// Element \p I of the fixed input pattern: small values of both signs
+/// (non-negative for u8).
+double patternValue(int64_t I, DType D) {
+  int64_t V = (I * 37) % 23;
+  if (D == DType::F32)
+    return (V - 11) / 4.0;
+  return D == DType::U8 ? V : V - 11;
+}
+
+/// One tensor per placeholder, of its type, filled with the pattern.
 std::vector<Tensor> makeInputs(const GraphModule &GM) {
   std::vector<Tensor> Ins;
   for (const Node *P : GM.graph().placeholders()) {
     const TensorType &T = *P->type();
     Tensor X(T.Dtype, T.Dims);
-    for (int64_t I = 0; I < X.numElements(); ++I) {
-      int64_t V = (I * 37) % 23;
-      X.setFromDouble(I, T.Dtype == DType::F32 ? (V - 11) / 4.0
-                         : T.Dtype == DType::U8 ? V
-                                                : V - 11);
-    }
+    for (int64_t I = 0; I < X.numElements(); ++I)
+      X.setFromDouble(I, patternValue(I, T.Dtype));
     X.setQuant(T.Quant);
     Ins.push_back(std::move(X));
   }
@@ -106,9 +110,9 @@ llvm::Error runPipeline(GraphModule &GM, uint64_t Hash) {
   PassManager::Options Opts;
   Opts.VerifyEach = true;
   PassManager PM(Opts);
-  if (llvm::Error E = PM.addPipeline(
-          Ctx.QAT ? "fuse,qconfig-propagation,prepare-qat"
-                  : "fuse,qconfig-propagation,prepare"))
+  if (llvm::Error E =
+          PM.addPipeline(Ctx.QAT ? "fuse,qconfig-propagation,prepare-qat"
+                                 : "fuse,qconfig-propagation,prepare"))
     return E;
   if (llvm::Error E = PM.run(GM, Ctx))
     return E;
