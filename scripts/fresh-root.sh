@@ -132,10 +132,11 @@ case "$mode" in
 esac
 
 # A clean environment: only what a new user's shell would have, plus the
-# host's proxy settings if it has any.
+# host's proxy settings and QFX_CI_SANITIZE (scripts/test.sh) if set.
 env_args=(HOME=/root LANG=C.UTF-8 TERM=dumb
   PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin)
-for v in http_proxy https_proxy no_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY; do
+for v in http_proxy https_proxy no_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY \
+  QFX_CI_SANITIZE; do
   [ -z "${!v:-}" ] || env_args+=("$v=${!v}")
 done
 

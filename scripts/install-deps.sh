@@ -19,6 +19,13 @@ PACKAGES=(
   # The package tests build a consumer through pkg-config too.
   pkg-config
   dataset-fashion-mnist
+  # The sanitized corpus replays of scripts/test.sh (replay-sanitized.sh),
+  # scripts/test-sanitized.sh and the libFuzzer builds of scripts/fuzz.sh:
+  # clang with its sanitizer and libFuzzer runtimes, and the OpenMP runtime
+  # clang links.
+  clang-14
+  libclang-rt-14-dev
+  libomp-14-dev
 )
 
 missing=()

@@ -22,7 +22,7 @@
 
 namespace qfx {
 namespace codegen {
-struct Program;
+class Program;
 } // namespace codegen
 
 /// How a fused residual add reads its identity operand.
