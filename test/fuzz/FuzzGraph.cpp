@@ -119,7 +119,7 @@ llvm::Error runPipeline(GraphModule &GM, uint64_t Hash) {
   std::vector<Tensor> Ins = makeInputs(GM);
   if (auto Out = runObserved(GM, Ins); !Out)
     return Out.takeError();
-  auto Q = convert_fx(GM);
+  auto Q = convert_to_reference_fx(GM);
   if (!Q)
     return Q.takeError();
   if (llvm::Error E = verify(**Q))
