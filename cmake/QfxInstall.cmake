@@ -16,7 +16,7 @@ install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/qfx
 # and the dependency glue (qfx::llvm, qfx::dnnl, qfx::openmp, qfx::zlib;
 # third_party/CMakeLists.txt).
 install(TARGETS ${QFX_LAYERS} qfx_all qfx_options
-                qfx_llvm qfx_dnnl qfx_openmp qfx_zlib
+                qfx_llvm qfx_dnnl qfx_openmp qfx_zlib qfx_onnx
         EXPORT qfxTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT qfx_development)
 install(EXPORT qfxTargets

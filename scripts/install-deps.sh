@@ -19,6 +19,13 @@ PACKAGES=(
   # The package tests build a consumer through pkg-config too.
   pkg-config
   dataset-fashion-mnist
+  # The Onnx layer: ONNX's protobuf types, checker and parser, and protobuf.
+  libonnx-dev
+  libprotobuf-dev
+  # ONNX Runtime, the client that checks exported files, is npm's
+  # onnxruntime-node (scripts/install-ort.sh), run by Debian's Node.js.
+  nodejs
+  npm
   # The sanitized corpus replays of scripts/test.sh (replay-sanitized.sh),
   # scripts/test-sanitized.sh and the libFuzzer builds of scripts/fuzz.sh:
   # clang with its sanitizer and libFuzzer runtimes, and the OpenMP runtime

@@ -1,10 +1,11 @@
 //===- qfx.h - The user-facing qfx API in one header ------------*- C++ -*-===//
 //
 // One include for applications: models (nn modules and functional, the zoo),
-// tracing, prepare_fx / convert_to_reference_fx / convert_fx with QConfig
-// mappings, compile() to oneDNN, the reference interpreter, GraphModule
-// files, the pass manager, and tensors with their .npy / .safetensors I/O.
-// Individual passes, kernels and training keep their own headers under qfx/.
+// tracing, ONNX import and export, prepare_fx / convert_to_reference_fx /
+// convert_fx with QConfig mappings, compile() to oneDNN, the reference
+// interpreter, GraphModule files, the pass manager, and tensors with their .npy
+// / .safetensors I/O. Individual passes, kernels and training keep their own
+// headers under qfx/.
 //
 // Only qfx and LLVM ADT/Support headers are included from here: no oneDNN,
 // JSON or other implementation headers, so consumers need LLVM's include
@@ -41,6 +42,10 @@
 
 // Passes: PassContext (prepare_fx's explain remarks) and the pass manager.
 #include "qfx/Transforms/Pass.h"
+
+// ONNX: import models, export float and QDQ ONNX.
+#include "qfx/Onnx/Export.h"
+#include "qfx/Onnx/Import.h"
 
 // Execution: the reference interpreter and the oneDNN compiler.
 #include "qfx/Codegen/CompiledModule.h"
