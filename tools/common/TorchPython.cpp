@@ -22,9 +22,12 @@ std::string qfx::tools::findTorchPython(llvm::StringRef Requested,
                                         llvm::StringRef Modules) {
   if (!Requested.empty())
     return canImport(Requested, Modules) ? Requested.str() : "";
-  llvm::Optional<std::string> Path = llvm::sys::Process::GetEnv("PATH");
+  // Dirs points into PathList, which must outlive the loop (a conditional
+  // over the Optional would make a temporary copy that dies at once).
+  std::string PathList =
+      llvm::sys::Process::GetEnv("PATH").getValueOr(std::string());
   llvm::SmallVector<llvm::StringRef, 16> Dirs;
-  llvm::StringRef(Path ? *Path : "").split(Dirs, ':', -1, false);
+  llvm::StringRef(PathList).split(Dirs, ':', -1, false);
   for (llvm::StringRef Dir : Dirs) {
     llvm::SmallString<256> Py(Dir);
     llvm::sys::path::append(Py, "python3");

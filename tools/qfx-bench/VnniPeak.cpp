@@ -41,10 +41,12 @@ __attribute__((noinline)) int32_t vnniLoop(int64_t Iters) {
     Sum = _mm512_add_epi32(Sum, Acc[I]);
   alignas(64) int32_t Lanes[16];
   _mm512_store_si512(Lanes, Sum);
-  int32_t R = 0;
+  // The accumulators wrap (vpdpbusd is modular): sum them the same way,
+  // since a signed overflow would be undefined behaviour.
+  uint32_t R = 0;
   for (int32_t L : Lanes)
-    R += L;
-  return R;
+    R += static_cast<uint32_t>(L);
+  return static_cast<int32_t>(R);
 }
 
 } // namespace
