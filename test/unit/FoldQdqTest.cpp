@@ -11,6 +11,7 @@
 
 #include "qfx/Codegen/Lowering.h"
 #include "qfx/IR/GraphModule.h"
+#include "qfx/IR/Parser.h"
 #include "qfx/IR/Printer.h"
 #include "qfx/IR/Verifier.h"
 #include "qfx/Models/Zoo.h"
@@ -445,4 +446,85 @@ TEST_CASE("fold-qdq: weights the int8 kernels cannot take stay QDQ, each "
       CHECK(Ctx.Remarks[0].Message == K.Remark);
     }
   }
+}
+
+TEST_CASE("fold-qdq: every near miss is a remark naming the op and the "
+          "reason",
+          "[fold-qdq]") {
+  // Each graph: x quantized, dequantized, then the op under test, quantized
+  // with the given qparams and dequantized into the output.
+  struct Case {
+    const char *Ops;
+    const char *Node, *Remark;
+  };
+  const Case Cases[] = {
+      {"%w : s8[2,2]<scale=0.0078125, zero_point=0> = get_attr[w]\n"
+       "%wdq : f32[2,2] = call_method[dequantize](%w)\n"
+       "%fc : f32[1,2] = call_function[linear](%dq, %wdq)\n"
+       "%y : f32[1,2] = call_function[add](%fc, %dq)\n",
+       "fc",
+       "left as QDQ: 'fc' -> 'y': QuantizedLinear has no residual add form"},
+      {"%y : f32[1,2] = call_function[mul](%dq, 2.0)\n", "y",
+       "left as QDQ: 'y' has a scalar operand: no int8 form"},
+      {"%y : f32[1,2] = call_function[sigmoid](%dq)\n", "y",
+       "left as QDQ: 'y' is quantized to quint8 scale 0.015625, zp 128, not "
+       "sigmoid's fixed quint8 scale 0.00390625, zp 0"},
+      {"%y : f32[1,2] = call_function[flatten](%dq)\n", "y",
+       "left as QDQ: 'y' is quantized to quint8 scale 0.015625, zp 128 but "
+       "its input has quint8 scale 0.0078125, zp 128; flatten shares its "
+       "input's qparams"},
+      {"%y : f32[1,2] = call_function[softplus](%dq)\n", "y",
+       "left as QDQ: 'softplus' has no int8 form"},
+      {"%y : f32[1,2] = call_function[add](%dq, %x)\n", "y",
+       "left as QDQ: the other operand of 'y' is not a dequantized int8 "
+       "value"},
+      {"%y : f32[1,2] = call_function[relu](%dq)\n"
+       "%z : f32[1,2] = call_function[relu](%y)\n",
+       "z", "left as QDQ: the input of 'z' is not a dequantized int8 value"},
+      {"%y : f32[1,2] = call_method[dequantize](%q)\n", "y",
+       "left as QDQ: a requantization from quint8 scale 0.0078125, zp 128 "
+       "to quint8 scale 0.015625, zp 128 stays"},
+  };
+  for (const Case &K : Cases) {
+    std::string Text =
+        std::string("graph_module M {\n"
+                    "  param w : s8[2,2]<scale=0.0078125, zero_point=0> = "
+                    "dense<[1, 2, 3, 4]>\n"
+                    "  graph {\n"
+                    "%x : f32[1,2] = placeholder[x]\n"
+                    "%q : u8[1,2]<scale=0.0078125, zero_point=128> = "
+                    "call_function[quantize_per_tensor](%x, 0.0078125, 128, "
+                    "\"quint8\")\n"
+                    "%dq : f32[1,2] = call_method[dequantize](%q)\n") +
+        K.Ops +
+        "%last : u8[1,2]<scale=0.015625, zero_point=128> = "
+        "call_function[quantize_per_tensor](%" +
+        (llvm::StringRef(K.Ops).contains("%z") ? "z" : "y") +
+        ", 0.015625, 128, \"quint8\")\n"
+        "%out : f32[1,2] = call_method[dequantize](%last)\n"
+        "%output = output[output](%out)\n  }\n}\n";
+    INFO(Text);
+    std::unique_ptr<GraphModule> GM = take(parseGraphModule(Text, "case"));
+    PassContext Ctx;
+    FoldQdq P;
+    requireOk(P.run(*GM, Ctx));
+    CHECK(P.numFolded() == 0);
+    REQUIRE(Ctx.Remarks.size() == 1);
+    CHECK(Ctx.Remarks[0].Pass == "fold-qdq");
+    CHECK(Ctx.Remarks[0].Node == K.Node);
+    CHECK(Ctx.Remarks[0].Message == K.Remark);
+  }
+}
+
+TEST_CASE("fold-qdq: a folded graph is left as it is by a second run",
+          "[fold-qdq]") {
+  std::unique_ptr<GraphModule> GM = smallQdqGraph();
+  PassContext Ctx;
+  requireOk(FoldQdq().run(*GM, Ctx));
+  std::string Once = printToString(*GM);
+  FoldQdq Again;
+  requireOk(Again.run(*GM, Ctx));
+  CHECK(Again.numFolded() == 0);
+  CHECK(Again.numCancelled() == 0);
+  CHECK(printToString(*GM) == Once);
 }
