@@ -80,9 +80,18 @@ const Node *dequantized(const Node *N) {
   return nodeAt(*N, 0, "");
 }
 
-bool isRelu(const Node &N) {
-  return isCallTo(N, "relu") && N.numArgs() == 1 && N.kwargs().empty() &&
-         N.arg(0).isNode();
+/// The kind of the module \p N calls, or "".
+llvm::StringRef moduleKind(const Node &N, const GraphModule &GM) {
+  if (N.op() != OpCode::CallModule)
+    return "";
+  const ModuleInfo *M = GM.lookupModule(N.target());
+  return M ? M->kind() : "";
+}
+
+/// relu as a function, a method or a ReLU module, of one node.
+bool isRelu(const Node &N, const GraphModule &GM) {
+  bool Relu = isCallTo(N, "relu") || moduleKind(N, GM) == "ReLU";
+  return Relu && N.numArgs() == 1 && N.kwargs().empty() && N.arg(0).isNode();
 }
 
 std::string quoted(llvm::StringRef S) { return ("'" + S + "'").str(); }
@@ -180,6 +189,7 @@ private:
   bool matchCat();
   bool matchUnary();
   bool matchShares();
+  MatchResult matchModule(const Node &X);
   bool constantArgs(const Node &Op, size_t From);
 
   const GraphModule &GM;
@@ -237,18 +247,10 @@ MatchResult Matcher::run() {
     }
     return std::move(R);
   }
-  if (!isCall(*X)) {
-    if (X->op() == OpCode::CallModule) {
-      R.Main = X;
-      R.Reason =
-          "call_module " + quoted(X->target()) + " is not a QDQ group op";
-    }
-    return std::move(R);
-  }
   // A relu between the op and the quantize is absorbed by ops that have a
   // relu form; otherwise it is a shares-qparams op of its own.
   const Node *Op = X;
-  if (isRelu(*X)) {
+  if (isRelu(*X, GM)) {
     const Node *Prev = X->arg(0).getNode();
     const FoldRow *PR = isCall(*Prev) ? lookupFoldRow(Prev->target()) : nullptr;
     if (PR && *PR->IntoRelu) {
@@ -256,6 +258,10 @@ MatchResult Matcher::run() {
       Op = Prev;
     }
   }
+  if (!R.Relu && X->op() == OpCode::CallModule)
+    return matchModule(*X);
+  if (!isCall(*Op))
+    return std::move(R);
   R.Main = Op;
   // conv2d -> add: the residual form.
   if (isCallTo(*Op, "add"))
@@ -484,6 +490,25 @@ bool Matcher::matchShares() {
   return true;
 }
 
+/// Module forms of shares-qparams ops (MaxPool2d, ReLU6, Flatten ...), as
+/// graphs traced by qfx have them; any other module is not part of a QDQ
+/// group (weighted ops come as conv2d / linear functions).
+MatchResult Matcher::matchModule(const Node &X) {
+  R.Main = &X;
+  llvm::StringRef Kind = moduleKind(X, GM);
+  const BackendOpEntry *E = lookupBackendOp(Kind, /*IsModule=*/true);
+  if (!E || E->Class != NodeClass::SharesQParams) {
+    R.Reason = "call_module " + quoted(X.target()) + " (" + Kind.str() +
+               ") has no int8 form here";
+    return std::move(R);
+  }
+  R.Row = &SharesRow;
+  R.Kind = GroupKind::Shares;
+  R.Ops = {&X};
+  R.Matched = matchShares() && chain();
+  return std::move(R);
+}
+
 MatchResult foldqdq::matchGroup(const Node &Q, const GraphModule &GM) {
   return Matcher(Q, GM).run();
 }
@@ -503,6 +528,9 @@ public:
   void erase(Node *N);
   /// Erases \p N later if it is then an unused dequantize or get_attr.
   void queue(Node *N) { Work.push_back(N); }
+  /// Keeps module \p Path (and so its parents) even when it is left empty:
+  /// the quantized module takes its place in the tree.
+  void keep(std::string Path) { Keep = std::move(Path); }
   void finish();
 
 private:
@@ -512,6 +540,7 @@ private:
   GraphModule &GM;
   Graph &G;
   std::vector<Node *> Work;
+  std::string Keep;
 };
 
 } // namespace
@@ -519,7 +548,12 @@ private:
 void Eraser::erase(Node *N) {
   for (Node *In : N->inputs())
     Work.push_back(In);
+  std::string Module =
+      N->op() == OpCode::CallModule ? N->target().str() : std::string();
   G.erase(N);
+  // A relu module absorbed into a quantized module goes with its last call.
+  if (!Module.empty() && !isCalled(Module))
+    GM.eraseModule(Module);
 }
 
 void Eraser::finish() {
@@ -560,7 +594,7 @@ void Eraser::dropTensor(llvm::StringRef Path) {
     return;
   M->eraseTensor(Name);
   std::string P = Owner.str();
-  while (!P.empty()) {
+  while (!P.empty() && P != Keep) {
     ModuleInfo *Cur = GM.lookupModule(P);
     if (!Cur || !Cur->tensors().empty() || !Cur->children().empty() ||
         !Cur->attrs().empty() || isCalled(P))
@@ -636,7 +670,12 @@ static PendingModule pendingModule(const MatchResult &M,
   const Node &Op = *M.Main;
   PendingModule P;
   P.Kind = M.replacement().str();
-  P.Base = Op.scope().empty() ? Op.name().str() : Op.scope().str();
+  // Named after the module that held the weight ("layer1.0.conv1" for
+  // "layer1.0.conv1.weight"), else the op's scope, else the op.
+  llvm::StringRef Owner = splitQualifiedName(M.Weight->target()).first;
+  P.Base = !Owner.empty()        ? Owner.str()
+           : !Op.scope().empty() ? Op.scope().str()
+                                 : Op.name().str();
   P.Weight = *GM.lookupTensor(M.Weight->target());
   P.Bias = floatBias(M, GM);
   const Tensor &W = P.Weight;
@@ -739,6 +778,7 @@ Node *foldqdq::rewriteGroup(const MatchResult &M, GraphModule &GM) {
     // The module is built once the weights are gone from the tree, so that
     // it can take the place of the module that held them.
     Pending = pendingModule(M, GM);
+    E.keep(Pending->Base);
     std::vector<Argument> Args = {Argument(const_cast<Node *>(M.Inputs[0]))};
     if (M.Add)
       Args.push_back(Argument(const_cast<Node *>(M.Inputs[1])));
