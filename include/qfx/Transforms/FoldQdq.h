@@ -23,22 +23,26 @@
 // where w is a get_attr of an s8 tensor with per-tensor or per-channel
 // (axis 0) qparams and zero points 0, and b is none, an f32 get_attr, or a
 // dequantized get_attr (an s32 bias with scales s_x * s_w), which becomes
-// the module's f32 bias. The quantized module is a new module at the conv's
-// scope (or its name), with convert's attributes plus the quantize's scale
-// and zero point; the new node takes the op's name. Weights, biases and
+// the module's f32 bias. relu may be a function, a method or a ReLU module;
+// shares-qparams ops (the backend table's: pools, reshapes, relu, hardtanh,
+// dropout ...) may be functions, methods or modules. The quantized module
+// takes the place of the module that held the weight ("layer1.0.conv1" for
+// get_attr[layer1.0.conv1.weight]), else the conv's scope, else its name,
+// with convert's attributes plus the quantize's scale and zero point; the
+// new node takes the op's name, scope and meta. Dequantizes, weights and
 // modules that nothing reads any more are removed.
 //
 // Near misses stay as QDQ around float ops (the interpreter runs them as
-// the reference) with a remark saying why: a u8 weight, nonzero weight zero
-// points, per-channel qparams on another axis, a weight or bias that is not
-// a constant, an input that is not a dequantized int8 value, an output
-// dtype other than the input's, an intermediate value with other users,
-// linear -> add (no int8 module), a fixed-qparams op (sigmoid ...) whose
-// quantize is not PyTorch's fixed qparams, and a shares-qparams op (pools,
-// reshapes, relu, as in the backend table) whose quantize differs from its
-// input's qparams, which PyTorch's shared observer never produces. A
-// quantize of a dequantize with other qparams is a requantization and
-// stays.
+// the reference), each with a remark saying why: a u8 weight, nonzero
+// weight zero points, per-channel qparams on another axis, a weight or bias
+// that is not a constant, an input that is not a dequantized int8 value, an
+// output dtype other than the input's, an intermediate value with other
+// users, linear -> add (no int8 module), mul by a scalar, a fixed-qparams op
+// (sigmoid ...) whose quantize is not PyTorch's fixed qparams, a
+// shares-qparams op whose quantize differs from its input's qparams (which
+// PyTorch's shared observer never produces), and other modules (a float
+// Conv2d is not a QDQ group). A quantize of a dequantize with other qparams
+// is a requantization and stays.
 //
 //===----------------------------------------------------------------------===//
 
