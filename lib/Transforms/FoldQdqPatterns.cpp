@@ -182,6 +182,7 @@ private:
   bool chain();
   bool int8Input(const Node *Dq, const Node &User, const char *What);
   bool matchWeighted();
+  bool matchConvParams(const Node &Op);
   bool matchWeight(const Node &Op);
   bool matchBias(const Node &Op);
   bool matchResidual(const Node &Add, const Node &Conv);
@@ -409,10 +410,31 @@ bool Matcher::matchResidual(const Node &Add, const Node &Conv) {
   return true;
 }
 
+/// conv2d's stride, padding and dilation must be ints or pairs of ints
+/// (not "same"), and groups an int: they become module attributes.
+bool Matcher::matchConvParams(const Node &Op) {
+  const std::pair<size_t, const char *> Pairs[] = {
+      {3, "stride"}, {4, "padding"}, {5, "dilation"}};
+  for (const auto &[I, Name] : Pairs) {
+    const Argument *A = argAt(Op, I, Name);
+    std::optional<std::vector<int64_t>> L =
+        A && A->isList() ? A->getIntList() : std::nullopt;
+    if (A && !A->isInt() && !(L && (L->size() == 1 || L->size() == 2)))
+      return fail(quoted(Op.name()) + " has a " + Name +
+                  " that is not an int or a pair of ints");
+  }
+  const Argument *G = argAt(Op, 6, "groups");
+  if (G && !G->isInt())
+    return fail(quoted(Op.name()) + " has groups that are not an int");
+  return true;
+}
+
 bool Matcher::matchWeighted() {
   const Node &Op = *R.Main;
   if (!int8Input(nodeAt(Op, 0, "input"), Op, "the input") || !matchWeight(Op) ||
       !matchBias(Op) || !constantArgs(Op, 3))
+    return false;
+  if (Op.target() == "conv2d" && !matchConvParams(Op))
     return false;
   if (R.Add) {
     const Node &Add = *R.Ops[1];

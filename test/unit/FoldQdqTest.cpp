@@ -508,6 +508,16 @@ TEST_CASE("fold-qdq: every near miss is a remark naming the op and the "
       {"%y : f32[1,2] = call_function[relu](%dq)\n"
        "%z : f32[1,2] = call_function[relu](%y)\n",
        "z", "left as QDQ: the input of 'z' is not a dequantized int8 value"},
+      {"%w : s8[2,1,1,1]<scale=0.0078125, zero_point=0> = get_attr[w4]\n"
+       "%wdq : f32[2,1,1,1] = call_method[dequantize](%w)\n"
+       "%y : f32[1,2] = call_function[conv2d](%dq, %wdq, none, 1, \"same\")\n",
+       "y", "left as QDQ: 'y' has a padding that is not an int or a pair of "
+            "ints"},
+      {"%w : s8[2,2]<scale=0.0078125, zero_point=0> = get_attr[w]\n"
+       "%wdq : f32[2,2] = call_method[dequantize](%w)\n"
+       "%y : f32[1,2] = call_function[linear](%dq, %wdq, %x)\n",
+       "y", "left as QDQ: the bias of 'y' is not a constant (f32, or "
+            "dequantized)"},
       {"%y : f32[1,2] = call_method[dequantize](%q)\n", "y",
        "left as QDQ: a requantization from quint8 scale 0.0078125, zp 128 "
        "to quint8 scale 0.015625, zp 128 stays"},
@@ -517,6 +527,8 @@ TEST_CASE("fold-qdq: every near miss is a remark naming the op and the "
         std::string("graph_module M {\n"
                     "  param w : s8[2,2]<scale=0.0078125, zero_point=0> = "
                     "dense<[1, 2, 3, 4]>\n"
+                    "  param w4 : s8[2,1,1,1]<scale=0.0078125, zero_point=0> "
+                    "= dense<[1, 2]>\n"
                     "  graph {\n"
                     "%x : f32[1,2] = placeholder[x]\n"
                     "%q : u8[1,2]<scale=0.0078125, zero_point=128> = "
