@@ -52,6 +52,11 @@ const FoldRow Rows[] = {
 // every other shares-qparams op of the backend table).
 const FoldRow SharesRow = {"", GroupKind::Shares, "", ""};
 
+// dq(x) -> BatchNorm2d module [-> relu] -> q: the module becomes
+// QuantizedBatchNorm2d / QuantizedBNReLU2d in place (float statistics).
+const FoldRow BatchNormRow = {"BatchNorm2d", GroupKind::BatchNorm,
+                              "QuantizedBatchNorm2d", "QuantizedBNReLU2d"};
+
 bool isCall(const Node &N) {
   return N.op() == OpCode::CallFunction || N.op() == OpCode::CallMethod;
 }
@@ -190,7 +195,8 @@ private:
   bool matchCat();
   bool matchUnary();
   bool matchShares();
-  MatchResult matchModule(const Node &X);
+  MatchResult matchModule(const Node &Op, const Node &X);
+  bool matchBatchNorm();
   bool constantArgs(const Node &Op, size_t From);
 
   const GraphModule &GM;
@@ -253,14 +259,17 @@ MatchResult Matcher::run() {
   const Node *Op = X;
   if (isRelu(*X, GM)) {
     const Node *Prev = X->arg(0).getNode();
-    const FoldRow *PR = isCall(*Prev) ? lookupFoldRow(Prev->target()) : nullptr;
+    const FoldRow *PR = isCall(*Prev) ? lookupFoldRow(Prev->target())
+                        : moduleKind(*Prev, GM) == BatchNormRow.Op
+                            ? &BatchNormRow
+                            : nullptr;
     if (PR && *PR->IntoRelu) {
       R.Relu = true;
       Op = Prev;
     }
   }
-  if (!R.Relu && X->op() == OpCode::CallModule)
-    return matchModule(*X);
+  if (Op->op() == OpCode::CallModule)
+    return matchModule(*Op, *X);
   if (!isCall(*Op))
     return std::move(R);
   R.Main = Op;
@@ -302,6 +311,7 @@ MatchResult Matcher::run() {
     OK = matchShares();
     break;
   case GroupKind::Cancel:
+  case GroupKind::BatchNorm:
     break;
   }
   R.Matched = OK && chain();
@@ -512,23 +522,50 @@ bool Matcher::matchShares() {
   return true;
 }
 
-/// Module forms of shares-qparams ops (MaxPool2d, ReLU6, Flatten ...), as
-/// graphs traced by qfx have them; any other module is not part of a QDQ
-/// group (weighted ops come as conv2d / linear functions).
-MatchResult Matcher::matchModule(const Node &X) {
-  R.Main = &X;
-  llvm::StringRef Kind = moduleKind(X, GM);
+/// Module \p Op (then relu \p X when R.Relu): BatchNorm2d, or the module
+/// form of a shares-qparams op (MaxPool2d, ReLU6, Flatten ...), as graphs
+/// traced by qfx have them. Any other module is not part of a QDQ group
+/// (weighted ops come as conv2d / linear functions).
+MatchResult Matcher::matchModule(const Node &Op, const Node &X) {
+  R.Main = &Op;
+  R.Ops = {&Op};
+  if (R.Relu)
+    R.Ops.push_back(&X);
+  llvm::StringRef Kind = moduleKind(Op, GM);
   const BackendOpEntry *E = lookupBackendOp(Kind, /*IsModule=*/true);
-  if (!E || E->Class != NodeClass::SharesQParams) {
-    R.Reason = "call_module " + quoted(X.target()) + " (" + Kind.str() +
+  if (Kind == BatchNormRow.Op) {
+    R.Row = &BatchNormRow;
+    R.Kind = GroupKind::BatchNorm;
+    R.Matched = matchBatchNorm() && chain();
+  } else if (E && E->Class == NodeClass::SharesQParams) {
+    R.Row = &SharesRow;
+    R.Kind = GroupKind::Shares;
+    R.Matched = matchShares() && chain();
+  } else {
+    R.Reason = "call_module " + quoted(Op.target()) + " (" + Kind.str() +
                ") has no int8 form here";
-    return std::move(R);
   }
-  R.Row = &SharesRow;
-  R.Kind = GroupKind::Shares;
-  R.Ops = {&X};
-  R.Matched = matchShares() && chain();
   return std::move(R);
+}
+
+/// A BatchNorm2d module called once (it is rebuilt in place) with its
+/// running statistics.
+bool Matcher::matchBatchNorm() {
+  const Node &Op = *R.Main;
+  if (!int8Input(nodeAt(Op, 0, "input"), Op, "the input") ||
+      !constantArgs(Op, 1))
+    return false;
+  unsigned Calls = 0;
+  for (const Node &N : GM.graph())
+    Calls += N.op() == OpCode::CallModule && N.target() == Op.target();
+  if (Calls != 1)
+    return fail("module " + quoted(Op.target()) + " is called " +
+                llvm::Twine(Calls) + " times; it is rebuilt in place");
+  const ModuleInfo *M = GM.lookupModule(Op.target());
+  if (!M->tensor("running_mean") || !M->tensor("running_var"))
+    return fail("module " + quoted(Op.target()) +
+                " has no running_mean / running_var");
+  return true;
 }
 
 MatchResult foldqdq::matchGroup(const Node &Q, const GraphModule &GM) {
@@ -786,8 +823,16 @@ Node *foldqdq::rewriteGroup(const MatchResult &M, GraphModule &GM) {
     New = const_cast<Node *>(M.Inputs[0]);
     Name.clear();
     break;
+  case GroupKind::BatchNorm:
   case GroupKind::Shares: {
-    // The op itself runs on the int8 value.
+    // The op itself runs on the int8 value; a batch norm becomes its
+    // quantized kind with the output qparams.
+    if (M.Kind == GroupKind::BatchNorm) {
+      ModuleInfo *Mod = GM.lookupModule(M.Main->target());
+      Mod->setKind(M.replacement().str());
+      Mod->setAttr("scale", Argument::real(M.Out.Scale));
+      Mod->setAttr("zero_point", Argument::integer(M.Out.ZeroPoint));
+    }
     New = const_cast<Node *>(M.Main);
     Node *Dq = const_cast<Node *>(nodeAt(*New, 0, "input"));
     New->replaceInputWith(Dq, const_cast<Node *>(M.Inputs[0]));
@@ -821,8 +866,8 @@ Node *foldqdq::rewriteGroup(const MatchResult &M, GraphModule &GM) {
   }
   Q->replaceAllUsesWith(New);
   E.erase(Q);
-  if (M.Kind != GroupKind::Shares)
-    for (auto It = M.Ops.rbegin(); It != M.Ops.rend(); ++It)
+  for (auto It = M.Ops.rbegin(); It != M.Ops.rend(); ++It)
+    if (*It != New)
       E.erase(const_cast<Node *>(*It));
   E.finish();
   if (Pending)

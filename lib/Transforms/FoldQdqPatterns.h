@@ -59,6 +59,8 @@ enum class GroupKind : uint8_t {
   Fixed,
   /// Pools, reshapes, relu ...: the op itself on the int8 value.
   Shares,
+  /// A BatchNorm2d module: rebuilt in place as its quantized kind.
+  BatchNorm,
 };
 
 /// One row of the table: a float op and its int8 forms.

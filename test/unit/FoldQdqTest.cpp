@@ -22,10 +22,15 @@
 #include "qfx/Trace/SymbolicTrace.h"
 #include "qfx/Transforms/FoldQdq.h"
 
+#include "llvm/ADT/SmallString.h"
 #include "llvm/ADT/StringRef.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
@@ -511,13 +516,15 @@ TEST_CASE("fold-qdq: every near miss is a remark naming the op and the "
       {"%w : s8[2,1,1,1]<scale=0.0078125, zero_point=0> = get_attr[w4]\n"
        "%wdq : f32[2,1,1,1] = call_method[dequantize](%w)\n"
        "%y : f32[1,2] = call_function[conv2d](%dq, %wdq, none, 1, \"same\")\n",
-       "y", "left as QDQ: 'y' has a padding that is not an int or a pair of "
-            "ints"},
+       "y",
+       "left as QDQ: 'y' has a padding that is not an int or a pair of "
+       "ints"},
       {"%w : s8[2,2]<scale=0.0078125, zero_point=0> = get_attr[w]\n"
        "%wdq : f32[2,2] = call_method[dequantize](%w)\n"
        "%y : f32[1,2] = call_function[linear](%dq, %wdq, %x)\n",
-       "y", "left as QDQ: the bias of 'y' is not a constant (f32, or "
-            "dequantized)"},
+       "y",
+       "left as QDQ: the bias of 'y' is not a constant (f32, or "
+       "dequantized)"},
       {"%y : f32[1,2] = call_method[dequantize](%q)\n", "y",
        "left as QDQ: a requantization from quint8 scale 0.0078125, zp 128 "
        "to quint8 scale 0.015625, zp 128 stays"},
@@ -573,4 +580,53 @@ TEST_CASE("fold-qdq: MobileNetV2's reference graph, unfolded into QDQ form, "
           "[fold-qdq][zoo]") {
   std::shared_ptr<nn::Module> M = models::mobilenet_v2(10);
   checkRoundTrip(*M, {1, 3, 32, 32}, 2.0001);
+}
+
+TEST_CASE("fold-qdq: every case of the text-IR tests computes what its QDQ "
+          "graph computes, within one step of each output",
+          "[fold-qdq]") {
+  llvm::SmallString<128> Dir(QFX_TEST_DATA_DIR);
+  llvm::sys::path::append(Dir, "..", "Transforms", "FoldQdq");
+  std::error_code EC;
+  std::vector<std::string> Files;
+  for (llvm::sys::fs::directory_iterator It(Dir, EC), End; It != End && !EC;
+       It.increment(EC))
+    if (llvm::StringRef(It->path()).endswith(".qir"))
+      Files.push_back(It->path());
+  std::sort(Files.begin(), Files.end());
+  REQUIRE(Files.size() >= 8);
+  size_t Cases = 0;
+  for (const std::string &F : Files) {
+    auto Buf = llvm::MemoryBuffer::getFile(F);
+    REQUIRE(Buf);
+    llvm::SmallVector<llvm::StringRef, 4> Parts;
+    (*Buf)->getBuffer().split(Parts, "// -----\n");
+    for (llvm::StringRef Text : Parts) {
+      INFO(F << ":\n" << Text.str());
+      std::unique_ptr<GraphModule> Qdq = take(parseGraphModule(Text, F));
+      std::unique_ptr<GraphModule> Folded = Qdq->clone();
+      PassContext Ctx;
+      requireOk(FoldQdq().run(*Folded, Ctx));
+      std::vector<Tensor> In;
+      for (Node *P : Qdq->graph().placeholders())
+        In.push_back(uniform(P->type()->Dims, 7 + uint32_t(In.size())));
+      std::vector<Tensor> Want = take(Interpreter(*Qdq).run(In));
+      std::vector<Tensor> Got = take(Interpreter(*Folded).run(In));
+      REQUIRE(Got.size() == Want.size());
+      // The step of each output: the scale of the int8 value a dequantize
+      // output reads (0 for outputs that stay float).
+      const Argument &OutArg = Folded->graph().outputNode()->arg(0);
+      std::vector<Argument> Outs =
+          OutArg.isList() ? OutArg.getList() : std::vector<Argument>{OutArg};
+      for (size_t I = 0; I < Want.size(); ++I) {
+        const Node *O = Outs[I].getNode();
+        double Step = 0;
+        if (O->target() == "dequantize")
+          Step = O->arg(0).getNode()->type()->Quant.Scale;
+        CHECK(maxDiff(Want[I], Got[I]) <= Step * 1.0001);
+      }
+      ++Cases;
+    }
+  }
+  CHECK(Cases >= 20);
 }

@@ -16,6 +16,8 @@
 //   dq(x) -> hardswish / leaky_relu -> q       quantized_hardswish / ...
 //   dq(x) -> sigmoid / hardsigmoid / tanh / softmax -> q
 //                                              quantized_sigmoid / ...
+//   dq(x) -> BatchNorm2d module [-> relu] -> q QuantizedBatchNorm2d /
+//                                              QuantizedBNReLU2d, in place
 //   dq(x) -> max_pool2d / flatten / reshape / relu ... -> q
 //                                              the op on the int8 x
 //   q(dq(x)) with x's qparams                  x
@@ -40,9 +42,10 @@
 // users, linear -> add (no int8 module), mul by a scalar, a fixed-qparams op
 // (sigmoid ...) whose quantize is not PyTorch's fixed qparams, a
 // shares-qparams op whose quantize differs from its input's qparams (which
-// PyTorch's shared observer never produces), and other modules (a float
-// Conv2d is not a QDQ group). A quantize of a dequantize with other qparams
-// is a requantization and stays.
+// PyTorch's shared observer never produces), a BatchNorm2d module called
+// more than once, and other modules (a float Conv2d is not a QDQ group). A
+// quantize of a dequantize with other qparams is a requantization and
+// stays.
 //
 //===----------------------------------------------------------------------===//
 
