@@ -9,7 +9,6 @@
 #include "qfx/Quant/Quantize.h"
 
 #include "llvm/ADT/STLExtras.h"
-#include "llvm/ADT/StringSet.h"
 
 #include <array>
 
