@@ -66,8 +66,8 @@ TensorType f32(llvm::ArrayRef<int64_t> S) {
   return TensorType{DType::F32, Shape(S.begin(), S.end()), {}};
 }
 
-TensorType u8(llvm::ArrayRef<int64_t> S, double Scale, int64_t Zp) {
-  return TensorType{DType::U8, Shape(S.begin(), S.end()),
+TensorType int8(DType T, llvm::ArrayRef<int64_t> S, double Scale, int64_t Zp) {
+  return TensorType{T, Shape(S.begin(), S.end()),
                     QuantParams::perTensor(Scale, Zp)};
 }
 
@@ -80,11 +80,19 @@ struct QdqBuilder {
     N->setType(std::move(T));
     return N;
   }
+  /// Activations' dtype: quint8 (ONNX Runtime's default) or qint8, whose
+  /// zero points are the quint8 ones minus 128.
+  DType Act = DType::U8;
+
+  /// quantize_per_tensor with quint8 zero point \p Zp (shifted for qint8).
   Node *quantize(Node *X, double Scale, int64_t Zp) {
-    Node *Q = G.callFunction("quantize_per_tensor",
-                             {X, Argument::real(Scale), Argument::integer(Zp),
-                              Argument::string("quint8")});
-    return typed(Q, u8(X->type()->Dims, Scale, Zp));
+    if (Act == DType::S8)
+      Zp -= 128;
+    Node *Q = G.callFunction(
+        "quantize_per_tensor",
+        {X, Argument::real(Scale), Argument::integer(Zp),
+         Argument::string(Act == DType::U8 ? "quint8" : "qint8")});
+    return typed(Q, int8(Act, X->type()->Dims, Scale, Zp));
   }
   Node *dequantize(Node *Q) {
     return typed(G.callMethod("dequantize", {Q}), f32(Q->type()->Dims));
@@ -141,8 +149,9 @@ struct QdqBuilder {
 /// x -> conv1 -> relu -> q -> dq -> conv2 -> add(dq x1) -> relu -> q ->
 /// max_pool2d (q, same qparams) -> conv3 (per-tensor weight) -> q, and the
 /// add of two branches through quantized_add -> flatten -> linear -> q.
-std::unique_ptr<GraphModule> smallQdqGraph() {
+std::unique_ptr<GraphModule> smallQdqGraph(DType Act = DType::U8) {
   QdqBuilder B;
+  B.Act = Act;
   Graph &G = B.G;
   Node *X = B.typed(G.placeholder("x"), f32({1, 3, 8, 8}));
   const double SX = 2.0 / 255, S1 = 4.0 / 255, S2 = 6.0 / 255, S3 = 5.0 / 255,
@@ -346,7 +355,9 @@ TEST_CASE("fold-qdq: a QDQ conv/relu/add/pool/linear graph becomes int8 "
 TEST_CASE("fold-qdq: the folded graph, interpreted and compiled, agrees with "
           "the QDQ graph within one quantization step",
           "[fold-qdq][lowering]") {
-  std::unique_ptr<GraphModule> Qdq = smallQdqGraph();
+  DType Act = GENERATE(DType::U8, DType::S8);
+  INFO("activations " << dtypeName(Act).str());
+  std::unique_ptr<GraphModule> Qdq = smallQdqGraph(Act);
   std::unique_ptr<GraphModule> Folded = Qdq->clone();
   PassContext Ctx;
   requireOk(FoldQdq().run(*Folded, Ctx));
