@@ -10,6 +10,7 @@
 // One include per registered pass.
 #include "qfx/Transforms/Convert.h"
 #include "qfx/Transforms/DeadCodeElimination.h"
+#include "qfx/Transforms/FoldQdq.h"
 #include "qfx/Transforms/Fuse.h"
 #include "qfx/Transforms/Prepare.h"
 #include "qfx/Transforms/PrepareQat.h"
