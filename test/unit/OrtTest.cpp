@@ -52,7 +52,72 @@ std::string reluModel() {
   return M.SerializeAsString();
 }
 
+const std::string OnnxDir = QFX_TEST_DATA_DIR "/onnx/";
+
+/// max |A - B| / max |B|: the error relative to the output's scale, so that
+/// logits near zero do not demand more than the largest ones.
+double relativeError(const Tensor &A, const Tensor &B) {
+  REQUIRE(A.dtype() == DType::F32);
+  REQUIRE(B.dtype() == DType::F32);
+  REQUIRE(A.shape() == B.shape());
+  double MaxDiff = 0, MaxRef = 0;
+  for (int64_t I = 0; I < B.numElements(); ++I) {
+    MaxDiff = std::max(
+        MaxDiff, std::fabs(A.data<float>()[I] - double(B.data<float>()[I])));
+    MaxRef = std::max(MaxRef, std::fabs(double(B.data<float>()[I])));
+  }
+  REQUIRE(MaxRef > 0);
+  return MaxDiff / MaxRef;
+}
+
+/// Rows [Begin, End) of \p T along its first axis.
+Tensor rows(const Tensor &T, int64_t Begin, int64_t End) {
+  std::vector<int64_t> Shape(T.shape().begin(), T.shape().end());
+  int64_t RowSize = T.numElements() / Shape[0];
+  Shape[0] = End - Begin;
+  Tensor R(T.dtype(), Shape);
+  std::copy_n(T.data<float>() + Begin * RowSize, (End - Begin) * RowSize,
+              R.data<float>());
+  return R;
+}
+
 } // namespace
+
+TEST_CASE("ONNX Runtime reproduces PyTorch's outputs on PyTorch's ONNX "
+          "exports of Net, at batch 4 and batch 1",
+          "[ort]") {
+  Tensor Input = take(readNpy(OnnxDir + "net_input.npy"));
+  Tensor Expected = take(readNpy(OnnxDir + "net_output.npy"));
+  REQUIRE(Input.shape() == llvm::ArrayRef<int64_t>({4, 1, 28, 28}));
+  for (const char *Name :
+       {"net_opset13.onnx", "net_opset17.onnx", "net_view_opset13.onnx",
+        "net_flatten_opset13.onnx"}) {
+    INFO(Name);
+    std::vector<Tensor> Out = take(runOrt(OnnxDir + Name, {{"input", Input}}));
+    REQUIRE(Out.size() == 1);
+    CHECK(relativeError(Out[0], Expected) <= 1e-5);
+    // The batch axis is dynamic: one image gives the first row.
+    std::vector<Tensor> One =
+        take(runOrt(OnnxDir + Name, {{"input", rows(Input, 0, 1)}}));
+    REQUIRE(One.size() == 1);
+    CHECK(relativeError(One[0], rows(Expected, 0, 1)) <= 1e-5);
+  }
+}
+
+TEST_CASE("the view golden carries the Shape, Gather, Unsqueeze, Concat, "
+          "Reshape subgraph the importer must fold",
+          "[ort]") {
+  std::vector<OrtNodeType> Types =
+      take(readOnnxNodeTypes(OnnxDir + "net_view_opset13.onnx"));
+  std::vector<std::string> Ops;
+  for (const OrtNodeType &T : Types)
+    if (T.OpType != "Constant")
+      Ops.push_back(T.str());
+  CHECK(Ops == std::vector<std::string>{"Conv", "Relu", "MaxPool", "Conv",
+                                        "Relu", "MaxPool", "Shape", "Gather",
+                                        "Unsqueeze", "Concat", "Reshape",
+                                        "Gemm"});
+}
 
 TEST_CASE("ONNX Runtime runs a one-node Relu model and returns its output",
           "[ort]") {
@@ -106,6 +171,34 @@ TEST_CASE("runOrt rejects inputs the model does not have", "[ort]") {
             .contains("the model has no input 'z' (inputs: x)"));
   CHECK(llvm::StringRef(errorOf(runOrt(Model, {})))
             .contains("missing --input for model input(s): x"));
+}
+
+TEST_CASE("runOrt kills a client that does not finish and fails in time",
+          "[ort]") {
+  TempDir Dir;
+  std::string Model = Dir.file("relu.onnx");
+  REQUIRE_FALSE(errorToString(writeFileAtomically(Model, reluModel())).size());
+  // A stand-in for the runner that never exits.
+  std::string Hang = Dir.file("hang.mjs");
+  REQUIRE_FALSE(
+      errorToString(writeFileAtomically(Hang, "setInterval(() => {}, 1000);\n"))
+          .size());
+  OrtRunOptions Opts;
+  Opts.Runner = Hang;
+  Opts.TimeoutSeconds = 1;
+  Tensor X = Tensor::fromFloats({1, 3}, {1, 2, 3});
+  std::string Err = errorOf(runOrt(Model, {{"x", X}}, Opts));
+  CHECK(llvm::StringRef(Err).contains("ONNX Runtime client did not finish"));
+  CHECK(llvm::StringRef(Err).contains("(timeout 1 s)"));
+}
+
+TEST_CASE("runOrt reports a missing node executable", "[ort]") {
+  TempDir Dir;
+  OrtRunOptions Opts;
+  Opts.NodePath = Dir.file("no-such-node");
+  Tensor X = Tensor::fromFloats({1, 3}, {1, 2, 3});
+  std::string Err = errorOf(runOrt(Dir.file("m.onnx"), {{"x", X}}, Opts));
+  CHECK(llvm::StringRef(Err).contains("cannot run " + Opts.NodePath));
 }
 
 #endif // QFX_ORT_ENABLED
