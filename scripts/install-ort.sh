@@ -49,6 +49,11 @@ fi
 
 log "installing onnxruntime-node@$version into $prefix"
 mkdir -p "$prefix"
+# A package that does not load (an interrupted install, a removed binding)
+# would be kept by npm as it is: reinstall it from scratch.
+if [ -n "$(installed_version)" ]; then
+  rm -rf "$pkg"
+fi
 # A package.json of its own keeps npm from walking up to a parent project.
 if [ ! -f "$prefix/package.json" ]; then
   printf '{\n  "name": "qfx-ort-client",\n  "private": true\n}\n' >"$prefix/package.json"
@@ -64,5 +69,8 @@ fi
 
 got="$(installed_version)"
 [ "$got" = "$version" ] || die "npm installed '${got:-nothing}' instead of onnxruntime-node $version in $prefix"
-loads || die "onnxruntime-node $version in $prefix does not load with $(node --version) ($(cd "$prefix" && node -e 'require("onnxruntime-node")' 2>&1 | head -n 3))"
+if ! loads; then
+  why="$( (cd "$prefix" && node -e 'require("onnxruntime-node")' 2>&1) | grep -m 1 -E 'Error' || true)"
+  die "onnxruntime-node $version in $prefix does not load with node $(node --version): ${why:-unknown reason}"
+fi
 log "onnxruntime-node $version ready in $prefix"
