@@ -8,7 +8,9 @@
 # mirror is read from this machine's apt configuration), clones the commit at
 # HEAD into it, mounts /proc (the root keeps the /dev nodes debootstrap made;
 # the host's /dev is never mounted), runs `bash scripts/test.sh` or
-# `bash scripts/demo.sh` inside, and removes the root afterwards, on success
+# `bash scripts/demo.sh` inside (with the host's CA bundle copied into the
+# root and named by NODE_EXTRA_CA_CERTS there, for npm's HTTPS), and removes
+# the root afterwards, on success
 # and on failure. Nothing is deleted while anything is still mounted under the
 # root. Set QFX_FRESH_ROOT_KEEP=1 to keep the root for inspection, and
 # QFX_FRESH_ROOT_DIR to choose where the temporary folder goes.
@@ -129,15 +131,20 @@ log "testing commit $head"
 # that inspects TLS needs the CA bundle this machine trusts. The bundle named
 # by NODE_EXTRA_CA_CERTS (else the system bundle) is copied into the root -
 # only into it, the host's files are not touched - and named to node there.
-host_ca="${NODE_EXTRA_CA_CERTS:-/etc/ssl/certs/ca-certificates.crt}"
+host_ca=/etc/ssl/certs/ca-certificates.crt
+if [ -n "${NODE_EXTRA_CA_CERTS:-}" ]; then
+  if [ -f "$NODE_EXTRA_CA_CERTS" ] && [ -r "$NODE_EXTRA_CA_CERTS" ]; then
+    host_ca="$NODE_EXTRA_CA_CERTS"
+  else
+    log "warning: NODE_EXTRA_CA_CERTS names '$NODE_EXTRA_CA_CERTS', which is not a readable file; using $host_ca"
+  fi
+fi
 root_ca=/usr/local/share/qfx-host-ca.crt
 if [ -f "$host_ca" ] && [ -r "$host_ca" ]; then
   install -D -m 0644 "$host_ca" "$root$root_ca"
   log "host CA bundle $host_ca copied to $root_ca in the root"
 else
-  if [ -n "${NODE_EXTRA_CA_CERTS:-}" ]; then
-    log "warning: NODE_EXTRA_CA_CERTS names '$host_ca', which is not a readable file"
-  fi
+  log "warning: no CA bundle at $host_ca; npm in the root trusts node's built-in CAs only"
   root_ca=""
 fi
 
