@@ -10,9 +10,8 @@
 # the host's /dev is never mounted), runs `bash scripts/test.sh` or
 # `bash scripts/demo.sh` inside (with the host's CA bundle copied into the
 # root and named by NODE_EXTRA_CA_CERTS there, for npm's HTTPS), and removes
-# the root afterwards, on success
-# and on failure. Nothing is deleted while anything is still mounted under the
-# root. Set QFX_FRESH_ROOT_KEEP=1 to keep the root for inspection, and
+# the root afterwards, on success and on failure. Nothing is deleted while
+# anything is still mounted under the root. Set QFX_FRESH_ROOT_KEEP=1 to keep the root for inspection, and
 # QFX_FRESH_ROOT_DIR to choose where the temporary folder goes.
 set -euo pipefail
 
