@@ -124,6 +124,15 @@ Error readOutputs(const ScratchDir &Dir, OrtResult &R) {
   return Error::success();
 }
 
+/// Builds without the client (QFX_ORT_TESTS) have no paths to run it with.
+Error checkConfigured(const OrtRunOptions &Opts) {
+  if (Opts.NodePath.empty() || Opts.Runner.empty() || Opts.WorkDir.empty())
+    return makeError("ONNX Runtime is not configured in this build (run "
+                     "scripts/install-ort.sh and configure with "
+                     "QFX_ORT_TESTS=ON)");
+  return Error::success();
+}
+
 } // namespace
 
 bool ortAvailable() { return OrtEnabled; }
@@ -151,26 +160,52 @@ Expected<std::vector<OrtNodeType>> readOnnxNodeTypes(StringRef Path) {
   return Types;
 }
 
+Expected<std::string> runOrtRunner(StringRef What,
+                                   ArrayRef<std::string> RunnerArgs,
+                                   const OrtRunOptions &Opts) {
+  if (Error E = checkConfigured(Opts))
+    return E;
+  Expected<ScratchDir> Dir = ScratchDir::create(Opts.WorkDir);
+  if (!Dir)
+    return Dir.takeError();
+  std::vector<std::string> Args = {Opts.NodePath, Opts.Runner};
+  Args.insert(Args.end(), RunnerArgs.begin(), RunnerArgs.end());
+  if (!Opts.OrtDir.empty()) {
+    Args.push_back("--ort-dir");
+    Args.push_back(Opts.OrtDir);
+  }
+  std::string OutFile = Dir->file("stdout.txt"), ErrFile = Dir->file("stderr");
+  Optional<StringRef> Redirects[] = {StringRef(""), StringRef(OutFile),
+                                     StringRef(ErrFile)};
+  std::vector<StringRef> Refs(Args.begin(), Args.end());
+  std::string Msg;
+  bool Failed = false;
+  int Status = sys::ExecuteAndWait(Opts.NodePath, Refs, None, Redirects,
+                                   Opts.TimeoutSeconds, 0, &Msg, &Failed);
+  if (Failed)
+    return makeError("cannot run " + Opts.NodePath + ": " + Msg);
+  if (Status == -2)
+    return makeError(What + ": ONNX Runtime client did not finish: " +
+                     (Msg.empty() ? "killed" : Msg) + " (timeout " +
+                     Twine(Opts.TimeoutSeconds) + " s)");
+  if (Status != 0)
+    return makeError(What + ": ONNX Runtime client failed (status " +
+                     Twine(Status) + "): " + clientMessage(ErrFile));
+  return readFile(OutFile);
+}
+
 Expected<OrtResult> runOrtFull(StringRef Model,
                                ArrayRef<std::pair<std::string, Tensor>> Inputs,
                                const OrtRunOptions &Opts) {
-  if (Opts.NodePath.empty() || Opts.Runner.empty() || Opts.WorkDir.empty())
-    return makeError("ONNX Runtime is not configured in this build (run "
-                     "scripts/install-ort.sh and configure with "
-                     "QFX_ORT_TESTS=ON)");
+  if (Error E = checkConfigured(Opts))
+    return E;
   Expected<ScratchDir> Dir = ScratchDir::create(Opts.WorkDir);
   if (!Dir)
     return Dir.takeError();
 
   std::vector<std::string> Args = {
-      Opts.NodePath,  Opts.Runner,
-      "--model",      Model.str(),
-      "--output-dir", Dir->file("out"),
-      "--threads",    std::to_string(Opts.Threads)};
-  if (!Opts.OrtDir.empty()) {
-    Args.push_back("--ort-dir");
-    Args.push_back(Opts.OrtDir);
-  }
+      "--model",        Model.str(), "--output-dir",
+      Dir->file("out"), "--threads", std::to_string(Opts.Threads)};
   for (size_t I = 0; I < Inputs.size(); ++I) {
     std::string File = Dir->file("in" + std::to_string(I) + ".npy");
     if (Error E = writeNpy(File, Inputs[I].second))
@@ -183,24 +218,9 @@ Expected<OrtResult> runOrtFull(StringRef Model,
     Args.push_back("--optimized-model");
     Args.push_back(Optimized);
   }
-
-  std::string OutFile = Dir->file("stdout.txt"), ErrFile = Dir->file("stderr");
-  Optional<StringRef> Redirects[] = {StringRef(""), StringRef(OutFile),
-                                     StringRef(ErrFile)};
-  std::vector<StringRef> Refs(Args.begin(), Args.end());
-  std::string Msg;
-  bool Failed = false;
-  int Status = sys::ExecuteAndWait(Opts.NodePath, Refs, None, Redirects,
-                                   Opts.TimeoutSeconds, 0, &Msg, &Failed);
-  if (Failed)
-    return makeError("cannot run " + Opts.NodePath + ": " + Msg);
-  if (Status == -2)
-    return makeError(Model + ": ONNX Runtime client did not finish: " +
-                     (Msg.empty() ? "killed" : Msg) + " (timeout " +
-                     Twine(Opts.TimeoutSeconds) + " s)");
-  if (Status != 0)
-    return makeError(Model + ": ONNX Runtime client failed (status " +
-                     Twine(Status) + "): " + clientMessage(ErrFile));
+  Expected<std::string> Stdout = runOrtRunner(Model, Args, Opts);
+  if (!Stdout)
+    return Stdout.takeError();
 
   OrtResult R;
   if (Error E = readOutputs(*Dir, R))

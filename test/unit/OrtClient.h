@@ -75,6 +75,13 @@ runOrtFull(llvm::StringRef Model,
            llvm::ArrayRef<std::pair<std::string, Tensor>> Inputs,
            const OrtRunOptions &Opts = OrtRunOptions());
 
+/// Runs test/ort/ort-run.mjs with \p RunnerArgs (plus --ort-dir) and
+/// returns what it printed (e.g. the JSON lines of --bench or --info). \p What
+/// (usually the model) prefixes the error, which carries the runner's message.
+llvm::Expected<std::string>
+runOrtRunner(llvm::StringRef What, llvm::ArrayRef<std::string> RunnerArgs,
+             const OrtRunOptions &Opts = OrtRunOptions());
+
 /// runOrtFull's outputs only.
 llvm::Expected<std::vector<Tensor>>
 runOrt(llvm::StringRef Model,
