@@ -125,7 +125,7 @@ llvm::Expected<double> OrtBench::medianMs(llvm::StringRef Model,
     return fileError("temporary file", EC.message());
   llvm::FileRemover RemoveIn(InFile);
   if (llvm::Error E = writeNpy(InFile, X))
-    return std::move(E);
+    return E;
   // The same warm-up as qfx's medians: two untimed runs.
   llvm::Expected<std::string> Out = runRunner(
       {"--model", Model.str(), "--input", *Name + "=" + InFile.str().str(),
