@@ -17,6 +17,7 @@
 #include "qfx/IR/GraphModule.h"
 #include "qfx/Onnx/Export.h"
 #include "qfx/Quant/ObserverModule.h"
+#include "qfx/Runtime/ModuleRunner.h"
 #include "qfx/Support/Error.h"
 #include "qfx/Support/FileIO.h"
 #include "qfx/Transforms/Pass.h"
@@ -124,52 +125,71 @@ llvm::Error ExportState::error(const Node &N, const llvm::Twine &Msg) const {
   return makeError(describeNode(N) + ": " + Msg);
 }
 
-llvm::Expected<NodeCall> ExportState::bind(const Node &N) {
+Operand ExportState::toOperand(const Argument &A) {
   // Node inputs become one-element tagged tensors so the runtime's binder
   // (which resolves defaults and module kinds) can place them.
-  std::function<Operand(const Argument &)> ToOperand =
-      [&](const Argument &A) -> Operand {
-    if (A.isNode()) {
-      Tensor T(DType::S64, {1});
-      Tags[T.rawData()] = A.getNode();
-      TagKeepAlive.push_back(T);
-      return Operand(T);
+  if (A.isNode()) {
+    Tensor T(DType::S64, {1});
+    Tags[T.rawData()] = A.getNode();
+    TagKeepAlive.push_back(T);
+    return Operand(T);
+  }
+  if (A.isList()) {
+    bool HasNode = false;
+    A.forEachNode([&](Node *) { HasNode = true; });
+    if (HasNode) {
+      std::vector<Operand> Elems;
+      for (const Argument &E : A.getList())
+        Elems.push_back(toOperand(E));
+      return Operand::list(std::move(Elems));
     }
-    if (A.isList()) {
-      bool HasNode = false;
-      A.forEachNode([&](Node *) { HasNode = true; });
-      if (HasNode) {
-        std::vector<Operand> Elems;
-        for (const Argument &E : A.getList())
-          Elems.push_back(ToOperand(E));
-        return Operand::list(std::move(Elems));
-      }
-    }
-    return Operand(A);
-  };
-  std::vector<Operand> Positional;
-  for (const Argument &A : N.args())
-    Positional.push_back(ToOperand(A));
-  std::vector<std::pair<std::string, Operand>> Keywords;
-  for (const auto &KV : N.kwargs())
-    Keywords.emplace_back(KV.first, ToOperand(KV.second));
+  }
+  return Operand(A);
+}
 
+Operand ExportState::floatTag(const std::string &Name,
+                              std::optional<Shape> Dims) {
+  Tensor T(DType::S64, {1});
+  FloatTags[T.rawData()] = {Name, std::move(Dims)};
+  TagKeepAlive.push_back(T);
+  return Operand(T);
+}
+
+llvm::Expected<NodeCall> ExportState::bindModule(const Node &N,
+                                                 const ModuleInfo &M,
+                                                 std::string Path,
+                                                 std::vector<Operand> Inputs) {
+  auto B = bindModuleCall(M, std::move(Inputs));
+  if (!B)
+    return B.takeError();
   NodeCall C;
   C.N = &N;
+  C.Module = &M;
+  C.ModulePath = std::move(Path);
+  C.Def = B->first;
+  C.Args.emplace(std::move(B->second));
+  return C;
+}
+
+llvm::Expected<NodeCall> ExportState::bind(const Node &N) {
+  std::vector<Operand> Positional;
+  for (const Argument &A : N.args())
+    Positional.push_back(toOperand(A));
+  std::vector<std::pair<std::string, Operand>> Keywords;
+  for (const auto &KV : N.kwargs())
+    Keywords.emplace_back(KV.first, toOperand(KV.second));
+
   if (N.op() == OpCode::CallModule) {
-    C.Module = GM.lookupModule(N.target());
-    if (!C.Module)
+    const ModuleInfo *M = GM.lookupModule(N.target());
+    if (!M)
       return makeError("no module '" + N.target() + "'");
     if (!Keywords.empty())
       return makeError("keyword arguments of a module call are not "
                        "exported");
-    auto B = bindModuleCall(*C.Module, std::move(Positional));
-    if (!B)
-      return B.takeError();
-    C.Def = B->first;
-    C.Args.emplace(std::move(B->second));
-    return C;
+    return bindModule(N, *M, N.target().str(), std::move(Positional));
   }
+  NodeCall C;
+  C.N = &N;
   C.Def = lookupOp(N.target());
   if (!C.Def)
     return makeError("unknown op '" + N.target() + "'");
@@ -273,7 +293,7 @@ llvm::Expected<std::string> ExportState::floatOf(const Node *V) {
 
 const Tensor *ExportState::constant(const NodeCall &C, size_t I) const {
   const Operand &O = C.Args->operand(I);
-  if (!O.isTensor() || valueNode(O))
+  if (!O.isTensor() || valueNode(O) || FloatTags.count(O.tensor().rawData()))
     return nullptr;
   if (C.Module)
     if (const Tensor *T = C.Module->tensor(C.Def->Params[I].Name))
@@ -282,7 +302,7 @@ const Tensor *ExportState::constant(const NodeCall &C, size_t I) const {
 }
 
 std::string ExportState::constantName(const NodeCall &C, size_t I) const {
-  llvm::StringRef Base = C.Module ? C.N->target() : C.N->name();
+  llvm::StringRef Base = C.Module ? llvm::StringRef(C.ModulePath) : C.N->name();
   return (Base + "." + C.Def->Params[I].Name).str();
 }
 
@@ -291,6 +311,8 @@ llvm::Expected<std::string> ExportState::floatInput(const NodeCall &C,
   const Operand &O = C.Args->operand(I);
   if (const Node *V = valueNode(O))
     return floatOf(V);
+  if (O.isTensor() && FloatTags.count(O.tensor().rawData()))
+    return FloatTags.find(O.tensor().rawData())->second.first;
   if (O.isTensor()) {
     const Tensor *T = constant(C, I);
     if (T->dtype() != DType::F32)
@@ -319,11 +341,12 @@ llvm::Expected<std::string> ExportState::weight(const NodeCall &C, size_t I) {
   std::string Name = constantName(C, I);
   if (T->dtype() == DType::F32)
     return initializer(Name, *T);
-  if (T->dtype() != DType::S8 || T->quant().isNone())
+  if ((T->dtype() != DType::S8 && T->dtype() != DType::U8) ||
+      T->quant().isNone())
     return makeError("parameter '" + Name + "' is " + dtypeName(T->dtype()) +
-                     " without qparams; expected f32 or quantized s8");
+                     " without qparams; expected f32 or quantized s8/u8");
   initializer(Name, *T);
-  auto [S, Z] = qparams(Name, T->quant(), DType::S8);
+  auto [S, Z] = qparams(Name, T->quant(), T->dtype());
   onnx::NodeProto &DQ = add("DequantizeLinear", {Name, S, Z});
   if (T->quant().isPerChannel())
     attrInt(DQ, "axis", T->quant().Axis);
@@ -385,9 +408,12 @@ llvm::Error ExportState::quantizeResult(const Node &N,
 }
 
 std::optional<Shape> ExportState::dimsOf(const NodeCall &C, size_t I) const {
-  if (const Node *V = valueNode(C.Args->operand(I)))
+  const Operand &O = C.Args->operand(I);
+  if (const Node *V = valueNode(O))
     if (const Value *X = value(V))
       return X->Dims;
+  if (O.isTensor() && FloatTags.count(O.tensor().rawData()))
+    return FloatTags.find(O.tensor().rawData())->second.second;
   return std::nullopt;
 }
 
@@ -525,18 +551,76 @@ private:
     return llvm::Error::success();
   }
 
-  llvm::Error exportCall(const Node &N) {
-    auto C = S.bind(N);
-    if (!C)
-      return C.takeError();
-    const ExportRule *R = lookupExportRule(C->Def->Name);
+  static llvm::Expected<std::string> emit(ExportState &S, const NodeCall &C) {
+    const ExportRule *R = lookupExportRule(C.Def->Name);
     if (!R)
-      return makeError("op '" + llvm::Twine(C->Def->Name) +
+      return makeError("op '" + llvm::Twine(C.Def->Name) +
                        "' has no ONNX exporter");
     if (!R->Emit)
-      return makeError("op '" + llvm::Twine(C->Def->Name) +
+      return makeError("op '" + llvm::Twine(C.Def->Name) +
                        "' has no ONNX form: " + R->NoFormReason);
-    auto Float = R->Emit(S, *C);
+    return R->Emit(S, C);
+  }
+
+  /// A fused module (ConvReLU2d, LinearReLU, ConvAdd2d ...): its steps in
+  /// order, each child through its own row, the running value in float.
+  llvm::Expected<std::string> emitFused(const Node &N, const ModuleInfo &M,
+                                        const FusedKindDef &K) {
+    if (N.numArgs() != K.NumInputs || !N.kwargs().empty())
+      return makeError(M.kind() + " takes " + llvm::Twine(K.NumInputs) +
+                       " positional inputs");
+    std::vector<Operand> Ins;
+    for (const Argument &A : N.args())
+      Ins.push_back(S.toOperand(A));
+    std::optional<Shape> Dims;
+    if (N.type())
+      Dims = N.type()->Dims;
+    Operand Running = Ins[0];
+    std::string Last;
+    for (const FusedStep &Step : K.Steps) {
+      if (Step.K == FusedStep::Kind::AddOther) {
+        // The residual add: the running value plus the second input.
+        NodeCall Add;
+        Add.N = &N;
+        Add.Def = lookupOp("add");
+        auto B = bindArgs(*Add.Def, {Running, Ins[1]}, {});
+        if (!B)
+          return B.takeError();
+        Add.Args.emplace(std::move(*B));
+        auto F = emit(S, Add);
+        if (!F)
+          return F.takeError();
+        Last = *F;
+      } else {
+        const ModuleInfo *Child = M.child(Step.Child);
+        if (!Child)
+          return makeError(M.kind() + " has no child '" + Step.Child + "'");
+        auto C = S.bindModule(N, *Child, (N.target() + "." + Step.Child).str(),
+                              {Running});
+        if (!C)
+          return C.takeError();
+        auto F = emit(S, *C);
+        if (!F)
+          return F.takeError();
+        Last = *F;
+      }
+      Running = S.floatTag(Last, Dims);
+    }
+    return Last;
+  }
+
+  llvm::Error exportCall(const Node &N) {
+    llvm::Expected<std::string> Float = std::string();
+    const ModuleInfo *M =
+        N.op() == OpCode::CallModule ? GM.lookupModule(N.target()) : nullptr;
+    if (const FusedKindDef *K = M ? lookupFusedKind(M->kind()) : nullptr) {
+      Float = emitFused(N, *M, *K);
+    } else {
+      auto C = S.bind(N);
+      if (!C)
+        return C.takeError();
+      Float = emit(S, *C);
+    }
     if (!Float)
       return Float.takeError();
     const std::optional<TensorType> &T = N.type();

@@ -50,6 +50,8 @@ struct NodeCall {
   const Node *N = nullptr;
   const OpDef *Def = nullptr;
   const ModuleInfo *Module = nullptr;
+  /// The module's qualified name (a fused module's child has its own).
+  std::string ModulePath;
   std::optional<BoundArgs> Args;
 
   /// The index of parameter \p Name (asserts it exists).
@@ -77,6 +79,15 @@ public:
 
   /// Binds \p N's arguments to its op's parameters.
   llvm::Expected<NodeCall> bind(const Node &N);
+  /// Binds a call of module \p M (qualified name \p Path) on \p Inputs.
+  llvm::Expected<NodeCall> bindModule(const Node &N, const ModuleInfo &M,
+                                      std::string Path,
+                                      std::vector<Operand> Inputs);
+  /// \p A as an operand: node references become tagged tensors.
+  Operand toOperand(const Argument &A);
+  /// An operand standing for the float ONNX tensor \p Name (a step inside
+  /// a fused module), with dims \p Dims when known.
+  Operand floatTag(const std::string &Name, std::optional<Shape> Dims);
   /// The qfx node a bound operand stands for, or nullptr for a constant.
   const Node *valueNode(const Operand &O) const;
   /// The ONNX value of \p N (exported earlier, in graph order).
@@ -149,6 +160,8 @@ private:
   /// Tag tensors' storage -> the node they stand for (lookup only; nothing
   /// is ever ordered by these addresses).
   std::map<const void *, const Node *> Tags;
+  std::map<const void *, std::pair<std::string, std::optional<Shape>>>
+      FloatTags;
   std::vector<Tensor> TagKeepAlive;
   std::set<std::string> Names;
   std::set<std::string> Initializers;
