@@ -1,5 +1,6 @@
 //===- OnnxExportTest.cpp - ONNX and QDQ ONNX export ----------------------===//
 
+#include "OrtClient.h"
 #include "TestUtil.h"
 
 #include "qfx/IR/GraphModule.h"
@@ -19,6 +20,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <functional>
 #include <random>
@@ -66,8 +69,15 @@ void requireOk(llvm::Error E) {
     FAIL(errorToString(std::move(E)));
 }
 
+/// The model's weights come from a fixed seed, so they do not depend on
+/// which tests ran before.
+std::shared_ptr<nn::Module> make(const ZooCase &Z, uint64_t Seed = 1) {
+  nn::manual_seed(Seed);
+  return Z.Make();
+}
+
 std::unique_ptr<GraphModule> tracedFloat(const ZooCase &Z) {
-  std::shared_ptr<nn::Module> M = Z.Make();
+  std::shared_ptr<nn::Module> M = make(Z);
   M->eval();
   return take(
       symbolicTrace(*M, {InputSpec::symbolic("x", DType::F32, Z.Input)}));
@@ -81,8 +91,8 @@ QConfigMapping x86() {
 
 /// The model prepared with the x86 preset (QAT: fake-quant) and calibrated
 /// on 8 deterministic images.
-ObservedModule observed(const ZooCase &Z, bool QAT) {
-  std::shared_ptr<nn::Module> M = Z.Make();
+ObservedModule observed(const ZooCase &Z, bool QAT, uint64_t Seed = 1) {
+  std::shared_ptr<nn::Module> M = make(Z, Seed);
   M->eval();
   std::vector<InputSpec> Specs = {
       InputSpec::symbolic("x", DType::F32, Z.Input)};
@@ -202,9 +212,8 @@ TEST_CASE("onnx export: a graph with an op without ONNX form is an error "
 TEST_CASE("onnx export: exportOnnx writes the buffer's bytes and leaves "
           "nothing behind on error",
           "[onnx-export]") {
-  llvm::SmallString<128> Dir;
-  REQUIRE(!llvm::sys::fs::createUniqueDirectory("qfx-onnx-export", Dir));
-  std::string Path = (Dir + "/net.onnx").str();
+  TempDir Dir;
+  std::string Path = Dir.file("net.onnx");
   std::unique_ptr<GraphModule> GM = tracedFloat(zooCases()[0]);
   requireOk(exportOnnx(*GM, Path));
   auto Buf = llvm::MemoryBuffer::getFile(Path);
@@ -212,41 +221,183 @@ TEST_CASE("onnx export: exportOnnx writes the buffer's bytes and leaves "
   CHECK((*Buf)->getBuffer() == take(exportOnnxBuffer(*GM)));
   OnnxExportOptions Bad;
   Bad.Opset = 99;
-  std::string BadPath = (Dir + "/bad.onnx").str();
+  std::string BadPath = Dir.file("bad.onnx");
   CHECK(errorToString(exportOnnx(*GM, BadPath, Bad)) ==
         BadPath + ": opset 99 is not supported for export (13..17)");
   CHECK_FALSE(llvm::sys::fs::exists(BadPath));
-  llvm::sys::fs::remove(Path);
-  llvm::sys::fs::remove(Dir);
 }
 
 //===----------------------------------------------------------------------===//
-// Development dump (hidden): models, inputs and qfx's outputs for a manual
-// ONNX Runtime run; QFX_ONNX_DUMP names the directory.
+// Checked by ONNX Runtime (test/unit/OrtClient.h)
 //===----------------------------------------------------------------------===//
 
-TEST_CASE("onnx export: dump models for a manual ORT run", "[.dump]") {
-  const char *Dir = std::getenv("QFX_ONNX_DUMP");
-  REQUIRE(Dir);
+#ifdef QFX_ORT_ENABLED
+
+namespace {
+
+/// How ORT's output compares with qfx's.
+struct Agreement {
+  double MaxDiff = 0;
+  double MaxAbs = 0;
+  /// The fraction of elements within \p Step (QDQ comparisons).
+  double WithinStep = 0;
+};
+
+Agreement compare(const Tensor &Got, const Tensor &Want, double Step) {
+  REQUIRE(Got.shape() == Want.shape());
+  Agreement A;
+  int64_t Within = 0;
+  for (int64_t I = 0; I < Want.numElements(); ++I) {
+    double D = std::fabs(Got.getAsDouble(I) - Want.getAsDouble(I));
+    A.MaxDiff = std::max(A.MaxDiff, D);
+    A.MaxAbs = std::max(A.MaxAbs, std::fabs(Want.getAsDouble(I)));
+    // A hair of slack: the two sides dequantize in f32 differently.
+    if (D <= Step * (1 + 1e-5))
+      ++Within;
+  }
+  A.WithinStep = double(Within) / double(Want.numElements());
+  return A;
+}
+
+/// convert_fx's module with an int8 output like the exported model's: the
+/// last conv / linear requantizes instead of writing f32 itself (which
+/// would be up to half a step from any int8 result).
+CompileOptions int8Output() {
+  CompileOptions Opts;
+  Opts.FuseDequantize = false;
+  return Opts;
+}
+
+/// The scale of the int8 value the graph's output dequantizes: one
+/// quantization step of the output.
+double outputStep(const GraphModule &Ref) {
+  const Node *Deq = Ref.graph().outputNode()->arg(0).getNode();
+  REQUIRE(Deq->target() == "dequantize");
+  return Deq->arg(0).getNode()->type()->Quant.Scale;
+}
+
+bool hasOp(const OrtResult &R, llvm::StringRef OpType) {
+  return llvm::any_of(R.OptimizedOps,
+                      [&](const OrtNodeType &T) { return T.OpType == OpType; });
+}
+
+/// Exports \p Exported, runs it in ORT on \p X and checks it against the
+/// compiled module \p Q: within one output step on >= 99.9% of elements,
+/// and ORT's optimized graph runs int8 convolutions and gemms.
+void checkQdq(const GraphModule &Exported, const QuantizedModule &Q,
+              const Tensor &X, const char *Name) {
+  TempDir Dir;
+  std::string Path = Dir.file(std::string(Name) + ".int8.onnx");
+  requireOk(exportOnnx(Exported, Path));
+  OrtRunOptions Opts;
+  Opts.WantOptimizedOps = true;
+  OrtResult R = take(runOrtFull(Path, {{"x", X}}, Opts));
+  REQUIRE(R.Outputs.size() == 1);
+  Tensor Want = take(Q({X}))[0];
+  double Step = outputStep(Q.graphModule());
+  Agreement A = compare(R.Outputs[0], Want, Step);
+  Tensor Ref = take(Q.runReference({X}))[0];
+  Agreement B = compare(R.Outputs[0], Ref, Step);
+  INFO(Name << ": step " << Step << "; compiled: " << A.WithinStep
+            << " within one step, max " << A.MaxDiff / Step
+            << " steps; reference interpreter: " << B.WithinStep
+            << " within one step, max " << B.MaxDiff / Step << " steps");
+  CHECK(A.WithinStep >= 0.999);
+  CHECK(hasOp(R, "QLinearConv"));
+  CHECK(hasOp(R, "QGemm"));
+}
+
+} // namespace
+
+TEST_CASE("onnx export [ort]: float zoo models give qfx's outputs in ONNX "
+          "Runtime at another batch size",
+          "[onnx-export][ort]") {
   for (const ZooCase &Z : zooCases()) {
-    std::string Base = std::string(Dir) + "/" + Z.Name;
-    Tensor X = randomInput(withBatch(Z.Input, 2), 5);
-    requireOk(writeNpy(Base + ".x.npy", X));
     std::unique_ptr<GraphModule> GM = tracedFloat(Z);
-    requireOk(exportOnnx(*GM, Base + ".float.onnx"));
-    Interpreter I(*GM);
-    requireOk(writeNpy(Base + ".float.y.npy", take(I.run({X}))[0]));
-    for (bool QAT : {false, true}) {
-      ObservedModule Obs = observed(Z, QAT);
-      QuantizedModule Q = take(convert_fx(Obs.graphModule()));
-      std::string Kind = QAT ? ".qat" : ".qdq";
-      requireOk(exportOnnx(QAT ? Obs.graphModule() : Q.graphModule(),
-                           Base + Kind + ".onnx"));
-      requireOk(writeNpy(Base + Kind + ".y.npy", take(Q({X}))[0]));
-      const Node *Out = Q.graphModule().graph().outputNode();
-      const Node *Deq = Out->arg(0).getNode();
-      double Step = Deq->arg(0).getNode()->type()->Quant.Scale;
-      llvm::outs() << Z.Name << Kind << " step " << Step << "\n";
-    }
+    TempDir Dir;
+    std::string Path = Dir.file(std::string(Z.Name) + ".onnx");
+    requireOk(exportOnnx(*GM, Path));
+    Tensor X = randomInput(withBatch(Z.Input, 3), 5);
+    std::vector<Tensor> Got = take(runOrt(Path, {{"x", X}}));
+    REQUIRE(Got.size() == 1);
+    Tensor Want = take(Interpreter(*GM).run({X}))[0];
+    Agreement A = compare(Got[0], Want, 0);
+    INFO(Z.Name << ": max diff " << A.MaxDiff << ", relative to the largest "
+                << "output " << A.MaxDiff / A.MaxAbs);
+    CHECK(A.MaxDiff <= 1e-5 * A.MaxAbs);
   }
 }
+
+TEST_CASE("onnx export [ort]: QDQ exports of calibrated zoo models run int8 "
+          "in ONNX Runtime within one step of convert_fx's module",
+          "[onnx-export][ort]") {
+  for (const ZooCase &Z : zooCases()) {
+    QuantizedModule Q =
+        take(convert_fx(observed(Z, false).graphModule(), int8Output()));
+    checkQdq(Q.graphModule(), Q, randomInput(withBatch(Z.Input, 16), 21),
+             Z.Name);
+  }
+}
+
+TEST_CASE("onnx export [ort]: QAT-prepared zoo models export as convert "
+          "would quantize them",
+          "[onnx-export][ort]") {
+  for (const ZooCase &Z : zooCases()) {
+    ObservedModule Obs = observed(Z, true);
+    QuantizedModule Q = take(convert_fx(Obs.graphModule(), int8Output()));
+    checkQdq(Obs.graphModule(), Q, randomInput(withBatch(Z.Input, 16), 22),
+             Z.Name);
+  }
+}
+
+TEST_CASE("onnx export [ort]: general int8 ops and weight-only linears give "
+          "the reference interpreter's outputs",
+          "[onnx-export][ort]") {
+  // add_relu, mul, hardswish (opset 13 and 14 forms), sigmoid, cat.
+  const char *General = R"(graph_module M {
+  graph {
+    %x : f32[1,4] = placeholder[x]
+    %q : u8[1,4]<scale=0.0078125, zero_point=128> = call_function[quantize_per_tensor](%x, 0.0078125, 128, "quint8")
+    %add : u8[1,4]<scale=0.0078125, zero_point=0> = call_function[quantized_add_relu](%q, %q, 0.0078125, 0)
+    %mul : u8[1,4]<scale=0.015625, zero_point=128> = call_function[quantized_mul](%add, %q, 0.015625, 128)
+    %sig : u8[1,4]<scale=0.00390625, zero_point=0> = call_function[quantized_sigmoid](%mul)
+    %hs : u8[1,4]<scale=0.015625, zero_point=128> = call_function[quantized_hardswish](%mul, 0.015625, 128)
+    %cat : u8[1,8]<scale=0.015625, zero_point=128> = call_function[quantized_cat]([%hs, %sig], 1, 0.015625, 128)
+    %dq : f32[1,8] = call_method[dequantize](%cat)
+    %output = output[output](%dq)
+  }
+})";
+  // Weight-only (u8 per-channel weights with zero points) in a LinearReLU.
+  const char *WeightOnly = R"(graph_module M {
+  module fc : LinearReLU
+  module fc.0 : Linear {in_features = 4, out_features = 2} {
+    param weight : u8[2,4]<axis=0, scales=[0.0058823530562222, 0.006862745154649019], zero_points=[85, 109]> = dense<[106, 43, 170, 213, 0, 127, 255, 64]>
+    param bias : f32[2] = dense<[0.1, -0.2]>
+  }
+  module fc.1 : ReLU
+  graph {
+    %x : f32[1,4] = placeholder[x]
+    %fc : f32[1,2] = call_module[fc](%x)
+    %output = output[output](%fc)
+  }
+})";
+  for (const char *IR : {General, WeightOnly})
+    for (int Opset : {13, 14}) {
+      INFO(IR << "\nopset " << Opset);
+      std::unique_ptr<GraphModule> GM = take(parseGraphModule(IR, "test.qir"));
+      TempDir Dir;
+      std::string Path = Dir.file("m.onnx");
+      OnnxExportOptions Opts;
+      Opts.Opset = Opset;
+      requireOk(exportOnnx(*GM, Path, Opts));
+      Tensor X = randomInput({64, 4}, 3);
+      for (int64_t I = 0; I < X.numElements(); ++I)
+        X.data<float>()[I] *= 2; // [-2, 2): saturates some values
+      std::vector<Tensor> Got = take(runOrt(Path, {{"x", X}}));
+      Tensor Want = take(Interpreter(*GM).run({X}))[0];
+      Agreement A = compare(Got[0], Want, 0.015625);
+      CHECK(A.WithinStep == 1.0);
+    }
+}
+
+#endif // QFX_ORT_ENABLED
