@@ -173,7 +173,8 @@ void attrInts(onnx::NodeProto &P, const char *Name, llvm::ArrayRef<int64_t> V);
 void attrFloat(onnx::NodeProto &P, const char *Name, float V);
 
 /// Exports one bound node: returns the float result's ONNX name (the
-/// driver adds the QuantizeLinear of a quantized result).
+/// driver adds the QuantizeLinear of a quantized result), or "" after
+/// recording an int8 result itself (setValue).
 using EmitFn = llvm::Expected<std::string> (*)(ExportState &S,
                                                const NodeCall &C);
 

@@ -18,6 +18,9 @@
 //   avg pools:               DQ -> op -> Q                  (QLinear<op>)
 //   max_pool2d, reshape, flatten, permute on int8:
 //                            DQ -> op -> Q, same qparams    (int8 op)
+//   relu, relu6, hardtanh on int8 (same qparams):
+//                            Clip on the integers, bounds quantized as
+//                            qfx's kernels do               (exact, uint8)
 // Everything else is a float island between DQ and Q.
 //
 //===----------------------------------------------------------------------===//
@@ -30,6 +33,8 @@
 #include "llvm/ADT/Twine.h"
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <numeric>
 
 using namespace qfx;
@@ -49,7 +54,41 @@ Result unary(ExportState &S, const NodeCall &C, llvm::StringRef OpType) {
   return ExportState::out(S.add(OpType, {*X}));
 }
 
+/// quantizeValue of qfx's int8 kernels: clamp(nearbyint(v / s) + zp).
+int64_t quantizeBound(double V, const QuantParams &Q, DType T) {
+  float Inv = 1.0f / static_cast<float>(Q.Scale);
+  double R = std::nearbyint(static_cast<float>(V) * Inv) + Q.ZeroPoint;
+  double Lo = T == DType::U8 ? 0 : -128, Hi = T == DType::U8 ? 255 : 127;
+  return static_cast<int64_t>(std::min(std::max(R, Lo), Hi));
+}
+
+/// relu / relu6 / hardtanh on an int8 value keeping its qparams: Clip on the
+/// integers with bounds quantized as qfx's kernel quantizes them (exact,
+/// and ORT runs it on uint8). Returns "" after recording the result, or
+/// std::nullopt when the input is float.
+std::optional<Result> intClip(ExportState &S, const NodeCall &C, double Lo,
+                              double Hi) {
+  const Node *In = S.valueNode(C.Args->operand(0));
+  const Value *X = In ? S.value(In) : nullptr;
+  const std::optional<TensorType> &T = C.N->type();
+  if (!X || !X->Quant.isPerTensor() || !T || T->Dtype != X->Dtype ||
+      T->Quant != X->Quant)
+    return std::nullopt;
+  Tensor Min(X->Dtype, {}), Max(X->Dtype, {});
+  Min.setFromDouble(0, quantizeBound(Lo, X->Quant, X->Dtype));
+  Max.setFromDouble(0, quantizeBound(Hi, X->Quant, X->Dtype));
+  std::string MinName = S.initializer(S.fresh("min"), Min);
+  std::string MaxName = S.initializer(S.fresh("max"), Max);
+  Value V = *X;
+  V.Name = ExportState::out(S.add("Clip", {X->Name, MinName, MaxName}));
+  V.Dims = T->Dims;
+  S.setValue(C.N, std::move(V));
+  return Result(std::string());
+}
+
 Result clip(ExportState &S, const NodeCall &C, double Lo, double Hi) {
+  if (std::optional<Result> R = intClip(S, C, Lo, Hi))
+    return std::move(*R);
   QFX_TRY(X, S.floatInput(C, 0));
   std::string Min = S.constFloat("min", static_cast<float>(Lo));
   std::string Max = S.constFloat("max", static_cast<float>(Hi));
@@ -67,6 +106,10 @@ std::string hardSigmoid(ExportState &S, const std::string &X) {
 //===--- Activations -----------------------------------------------------===//
 
 Result emitRelu(ExportState &S, const NodeCall &C) {
+  // On int8: max(q, zp), which is Clip(q, zp, qmax).
+  if (std::optional<Result> R =
+          intClip(S, C, 0.0, std::numeric_limits<double>::infinity()))
+    return std::move(*R);
   return unary(S, C, "Relu");
 }
 Result emitRelu6(ExportState &S, const NodeCall &C) {
@@ -531,4 +574,11 @@ const ExportRule *onnxexport::lookupExportRule(llvm::StringRef Op) {
   if (It == std::end(Rules) || It->Op != Op)
     return nullptr;
   return It;
+}
+
+std::optional<std::string> qfx::onnxExportDecision(llvm::StringRef Op) {
+  const ExportRule *R = lookupExportRule(Op);
+  if (!R)
+    return std::nullopt;
+  return R->Emit ? std::string() : std::string(R->NoFormReason);
 }

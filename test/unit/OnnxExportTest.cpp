@@ -10,6 +10,7 @@
 #include "qfx/Pipeline/QuantizeFx.h"
 #include "qfx/Quant/QConfigMapping.h"
 #include "qfx/Runtime/Interpreter.h"
+#include "qfx/Runtime/Op.h"
 #include "qfx/Support/Npy.h"
 #include "qfx/Trace/SymbolicTrace.h"
 
@@ -125,6 +126,16 @@ TEST_CASE("onnx export: a float zoo model passes the checker and names its "
     CHECK(mentions(Bytes, "output"));
     CHECK_FALSE(mentions(Bytes, "QuantizeLinear"));
   }
+}
+
+TEST_CASE("onnx export: every op of the op table has an export decision",
+          "[onnx-export]") {
+  for (const OpDef &Op : allOps()) {
+    INFO("op " << Op.Name);
+    CHECK(onnxExportDecision(Op.Name));
+  }
+  CHECK(onnxExportDecision("quantized_conv2d") == std::string());
+  CHECK_FALSE(onnxExportDecision("no_such_op"));
 }
 
 TEST_CASE("onnx export: the same graph always writes the same bytes",
