@@ -3,6 +3,8 @@
 #include "OrtClient.h"
 #include "TestUtil.h"
 
+#include "onnx/onnx_pb.h"
+
 #include "qfx/IR/GraphModule.h"
 #include "qfx/IR/Parser.h"
 #include "qfx/Models/Zoo.h"
@@ -24,6 +26,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <random>
 #include <string>
@@ -236,6 +239,134 @@ TEST_CASE("onnx export: exportOnnx writes the buffer's bytes and leaves "
   CHECK(errorToString(exportOnnx(*GM, BadPath, Bad)) ==
         BadPath + ": opset 99 is not supported for export (13..17)");
   CHECK_FALSE(llvm::sys::fs::exists(BadPath));
+}
+
+namespace {
+
+/// The model \p Bytes parse to (tests read the emitted protobuf directly).
+onnx::ModelProto parseModel(const std::string &Bytes) {
+  onnx::ModelProto M;
+  REQUIRE(M.ParseFromString(Bytes));
+  return M;
+}
+
+std::vector<std::string> opTypes(const onnx::ModelProto &M) {
+  std::vector<std::string> Ops;
+  for (const onnx::NodeProto &N : M.graph().node())
+    Ops.push_back(N.op_type());
+  return Ops;
+}
+
+const onnx::TensorProto &initializer(const onnx::ModelProto &M,
+                                     llvm::StringRef Name) {
+  for (const onnx::TensorProto &T : M.graph().initializer())
+    if (T.name() == Name)
+      return T;
+  FAIL("no initializer " << Name.str());
+  return M.graph().initializer(0);
+}
+
+template <typename T> std::vector<T> values(const onnx::TensorProto &P) {
+  std::vector<T> V(P.raw_data().size() / sizeof(T));
+  std::memcpy(V.data(), P.raw_data().data(), V.size() * sizeof(T));
+  return V;
+}
+
+} // namespace
+
+TEST_CASE("onnx export: a quantized conv is ORT's unit DQ(x), DQ(W), DQ(b) "
+          "-> Conv -> Q with an int32 bias at scale s_in * s_w",
+          "[onnx-export]") {
+  // convert's output for test/Transforms/Convert/conv.qir.
+  const char *IR = R"(graph_module M {
+  module conv : QuantizedConv2d {dilation = [1, 1], groups = 1, in_channels = 1, kernel_size = [1, 1], out_channels = 2, padding = [0, 0], scale = 0.015625, stride = [1, 1], zero_point = 0} {
+    param weight : s8[2,1,1,1]<axis=0, scales=[0.0078125, 0.00390625], zero_points=[0, 0]> = dense<[127, -128]>
+    param bias : f32[2] = dense<[0.25, -0.5001]>
+  }
+  graph {
+    %x : f32[1,1,4,4] = placeholder[x]
+    %q : u8[1,1,4,4]<scale=0.0078125, zero_point=128> = call_function[quantize_per_tensor](%x, 0.0078125, 128, "quint8")
+    %conv : u8[1,2,4,4]<scale=0.015625, zero_point=0> = call_module[conv](%q)
+    %dq : f32[1,2,4,4] = call_method[dequantize](%conv)
+    %output = output[output](%dq)
+  }
+})";
+  std::unique_ptr<GraphModule> GM = take(parseGraphModule(IR, "test.qir"));
+  onnx::ModelProto M = parseModel(take(exportOnnxBuffer(*GM)));
+  CHECK(opTypes(M) == std::vector<std::string>{
+                          "QuantizeLinear", "DequantizeLinear",
+                          "DequantizeLinear", "DequantizeLinear", "Conv",
+                          "QuantizeLinear", "DequantizeLinear", "Identity"});
+  CHECK(M.opset_import(0).version() == 13);
+  const onnx::GraphProto &G = M.graph();
+  // The weight DQ and the bias DQ are per channel on axis 0.
+  for (int I : {2, 3}) {
+    REQUIRE(G.node(I).attribute_size() == 1);
+    CHECK(G.node(I).attribute(0).name() == "axis");
+    CHECK(G.node(I).attribute(0).i() == 0);
+  }
+  CHECK(G.node(4).input(1) == G.node(2).output(0));
+  CHECK(G.node(4).input(2) == G.node(3).output(0));
+  const onnx::TensorProto &W = initializer(M, "conv.weight");
+  CHECK(W.data_type() == onnx::TensorProto::INT8);
+  CHECK(values<int8_t>(W) == std::vector<int8_t>{127, -128});
+  // round(0.25 / (2^-7 * 2^-7)) and round(-0.5001 / (2^-7 * 2^-8)): the
+  // second is -16387.2768 -> -16387, 0.28 accumulator units from qfx's
+  // float bias.
+  const onnx::TensorProto &B = initializer(M, "conv.bias_quantized");
+  CHECK(B.data_type() == onnx::TensorProto::INT32);
+  CHECK(values<int32_t>(B) == std::vector<int32_t>{4096, -16387});
+  CHECK(values<float>(initializer(M, "conv.bias_quantized_scale")) ==
+        std::vector<float>{1.0f / 16384, 1.0f / 32768});
+  CHECK(values<int32_t>(initializer(M, "conv.bias_quantized_zero_point")) ==
+        std::vector<int32_t>{0, 0});
+  // Activation qparams: f32 and u8 scalars.
+  const onnx::TensorProto &Z = initializer(M, "conv_zero_point");
+  CHECK(Z.data_type() == onnx::TensorProto::UINT8);
+  CHECK(Z.dims_size() == 0);
+  CHECK(values<float>(initializer(M, "q_scale")) ==
+        std::vector<float>{0.0078125f});
+  // The graph input and output have a symbolic batch.
+  CHECK(G.input(0).type().tensor_type().shape().dim(0).dim_param() == "batch");
+  CHECK(G.output(0).name() == "output");
+  CHECK(G.output(0).type().tensor_type().shape().dim(0).dim_param() == "batch");
+}
+
+TEST_CASE("onnx export: relu6 on int8 is a Clip of the integers and a "
+          "literal batch in a view becomes -1",
+          "[onnx-export]") {
+  const char *IR = R"(graph_module M {
+  graph {
+    %x : f32[1,2,4] = placeholder[x]
+    %q : u8[1,2,4]<scale=0.05, zero_point=100> = call_function[quantize_per_tensor](%x, 0.05, 100, "quint8")
+    %r : u8[1,2,4]<scale=0.05, zero_point=100> = call_function[relu6](%q)
+    %v : u8[1,8]<scale=0.05, zero_point=100> = call_method[view](%r, [1, 8])
+    %dq : f32[1,8] = call_method[dequantize](%v)
+    %output = output[output](%dq)
+  }
+})";
+  std::unique_ptr<GraphModule> GM = take(parseGraphModule(IR, "test.qir"));
+  onnx::ModelProto M = parseModel(take(exportOnnxBuffer(*GM)));
+  CHECK(opTypes(M) == std::vector<std::string>{"QuantizeLinear", "Clip",
+                                               "DequantizeLinear", "Reshape",
+                                               "QuantizeLinear",
+                                               "DequantizeLinear", "Identity"});
+  const onnx::NodeProto &Clip = M.graph().node(1);
+  CHECK(Clip.input(0) == M.graph().node(0).output(0));
+  // clamp(round(0 / 0.05) + 100) and clamp(round(6 / 0.05) + 100, 255).
+  CHECK(values<uint8_t>(initializer(M, Clip.input(1))) ==
+        std::vector<uint8_t>{100});
+  CHECK(values<uint8_t>(initializer(M, Clip.input(2))) ==
+        std::vector<uint8_t>{220});
+  CHECK(values<int64_t>(initializer(M, M.graph().node(3).input(1))) ==
+        std::vector<int64_t>{-1, 8});
+  OnnxExportOptions Static;
+  Static.DynamicBatch = false;
+  onnx::ModelProto S = parseModel(take(exportOnnxBuffer(*GM, Static)));
+  CHECK(values<int64_t>(initializer(S, S.graph().node(3).input(1))) ==
+        std::vector<int64_t>{1, 8});
+  CHECK(S.graph().input(0).type().tensor_type().shape().dim(0).dim_value() ==
+        1);
 }
 
 //===----------------------------------------------------------------------===//
