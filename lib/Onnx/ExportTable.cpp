@@ -14,6 +14,8 @@
 //   quantized_add_relu:      DQ, DQ -> Add -> Relu -> Q     (ORT drops the
 //                            Relu before a Q with zero point qmin)
 //   quantized_cat:           DQ... -> Concat -> Q           (QLinearConcat)
+//   quantized_linear_dynamic: DynamicQuantizeLinear -> MatMulInteger -> Cast
+//                            -> Mul(s_x * s_w) [-> Add]     (DynamicQuantizeMatMul)
 //   quantized_sigmoid, quantized_leaky_relu, quantized_softmax, int8
 //   avg pools:               DQ -> op -> Q                  (QLinear<op>)
 //   max_pool2d, reshape, flatten, permute on int8:
@@ -323,6 +325,51 @@ Result emitQLinearRelu(ExportState &S, const NodeCall &C) {
   return linear(S, C, true, true);
 }
 
+/// Dynamic quantization as ORT's dynamic quantizer writes it:
+///   DynamicQuantizeLinear(x) -> (x_q, s_x, zp_x)
+///   MatMulInteger(x_q, W_q^T, zp_x, 0) -> Cast(f32) * (s_x * s_w) [+ b]
+/// DynamicQuantizeLinear uses the full uint8 range where qfx (as PyTorch's
+/// x86 backend) reduces it with reduce_range, so the two agree within qfx's
+/// own activation quantization error, not bit for bit.
+Result emitQLinearDynamic(ExportState &S, const NodeCall &C) {
+  const Tensor *W = S.constant(C, C.param("weight"));
+  if (!W || !W->hasData() || W->dtype() != DType::S8 || W->rank() != 2 ||
+      W->quant().isNone())
+    return makeError("expected an s8 [out, in] weight with qparams");
+  QFX_TRY(X, S.floatInput(C, 0));
+  onnx::NodeProto &DQL = S.add("DynamicQuantizeLinear", {*X});
+  DQL.add_output(S.fresh("x_scale"));
+  DQL.add_output(S.fresh("x_zero_point"));
+  const QuantParams &WQ = W->quant();
+  int64_t N = W->dim(0), K = W->dim(1);
+  // W^T [in, out] with its per-column scales and zero points.
+  Tensor WT(DType::S8, {K, N}), Scale(DType::F32, {N}), Zero(DType::S8, {N});
+  for (int64_t O = 0; O < N; ++O) {
+    for (int64_t I = 0; I < K; ++I)
+      WT.data<int8_t>()[I * N + O] = W->data<int8_t>()[O * K + I];
+    Scale.data<float>()[O] =
+        static_cast<float>(WQ.isPerChannel() ? WQ.Scales[O] : WQ.Scale);
+    Zero.data<int8_t>()[O] = static_cast<int8_t>(
+        WQ.isPerChannel() ? WQ.ZeroPoints[O] : WQ.ZeroPoint);
+  }
+  std::string Base = S.constantName(C, C.param("weight"));
+  std::string WName = S.initializer(Base + "_transposed", WT);
+  std::string ZName = S.initializer(Base + "_zero_point", Zero);
+  std::string SName = S.initializer(Base + "_scale", Scale);
+  onnx::NodeProto &MM =
+      S.add("MatMulInteger", {DQL.output(0), WName, DQL.output(2), ZName});
+  onnx::NodeProto &Cast = S.add("Cast", {ExportState::out(MM)});
+  attrInt(Cast, "to", onnx::TensorProto::FLOAT);
+  std::string Mult = ExportState::out(S.add("Mul", {DQL.output(1), SName}));
+  std::string R =
+      ExportState::out(S.add("Mul", {ExportState::out(Cast), Mult}));
+  size_t IB = C.param("bias");
+  if (C.Args->isNone(IB))
+    return R;
+  QFX_TRY(B, S.floatInput(C, IB));
+  return ExportState::out(S.add("Add", {R, *B}));
+}
+
 Result batchNorm(ExportState &S, const NodeCall &C, bool Relu) {
   QFX_TRY(Eps, C.Args->real(C.param("eps")));
   if (C.hasParam("training")) {
@@ -536,10 +583,8 @@ const ExportRule Rules[] = {
     {"quantized_hardswish", emitHardswish, nullptr},
     {"quantized_leaky_relu", emitLeakyRelu, nullptr}, // QLinearLeakyRelu
     {"quantized_linear", emitQLinear, nullptr},       // QGemm
-    {"quantized_linear_dynamic", nullptr,
-     "dynamic quantization (DynamicQuantizeLinear + MatMulInteger) is not "
-     "exported yet; qfx's reduce_range activations differ from ORT's "
-     "full-range DynamicQuantizeLinear"},
+    {"quantized_linear_dynamic", emitQLinearDynamic,
+     nullptr}, // DynamicQuantizeLinear + MatMulInteger
     {"quantized_linear_relu", emitQLinearRelu, nullptr}, // QGemm
     {"quantized_mul", emitMul, nullptr},                 // QLinearMul
     {"quantized_sigmoid", emitSigmoid, nullptr},         // QLinearSigmoid

@@ -173,14 +173,11 @@ TEST_CASE("onnx export: a graph with an op without ONNX form is an error "
     OnnxExportOptions Opts;
     const char *Message;
   };
-  const char *Dynamic = R"(graph_module M {
-  module fc : QuantizedLinearDynamic {reduce_range = true} {
-    param weight : s8[2,4]<axis=0, scales=[0.5, 0.25], zero_points=[0, 0]> = dense<[1, 2, 3, 4, 5, 6, 7, 8]>
-  }
+  const char *Divisor = R"(graph_module M {
   graph {
-    %x : f32[1,4] = placeholder[x]
-    %fc : f32[1,2] = call_module[fc](%x)
-    %output = output[output](%fc)
+    %x : f32[1,1,4,4] = placeholder[x]
+    %p : f32[1,1,2,2] = call_function[avg_pool2d](%x, 2, 2, 0, false, true, 3)
+    %output = output[output](%p)
   }
 })";
   const char *Untyped = R"(graph_module M {
@@ -200,12 +197,10 @@ TEST_CASE("onnx export: a graph with an op without ONNX form is an error "
   OnnxExportOptions Opset12;
   Opset12.Opset = 12;
   const Case Cases[] = {
-      {Dynamic,
+      {Divisor,
        {},
-       "node 'fc' (call_module[fc]): op 'quantized_linear_dynamic' has no "
-       "ONNX form: dynamic quantization (DynamicQuantizeLinear + "
-       "MatMulInteger) is not exported yet; qfx's reduce_range activations "
-       "differ from ORT's full-range DynamicQuantizeLinear"},
+       "node 'p' (call_function[avg_pool2d]): avg_pool2d with "
+       "divisor_override has no ONNX form"},
       {Untyped,
        {},
        "node 'x' (placeholder[x]): the input has no type; give its shape "
@@ -539,6 +534,52 @@ TEST_CASE("onnx export [ort]: general int8 ops and weight-only linears give "
       Tensor Want = take(Interpreter(*GM).run({X}))[0];
       Agreement A = compare(Got[0], Want, 0.015625);
       CHECK(A.WithinStep == 1.0);
+    }
+}
+
+TEST_CASE("onnx export [ort]: a dynamic linear runs as ORT's dynamic "
+          "quantizer writes it, within both sides' activation rounding",
+          "[onnx-export][ort]") {
+  const char *IR = R"(graph_module M {
+  module fc : QuantizedLinearDynamic {reduce_range = true} {
+    param weight : s8[3,4]<axis=0, scales=[0.01, 0.02, 0.005], zero_points=[0, 0, 0]> = dense<[100, -50, 20, 127, -128, 3, 60, -7, 90, 45, -100, 11]>
+    param bias : f32[3] = dense<[0.1, -0.2, 0.3]>
+  }
+  graph {
+    %x : f32[1,4] = placeholder[x]
+    %fc : f32[1,3] = call_module[fc](%x)
+    %output = output[output](%fc)
+  }
+})";
+  std::unique_ptr<GraphModule> GM = take(parseGraphModule(IR, "test.qir"));
+  TempDir Dir;
+  std::string Path = Dir.file("dynamic.onnx");
+  requireOk(exportOnnx(*GM, Path));
+  Tensor X = randomInput({64, 4}, 9);
+  for (int64_t I = 0; I < X.numElements(); ++I)
+    X.data<float>()[I] *= 2;
+  OrtRunOptions Opts;
+  Opts.WantOptimizedOps = true;
+  OrtResult R = take(runOrtFull(Path, {{"x", X}}, Opts));
+  Tensor Want = take(Interpreter(*GM).run({X}))[0];
+  CHECK(hasOp(R, "DynamicQuantizeMatMul"));
+  // qfx quantizes x over [min, max] to 0..127 (reduce_range), ORT to
+  // 0..255: each output is off by at most half of each step times sum |w|.
+  double Lo = 0, Hi = 0;
+  for (int64_t I = 0; I < X.numElements(); ++I) {
+    Lo = std::min(Lo, X.getAsDouble(I));
+    Hi = std::max(Hi, X.getAsDouble(I));
+  }
+  double Bound = 0.5 * (Hi - Lo) * (1.0 / 127 + 1.0 / 255);
+  const Tensor &W = *GM->lookupTensor("fc.weight");
+  for (int64_t Row = 0; Row < 64; ++Row)
+    for (int64_t O = 0; O < 3; ++O) {
+      double SumW = 0;
+      for (int64_t I = 0; I < 4; ++I)
+        SumW += std::fabs(W.getAsDouble(O * 4 + I)) * W.quant().Scales[O];
+      INFO("row " << Row << " output " << O);
+      CHECK(std::fabs(R.Outputs[0].getAsDouble(Row * 3 + O) -
+                      Want.getAsDouble(Row * 3 + O)) <= Bound * SumW + 1e-5);
     }
 }
 
