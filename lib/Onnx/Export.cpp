@@ -121,10 +121,6 @@ static std::string describeNode(const Node &N) {
       .str();
 }
 
-llvm::Error ExportState::error(const Node &N, const llvm::Twine &Msg) const {
-  return makeError(describeNode(N) + ": " + Msg);
-}
-
 Operand ExportState::toOperand(const Argument &A) {
   // Node inputs become one-element tagged tensors so the runtime's binder
   // (which resolves defaults and module kinds) can place them.

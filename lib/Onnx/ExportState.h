@@ -70,11 +70,6 @@ public:
   int opset() const { return Opts.Opset; }
   bool dynamicBatch() const { return Opts.DynamicBatch; }
 
-  //===--- Errors --------------------------------------------------------===//
-
-  /// "node 'conv1' (call_module[conv1]): <Msg>".
-  llvm::Error error(const Node &N, const llvm::Twine &Msg) const;
-
   //===--- Binding -------------------------------------------------------===//
 
   /// Binds \p N's arguments to its op's parameters.
