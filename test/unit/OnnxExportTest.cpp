@@ -7,6 +7,7 @@
 
 #include "qfx/IR/GraphModule.h"
 #include "qfx/IR/Parser.h"
+#include "qfx/IR/Serialization.h"
 #include "qfx/Models/Zoo.h"
 #include "qfx/Onnx/Export.h"
 #include "qfx/Pipeline/QuantizeFx.h"
@@ -581,6 +582,37 @@ TEST_CASE("onnx export [ort]: a dynamic linear runs as ORT's dynamic "
       CHECK(std::fabs(R.Outputs[0].getAsDouble(Row * 3 + O) -
                       Want.getAsDouble(Row * 3 + O)) <= Bound * SumW + 1e-5);
     }
+}
+
+TEST_CASE("onnx export [ort]: graphs loaded from files export as they "
+          "run, float and converted by the fuse-prepare-calibrate-convert "
+          "pipeline",
+          "[onnx-export][ort]") {
+  for (const char *File : {"model.ir", "residual.ir"}) {
+    INFO(File);
+    std::unique_ptr<GraphModule> GM =
+        take(loadGraphModule(std::string(QFX_TEST_DATA_DIR "/qopt/") + File));
+    Tensor X = randomInput(
+        withBatch(GM->graph().placeholders()[0]->type()->Dims, 8), 4);
+    TempDir Dir;
+    std::string Path = Dir.file("float.onnx");
+    requireOk(exportOnnx(*GM, Path));
+    Tensor Want = take(Interpreter(*GM).run({X}))[0];
+    Agreement A = compare(take(runOrt(Path, {{"x", X}}))[0], Want, 0);
+    CHECK(A.MaxDiff <= 1e-5 * A.MaxAbs);
+
+    // prepare_fx's pipeline on the loaded graph, then convert.
+    requireOk(prepareGraph(*GM, x86(), false));
+    requireOk(runObserved(*GM, {X}).takeError());
+    std::unique_ptr<GraphModule> Ref = take(convert_to_reference_fx(*GM));
+    std::string QPath = Dir.file("int8.onnx");
+    requireOk(exportOnnx(*GM, QPath)); // the observed graph, converted
+    QuantizedModule Q(std::move(Ref), int8Output());
+    Tensor QWant = take(Q({X}))[0];
+    Agreement B = compare(take(runOrt(QPath, {{"x", X}}))[0], QWant,
+                          outputStep(Q.graphModule()));
+    CHECK(B.WithinStep == 1.0);
+  }
 }
 
 #endif // QFX_ORT_ENABLED
