@@ -115,7 +115,8 @@ public:
 
   /// Operand \p I as a float ONNX tensor: a quantized value through a new
   /// DequantizeLinear of its own (ORT fuses a DQ only with one consumer),
-  /// a constant as an f32 initializer named \p ConstName.
+  /// a constant as an initializer named by constantName, a number as a
+  /// scalar f32 initializer.
   llvm::Expected<std::string> floatInput(const NodeCall &C, size_t I);
   /// The same for a node reference (lists, outputs).
   llvm::Expected<std::string> floatOf(const Node *V);
@@ -124,9 +125,9 @@ public:
   const Tensor *constant(const NodeCall &C, size_t I) const;
   /// The initializer name of operand \p I's constant.
   std::string constantName(const NodeCall &C, size_t I) const;
-  /// A weight: f32 as an initializer, s8 as an int8 initializer with its
-  /// scales and zero points (per channel on axis 0, or per tensor) behind
-  /// a DequantizeLinear of its own.
+  /// A weight: f32 as an initializer, s8 / u8 (weight-only) as an integer
+  /// initializer with its scales and zero points (per channel on its axis,
+  /// or per tensor) behind a DequantizeLinear of its own.
   llvm::Expected<std::string> weight(const NodeCall &C, size_t I);
   /// A bias for a quantized weighted op whose input has scale \p InScale
   /// and weight \p W: int32 round(b / (s_in * s_w[c])) with scale
@@ -136,12 +137,12 @@ public:
                                             double InScale, const Tensor &W);
   /// QuantizeLinear of \p Float to \p N's result type; records the value.
   llvm::Error quantizeResult(const Node &N, const std::string &Float);
-  /// Scale and zero-point initializers of per-tensor qparams, named after
-  /// \p Base.
+  /// Scale and zero-point initializers of \p Q (scalars per tensor, vectors
+  /// per channel; zero points of dtype \p T), named after \p Base.
   std::pair<std::string, std::string> qparams(const std::string &Base,
                                               const QuantParams &Q, DType T);
 
-  /// The rank of operand \p I's value, when its type is known.
+  /// The dims of operand \p I's value, when its type is known.
   std::optional<Shape> dimsOf(const NodeCall &C, size_t I) const;
 
   onnx::GraphProto &graph() { return G; }
@@ -155,6 +156,7 @@ private:
   /// Tag tensors' storage -> the node they stand for (lookup only; nothing
   /// is ever ordered by these addresses).
   std::map<const void *, const Node *> Tags;
+  /// Tags of float ONNX tensors inside fused modules: name and dims.
   std::map<const void *, std::pair<std::string, std::optional<Shape>>>
       FloatTags;
   std::vector<Tensor> TagKeepAlive;
