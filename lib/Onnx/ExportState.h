@@ -186,8 +186,6 @@ struct ExportRule {
 
 /// The row for \p Op, or nullptr.
 const ExportRule *lookupExportRule(llvm::StringRef Op);
-/// Every row, sorted by op name.
-llvm::ArrayRef<ExportRule> exportRules();
 
 } // namespace onnxexport
 } // namespace qfx

@@ -602,8 +602,6 @@ const ExportRule Rules[] = {
 
 } // namespace
 
-llvm::ArrayRef<ExportRule> onnxexport::exportRules() { return Rules; }
-
 const ExportRule *onnxexport::lookupExportRule(llvm::StringRef Op) {
   static const bool Sorted = [] {
     return std::is_sorted(std::begin(Rules), std::end(Rules),
