@@ -607,3 +607,47 @@ TEST_CASE("qopt bounds --batch and --threads", "[qopt]") {
   expectFailure(Dir, {model(), "--batch=0", "-o", Out},
                 "--batch: must be between 1 and", Out);
 }
+
+TEST_CASE("qopt --qconfig --calibrate without --passes quantizes in one line",
+          "[qopt]") {
+  TempDir Dir;
+  // The same graph as --passes=...,prepare, --calibrate, then convert.
+  std::string Q = Dir.file("model.int8.json");
+  Result R = qopt(
+      Dir, {model(), "--qconfig=" + DataDir + "qconfig.json",
+            "--calibrate=" + DataDir + "calib.npy," + DataDir + "calib2.npy",
+            "--batch=2", "-o", Q});
+  INFO(R.Err);
+  REQUIRE(R.Status == 0);
+  auto GM = must(loadGraphModule(Q));
+  auto Want = must(loadGraphModule(quantized(Dir)));
+  CHECK(serializeToJson(*GM) == serializeToJson(*Want));
+
+  // -o *.onnx writes QDQ ONNX of the same graph.
+  std::string Onnx = Dir.file("model.int8.onnx");
+  R = qopt(Dir, {model(), "--qconfig=" + DataDir + "qconfig.json",
+                 "--calibrate=" + DataDir + "calib.npy", "-o", Onnx});
+  INFO(R.Err);
+  REQUIRE(R.Status == 0);
+  std::string Bytes = must(readFile(Onnx));
+  CHECK(contains(Bytes, "QuantizeLinear"));
+  CHECK(contains(Bytes, "DequantizeLinear"));
+}
+
+TEST_CASE("qopt -o *.onnx and --emit=onnx write ONNX", "[qopt]") {
+  TempDir Dir;
+  std::string Onnx = Dir.file("model.onnx");
+  Result R = qopt(Dir, {model(), "-o", Onnx});
+  INFO(R.Err);
+  REQUIRE(R.Status == 0);
+  std::string Bytes = must(readFile(Onnx));
+  CHECK(contains(Bytes, "Conv"));
+  CHECK_FALSE(contains(Bytes, "QuantizeLinear"));
+  std::string Other = Dir.file("model.bin");
+  REQUIRE(qopt(Dir, {model(), "--emit=onnx", "-o", Other}).Status == 0);
+  CHECK(must(readFile(Other)) == Bytes);
+  R = qopt(Dir, {model(), "--emit=onnx"});
+  CHECK(R.Status == 1);
+  CHECK(R.Err == "qopt: error: --emit=onnx: ONNX is binary; give -o "
+                 "FILE.onnx\n");
+}

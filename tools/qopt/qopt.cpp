@@ -11,6 +11,10 @@
 //   qopt quantized.json --bench --threads=4 --iterations=100 --profile
 //   qopt quantized.json --bench --strict-lowering
 //   qopt model.qir --emit=dot | dot -Tsvg > model.svg
+//   qopt model.qir -o model.onnx                       (plain ONNX)
+//   qopt model.qir --qconfig=q.json --calibrate=calib.npy -o model.int8.onnx
+//        (no --passes: fuse,qconfig-propagation,prepare, calibrate, convert;
+//         QDQ ONNX for ONNX Runtime)
 //   qopt --list-passes
 //
 //===----------------------------------------------------------------------===//
@@ -23,6 +27,7 @@
 #include "qfx/IR/Printer.h"
 #include "qfx/IR/Serialization.h"
 #include "qfx/IR/Verifier.h"
+#include "qfx/Onnx/Export.h"
 #include "qfx/Pipeline/QuantizeFx.h"
 #include "qfx/Quant/ObserverModule.h"
 #include "qfx/Quant/QConfigMapping.h"
@@ -57,14 +62,20 @@ static cl::opt<std::string>
 static cl::opt<std::string>
     Passes("passes", cl::desc("comma-separated pipeline of registered passes"),
            cl::value_desc("pass,pass,..."));
-enum class Emit { Text, Json, Dot };
+enum class Emit { Text, Json, Dot, Onnx };
 static cl::opt<Emit> EmitFormat(
     "emit",
-    cl::desc("output format (default: json for -o *.json, text otherwise)"),
+    cl::desc("output format (default: json for -o *.json, onnx for -o "
+             "*.onnx, text otherwise)"),
     cl::init(Emit::Text),
     cl::values(clEnumValN(Emit::Text, "text", "the text IR"),
                clEnumValN(Emit::Json, "json", "the versioned JSON format"),
-               clEnumValN(Emit::Dot, "dot", "a Graphviz drawing")));
+               clEnumValN(Emit::Dot, "dot", "a Graphviz drawing"),
+               clEnumValN(Emit::Onnx, "onnx",
+                          "ONNX; QDQ ONNX for quantized and observed graphs "
+                          "(docs/onnx.md)")));
+static cl::opt<int> OnnxOpset("onnx-opset", cl::init(13),
+                              cl::desc("the opset of --emit=onnx (13..17)"));
 static cl::opt<bool> ListPasses("list-passes",
                                 cl::desc("list registered passes and exit"));
 static cl::opt<bool> VerifyEach("verify-each",
@@ -73,7 +84,11 @@ static cl::opt<bool>
     PrintAfterAll("print-after-all",
                   cl::desc("print the IR to stderr after every pass"));
 static cl::opt<std::string>
-    QConfigFile("qconfig", cl::desc("the qconfig mapping (qconfig_dict JSON)"),
+    QConfigFile("qconfig",
+                cl::desc("the qconfig mapping (qconfig_dict JSON); with "
+                         "--calibrate and no --passes, qopt quantizes: "
+                         "fuse,qconfig-propagation,prepare, calibration, "
+                         "convert"),
                 cl::value_desc("file.json"));
 static cl::opt<bool> QAT("qat", cl::desc("quantization-aware training"));
 static cl::list<std::string>
@@ -117,6 +132,8 @@ static void listPasses() {
     llvm::outs() << "  " << P.Name << " - " << P.Summary << "\n";
 }
 
+static Emit outputFormat();
+
 /// Flag combinations that cannot work, caught before any work is done.
 static llvm::Error checkFlags() {
   if (InputFile.empty())
@@ -139,6 +156,10 @@ static llvm::Error checkFlags() {
   if (llvm::Error E =
           checkFlagRange("--iterations", Iterations, 1, MaxFlagCount))
     return E;
+  if (outputFormat() == Emit::Onnx && OutputFile == "-")
+    return makeError("--emit=onnx: ONNX is binary; give -o FILE.onnx");
+  if (llvm::Error E = checkFlagRange("--onnx-opset", OnnxOpset, 13, 17))
+    return E;
   return checkFlagRange("--threads", Threads, 0, MaxThreads);
 }
 
@@ -147,12 +168,19 @@ static llvm::Error checkFlags() {
 static Emit outputFormat() {
   if (EmitFormat.getNumOccurrences() || OutputFile == "-")
     return EmitFormat;
-  return llvm::StringRef(OutputFile).endswith(".json") ? Emit::Json
-                                                       : Emit::Text;
+  llvm::StringRef Out(OutputFile);
+  if (Out.endswith(".json"))
+    return Emit::Json;
+  return Out.endswith(".onnx") ? Emit::Onnx : Emit::Text;
 }
 
 static llvm::Error writeGraph(const GraphModule &GM) {
   Emit Format = outputFormat();
+  if (Format == Emit::Onnx) {
+    OnnxExportOptions Opts;
+    Opts.Opset = OnnxOpset;
+    return exportOnnx(GM, OutputFile, Opts);
+  }
   if (Format == Emit::Dot) {
     std::string S;
     llvm::raw_string_ostream OS(S);
@@ -390,13 +418,21 @@ static llvm::Error bench(const GraphModule &GM) {
 // main
 //===----------------------------------------------------------------------===//
 
-static llvm::Error runPasses(GraphModule &GM, PassContext &Ctx) {
+/// qopt's one-line quantization: --qconfig and --calibrate without
+/// --passes run this pipeline, calibrate, then convert.
+static bool standardPipeline() {
+  return Passes.getNumOccurrences() == 0 && !QConfigFile.empty() &&
+         !CalibrateFiles.empty();
+}
+
+static llvm::Error runPasses(GraphModule &GM, PassContext &Ctx,
+                             llvm::StringRef Pipeline) {
   PassManager::Options Opts;
   Opts.VerifyEach = VerifyEach;
   if (PrintAfterAll)
     Opts.PrintAfterAll = &llvm::errs();
   PassManager PM(Opts);
-  if (llvm::Error E = PM.addPipeline(Passes))
+  if (llvm::Error E = PM.addPipeline(Pipeline))
     return prefixError(std::move(E), "--passes");
   if (llvm::Error E = PM.run(GM, Ctx))
     return prefixError(std::move(E), InputFile);
@@ -420,10 +456,17 @@ static llvm::Error runMain() {
   auto GM = loadGraphModule(InputFile);
   if (!GM)
     return GM.takeError();
-  if (llvm::Error E = runPasses(**GM, Ctx))
+  std::string Pipeline = Passes;
+  if (standardPipeline())
+    Pipeline = QAT ? "fuse,qconfig-propagation,prepare-qat"
+                   : "fuse,qconfig-propagation,prepare";
+  if (llvm::Error E = runPasses(**GM, Ctx, Pipeline))
     return E;
   if (!CalibrateFiles.empty())
     if (llvm::Error E = calibrate(**GM))
+      return E;
+  if (standardPipeline())
+    if (llvm::Error E = runPasses(**GM, Ctx, "convert"))
       return E;
   if (llvm::Error E = verify(**GM))
     return prefixError(std::move(E), InputFile);

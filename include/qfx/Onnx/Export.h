@@ -17,6 +17,7 @@
 #include "llvm/ADT/StringRef.h"
 #include "llvm/Support/Error.h"
 
+#include <optional>
 #include <string>
 
 namespace qfx {
@@ -40,6 +41,12 @@ exportOnnxBuffer(const GraphModule &GM, const OnnxExportOptions &Opts = {});
 /// Writes \p GM to \p Path atomically (nothing is left behind on error).
 llvm::Error exportOnnx(const GraphModule &GM, llvm::StringRef Path,
                        const OnnxExportOptions &Opts = {});
+
+/// The export table's decision for qfx op \p Op (a call_function /
+/// call_method target, or the op a module kind calls): "" when it has an
+/// ONNX form, the reason when it has none, std::nullopt when the table has
+/// no row for it (every op of the op table must have one).
+std::optional<std::string> onnxExportDecision(llvm::StringRef Op);
 
 } // namespace qfx
 
