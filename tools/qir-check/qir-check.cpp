@@ -12,6 +12,11 @@
 //                              QConfigMapping::fromJson input)
 //   // CHECK: ... / CHECK-NEXT / CHECK-NOT / CHECK-LABEL / CHECK-DAG ...
 //
+// A .onnxtxt file holds ONNX models in ONNX's textual syntax instead: every
+// `//` line is stripped before parsing, the model is imported
+// (importOnnxText), verified, run through the pipeline if there is one and
+// printed. `// EXPECT-ERROR: <text>` expects an error containing <text>.
+//
 // The graph is parsed and verified, the pipeline runs with the verifier
 // after every pass, and the CHECK lines are matched (by LLVM's FileCheck
 // library) against the printed result, or against "error: <message>" lines
@@ -23,6 +28,7 @@
 #include "qfx/IR/Parser.h"
 #include "qfx/IR/Printer.h"
 #include "qfx/IR/Verifier.h"
+#include "qfx/Onnx/Import.h"
 #include "qfx/Quant/QConfigMapping.h"
 #include "qfx/Support/Error.h"
 #include "qfx/Support/FileIO.h"
@@ -33,6 +39,7 @@
 #include "llvm/FileCheck/FileCheck.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/raw_ostream.h"
 
@@ -60,7 +67,22 @@ struct TestCase {
   bool QAT = false;
   std::string QConfigJson;
   bool HasQConfig = false;
+  std::string ExpectedError; ///< .onnxtxt: text the error must contain.
 };
+
+/// Whether \p File holds ONNX text models rather than text IR.
+static bool isOnnxText(llvm::StringRef File) {
+  return File.endswith(".onnxtxt");
+}
+
+/// The case without its `//` lines (ONNX's parser has no comments).
+static std::string stripComments(llvm::StringRef Text) {
+  std::string R;
+  for (llvm::StringRef L : llvm::split(Text, '\n'))
+    if (!L.trim().startswith("//"))
+      R += L.str() + "\n";
+  return R;
+}
 
 } // namespace
 
@@ -86,6 +108,9 @@ static std::vector<TestCase> splitCases(llvm::StringRef File) {
       C.HasPipeline = true;
     } else if (Body == "// EXPECT-ERROR") {
       C.ExpectError = true;
+    } else if (Body.consume_front("// EXPECT-ERROR:")) {
+      C.ExpectError = true;
+      C.ExpectedError = Body.trim().str();
     } else if (Body == "// SKIP-INPUT-VERIFY") {
       C.VerifyInput = false;
     } else if (Body == "// QAT") {
@@ -108,7 +133,10 @@ static std::pair<std::string, bool> runCase(const TestCase &C,
       Msg += "error: " + L.str() + "\n";
     return std::make_pair(Msg, true);
   };
-  auto GM = parseGraphModule(C.Text, FileName);
+  auto GM = isOnnxText(FileName)
+                ? importOnnxText(stripComments(C.Text),
+                                 llvm::sys::path::filename(FileName))
+                : parseGraphModule(C.Text, FileName);
   if (!GM)
     return Fail(GM.takeError());
   if (C.VerifyInput)
@@ -160,7 +188,7 @@ static bool fileCheck(const TestCase &C, llvm::StringRef FileName,
 }
 
 static bool runAndCheck(const TestCase &C, llvm::StringRef FileName) {
-  if (!C.HasPipeline) {
+  if (!C.HasPipeline && !isOnnxText(FileName)) {
     llvm::errs() << FileName << ":" << C.FirstLine
                  << ": case has no '// PIPELINE:' line\n";
     return false;
@@ -172,6 +200,14 @@ static bool runAndCheck(const TestCase &C, llvm::StringRef FileName) {
     llvm::errs() << FileName << ":" << C.FirstLine << ": case "
                  << (Failed ? "failed unexpectedly" : "was expected to fail")
                  << "\n"
+                 << Output;
+    return false;
+  }
+  if (!C.ExpectedError.empty() &&
+      Output.find(C.ExpectedError) == std::string::npos) {
+    llvm::errs() << FileName << ":" << C.FirstLine
+                 << ": the error does not contain '" << C.ExpectedError
+                 << "'; output was:\n"
                  << Output;
     return false;
   }

@@ -23,6 +23,7 @@
 #include "qfx/IR/Printer.h"
 #include "qfx/IR/Serialization.h"
 #include "qfx/IR/Verifier.h"
+#include "qfx/Onnx/Import.h"
 #include "qfx/Pipeline/QuantizeFx.h"
 #include "qfx/Quant/ObserverModule.h"
 #include "qfx/Quant/QConfigMapping.h"
@@ -50,7 +51,7 @@ using namespace qfx;
 namespace cl = llvm::cl;
 
 static cl::opt<std::string>
-    InputFile(cl::Positional, cl::desc("<input graph (.json or text)>"));
+    InputFile(cl::Positional, cl::desc("<input graph (.json, text or .onnx)>"));
 static cl::opt<std::string>
     OutputFile("o", cl::desc("output file ('-' = stdout); the .npy with --run"),
                cl::value_desc("file"), cl::init("-"));
@@ -403,6 +404,17 @@ static llvm::Error runPasses(GraphModule &GM, PassContext &Ctx) {
   return llvm::Error::success();
 }
 
+/// The input graph: an ONNX model (sniffed by content; IR must not depend
+/// on Onnx) or qfx's JSON / text form.
+static llvm::Expected<std::unique_ptr<GraphModule>> loadInput() {
+  auto Bytes = readFile(InputFile);
+  if (!Bytes)
+    return Bytes.takeError();
+  if (looksLikeOnnx(*Bytes))
+    return importOnnx(InputFile);
+  return loadGraphModule(InputFile);
+}
+
 static llvm::Error runMain() {
   if (llvm::Error E = checkFlags())
     return E;
@@ -417,7 +429,7 @@ static llvm::Error runMain() {
   // Check the pipeline before loading: a typo should not wait for a model.
   if (llvm::Error E = PassManager().addPipeline(Passes))
     return prefixError(std::move(E), "--passes");
-  auto GM = loadGraphModule(InputFile);
+  auto GM = loadInput();
   if (!GM)
     return GM.takeError();
   if (llvm::Error E = runPasses(**GM, Ctx))
