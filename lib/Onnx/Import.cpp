@@ -56,6 +56,7 @@ private:
   llvm::Error checkOpsets();
   llvm::Error checkCounts();
   llvm::Error listUnsupported();
+  llvm::Error checkOrder();
   llvm::Error runChecker();
   llvm::Error readInitializers();
   llvm::Error readInputs();
@@ -141,6 +142,28 @@ llvm::Error ModelImporter::listUnsupported() {
            (Entry.first > 3 ? ", ..." : "") + ")";
   }
   return fileError(S.File, Msg);
+}
+
+llvm::Error ModelImporter::checkOrder() {
+  std::set<std::string> Defined;
+  for (const onnx::TensorProto &T : M.graph().initializer())
+    Defined.insert(T.name());
+  for (const onnx::ValueInfoProto &In : M.graph().input())
+    Defined.insert(In.name());
+  for (int I = 0; I < M.graph().node_size(); ++I) {
+    const onnx::NodeProto &N = M.graph().node(I);
+    for (const std::string &In : N.input())
+      if (!In.empty() && !Defined.count(In))
+        return NodeReader(S, N, I).error(
+            "input '" + In +
+            "' is not defined by an earlier node, an initializer or a graph "
+            "input");
+    for (const std::string &Out : N.output())
+      if (!Out.empty() && !Defined.insert(Out).second)
+        return NodeReader(S, N, I).error("output '" + Out +
+                                         "' is already defined");
+  }
+  return llvm::Error::success();
 }
 
 llvm::Error ModelImporter::runChecker() {
@@ -316,6 +339,8 @@ llvm::Expected<std::unique_ptr<GraphModule>> ModelImporter::run() {
   if (llvm::Error E = checkCounts())
     return std::move(E);
   if (llvm::Error E = listUnsupported())
+    return std::move(E);
+  if (llvm::Error E = checkOrder())
     return std::move(E);
   if (llvm::Error E = runChecker())
     return std::move(E);

@@ -321,7 +321,9 @@ llvm::Error qfx::onnximport::importBatchNorm(NodeReader &R) {
   // ONNX stores float attributes; PyTorch's doubles (1e-5, not 1e-5f).
   M.setAttr("eps", Argument::real(shortestDouble(*Eps)));
   // ONNX's momentum weighs the running value; PyTorch's the new one.
-  M.setAttr("momentum", Argument::real(shortestDouble(1.0 - *Momentum)));
+  M.setAttr("momentum",
+            Argument::real(std::round((1.0 - shortestDouble(*Momentum)) * 1e9) /
+                           1e9));
   for (size_t I = 0; I < 4; ++I)
     M.setTensor(Tensors[I], Ts[I], /*IsBuffer=*/I >= 2);
   M.setTensor("num_batches_tracked", Tensor(DType::S64, {}), true);

@@ -78,7 +78,8 @@ static llvm::Expected<Node *> quantizedConst(NodeReader &R, Tensor T,
     Attr = Name + "_" + std::to_string(I);
   GM.root().setTensor(Attr, std::move(T));
   Node *G = GM.graph().getAttr(Attr);
-  G->setMeta("onnx_name", Argument::string(OnnxName.str()));
+  if (G->name() != OnnxName)
+    G->setMeta("onnx_name", Argument::string(OnnxName.str()));
   if (llvm::Error E = typeNode(GM, G))
     return R.error(errorToString(std::move(E)));
   return G;

@@ -22,29 +22,9 @@ using namespace qfx::onnximport;
 // Pooling, Flatten, Reshape
 //===----------------------------------------------------------------------===//
 
-/// Drops trailing arguments equal to the op's defaults, as the tracer
-/// records a Python call; a list [k, k] equals a default k.
-static void dropDefaults(llvm::StringRef Op, std::vector<Argument> &Args) {
-  const OpDef *Def = lookupOp(Op);
-  auto Same = [](const Argument &A, const Argument &D) {
-    if (A == D)
-      return true;
-    auto L = A.getIntList();
-    return A.isList() && L && D.isInt() && !L->empty() &&
-           llvm::all_of(*L, [&](int64_t V) { return V == D.getInt(); });
-  };
-  while (Def && !Args.empty() && Args.size() <= Def->Params.size()) {
-    const OpParam &P = Def->Params[Args.size() - 1];
-    if (!P.Default || !Same(Args.back(), *P.Default))
-      break;
-    Args.pop_back();
-  }
-}
-
 static llvm::Error emitCall(NodeReader &R, llvm::StringRef Op,
                             std::vector<Argument> Args,
                             OpCode Code = OpCode::CallFunction) {
-  dropDefaults(Op, Args);
   auto N = R.emit(Code, Op, std::move(Args));
   if (!N)
     return N.takeError();

@@ -82,7 +82,8 @@ llvm::Expected<Node *> NodeReader::node(size_t I) {
     Attr += "_";
   S.GM->root().setTensor(Attr, T);
   Node *G = S.GM->graph().getAttr(Attr);
-  G->setMeta("onnx_name", Argument::string(Name));
+  if (G->name() != Name)
+    G->setMeta("onnx_name", Argument::string(Name));
   if (llvm::Error E = typeNode(*S.GM, G))
     return error(errorToString(std::move(E)));
   S.ConstNodes[Name] = G;
@@ -335,6 +336,25 @@ llvm::Error qfx::onnximport::typeNode(GraphModule &GM, Node *Nd) {
   return llvm::Error::success();
 }
 
+/// Drops trailing arguments equal to the op's defaults, as the tracer
+/// records a Python call; a list [k, k] equals a default k.
+static void dropDefaults(llvm::StringRef Op, std::vector<Argument> &Args) {
+  const OpDef *Def = lookupOp(Op);
+  auto Same = [](const Argument &A, const Argument &D) {
+    if (A == D)
+      return true;
+    auto L = A.getIntList();
+    return A.isList() && L && D.isInt() && !L->empty() &&
+           llvm::all_of(*L, [&](int64_t V) { return V == D.getInt(); });
+  };
+  while (Def && !Args.empty() && Args.size() <= Def->Params.size()) {
+    const OpParam &P = Def->Params[Args.size() - 1];
+    if (!P.Default || !Same(Args.back(), *P.Default))
+      break;
+    Args.pop_back();
+  }
+}
+
 llvm::Expected<Node *> NodeReader::emit(OpCode Op, llvm::StringRef Target,
                                         std::vector<Argument> Args,
                                         llvm::StringRef NameHint) {
@@ -353,6 +373,8 @@ llvm::Expected<Node *> NodeReader::emit(OpCode Op, llvm::StringRef Target,
     else
       Hint = Scope + "." + Target.str();
   }
+  if (Op == OpCode::CallFunction || Op == OpCode::CallMethod)
+    dropDefaults(Target, Args);
   Node *Nd = S.GM->graph().create(Op, Hint, Target, std::move(Args));
   Nd->setScope(sanitizePath(Scope));
   if (!N.name().empty())
