@@ -166,21 +166,37 @@ llvm::Error ModelImporter::checkOrder() {
   return llvm::Error::success();
 }
 
+/// The checker's context for this model: its IR version, opsets and folder
+/// (external data is looked up there, not in the working directory).
+static onnx::checker::CheckerContext checkerContext(const onnx::ModelProto &M,
+                                                    const std::string &Dir) {
+  onnx::checker::CheckerContext Ctx;
+  Ctx.set_ir_version(static_cast<int>(M.ir_version()));
+  std::unordered_map<std::string, int> Imports;
+  for (const onnx::OperatorSetIdProto &O : M.opset_import())
+    Imports[O.domain()] = static_cast<int>(O.version());
+  Ctx.set_opset_imports(Imports);
+  Ctx.set_model_dir(Dir);
+  return Ctx;
+}
+
 llvm::Error ModelImporter::runChecker() {
+  // onnx::checker::check_model(ModelProto) looks for external data in the
+  // working directory; this is its body with the model's folder.
+  onnx::checker::CheckerContext Ctx = checkerContext(M, BaseDir);
   try {
-    onnx::checker::check_model(M);
+    if (M.ir_version() < 3 || M.ir_version() > onnx::IR_VERSION)
+      return fileError(S.File, "IR version " + llvm::Twine(M.ir_version()) +
+                                   " is not supported (3 to " +
+                                   llvm::Twine(int(onnx::IR_VERSION)) +
+                                   " are)");
+    onnx::checker::LexicalScopeContext Lex;
+    onnx::checker::check_graph(M.graph(), Ctx, Lex);
+    onnx::checker::check_model_local_functions(M, Ctx, Lex);
     return llvm::Error::success();
   } catch (const std::exception &E) {
     std::string Whole = firstLine(E.what());
     // Find the node at fault by checking nodes one by one, in order.
-    onnx::checker::CheckerContext Ctx;
-    Ctx.set_ir_version(static_cast<int>(M.ir_version()));
-    std::unordered_map<std::string, int> Imports;
-    for (const onnx::OperatorSetIdProto &O : M.opset_import())
-      Imports[O.domain()] = static_cast<int>(O.version());
-    Ctx.set_opset_imports(Imports);
-    if (!BaseDir.empty())
-      Ctx.set_model_dir(BaseDir);
     onnx::checker::LexicalScopeContext Lex;
     for (int I = 0; I < M.graph().node_size(); ++I) {
       const onnx::NodeProto &N = M.graph().node(I);
@@ -342,6 +358,10 @@ llvm::Expected<std::unique_ptr<GraphModule>> ModelImporter::run() {
     return std::move(E);
   if (llvm::Error E = checkOrder())
     return std::move(E);
+  // Initializers first: their errors (sizes, external data leaving the
+  // folder) are more precise than the checker's.
+  if (llvm::Error E = readInitializers())
+    return std::move(E);
   if (llvm::Error E = runChecker())
     return std::move(E);
   try {
@@ -351,8 +371,6 @@ llvm::Expected<std::unique_ptr<GraphModule>> ModelImporter::run() {
   } catch (const std::exception &E) {
     return fileError(S.File, "shape inference: " + firstLine(E.what()));
   }
-  if (llvm::Error E = readInitializers())
-    return std::move(E);
   if (llvm::Error E = readInputs())
     return std::move(E);
   if (llvm::Error E = importNodes())
