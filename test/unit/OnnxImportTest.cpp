@@ -17,6 +17,7 @@
 #include "qfx/Quant/QConfigMapping.h"
 #include "qfx/Runtime/Interpreter.h"
 #include "qfx/Support/Error.h"
+#include "qfx/Support/Npy.h"
 #include "qfx/Trace/SymbolicTrace.h"
 
 #include "onnx/defs/parser.h"
@@ -24,6 +25,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <functional>
@@ -502,4 +505,49 @@ TEST_CASE("onnx import: the seed Net imported from ONNX computes and "
     REQUIRE(Out.size() == 1);
     CHECK(Out[0].shape() == llvm::ArrayRef<int64_t>({N, 10}));
   }
+}
+
+//===----------------------------------------------------------------------===//
+// torchvision models exported by PyTorch (local, see docs/onnx.md)
+//===----------------------------------------------------------------------===//
+
+TEST_CASE("onnx import: torchvision models exported by PyTorch compute "
+          "PyTorch's outputs at batch 1 and 2 and quantize",
+          "[.][onnx-models]") {
+  const char *Dir = std::getenv("QFX_ONNX_MODELS");
+  if (!Dir) {
+    WARN("QFX_ONNX_MODELS is not set: run "
+         "test/data/onnx/make_torchvision_onnx.py DIR first");
+    return;
+  }
+  auto Path = [&](const std::string &Name) {
+    return std::string(Dir) + "/" + Name;
+  };
+  for (const char *Model : {"resnet18", "mobilenet_v2", "mobilenet_v3_small"})
+    for (int Opset : {13, 17}) {
+      INFO(Model << " opset " << Opset);
+      auto GM = take(importOnnx(
+          Path(std::string(Model) + "_" + std::to_string(Opset) + ".onnx")));
+      Tensor X = take(readNpy(Path(std::string(Model) + "_in.npy")));
+      Tensor Want = take(readNpy(Path(std::string(Model) + "_out.npy")));
+      Tensor Got = take(interpret(*GM, {X}));
+      REQUIRE(Got.shape() == Want.shape());
+      double MaxDiff = 0;
+      for (int64_t I = 0; I < Got.numElements(); ++I)
+        MaxDiff = std::max(MaxDiff,
+                           std::fabs(Got.getAsDouble(I) - Want.getAsDouble(I)));
+      CHECK(MaxDiff < 1e-4);
+      Tensor One = take(interpret(*GM, {sliceRows(X, 0, 1)}));
+      for (int64_t I = 0; I < One.numElements(); ++I)
+        REQUIRE(std::fabs(One.getAsDouble(I) - Want.getAsDouble(I)) < 1e-4);
+      // The pipeline takes it unchanged: prepare, calibrate, convert_fx and
+      // a compiled run at batch 2.
+      auto Mapping =
+          QConfigMapping().setGlobal(cantFail(QConfig::preset("x86")));
+      requireOk(prepareGraph(*GM, Mapping, false));
+      take(runObserved(*GM, {X}));
+      QuantizedModule QM = take(convert_fx(*GM));
+      std::vector<Tensor> Q = take(QM.run({X}));
+      REQUIRE(Q[0].shape() == Want.shape());
+    }
 }
