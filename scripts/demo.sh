@@ -3,5 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
-bash scripts/build.sh
+# The demo runs no tests, so it needs no ONNX Runtime (scripts/install-ort.sh).
+QFX_ORT_TESTS=AUTO bash scripts/build.sh
 ./build/bin/qfx-demo "$@"

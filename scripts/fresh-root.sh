@@ -8,9 +8,10 @@
 # mirror is read from this machine's apt configuration), clones the commit at
 # HEAD into it, mounts /proc (the root keeps the /dev nodes debootstrap made;
 # the host's /dev is never mounted), runs `bash scripts/test.sh` or
-# `bash scripts/demo.sh` inside, and removes the root afterwards, on success
-# and on failure. Nothing is deleted while anything is still mounted under the
-# root. Set QFX_FRESH_ROOT_KEEP=1 to keep the root for inspection, and
+# `bash scripts/demo.sh` inside (with the host's CA bundle copied into the
+# root and named by NODE_EXTRA_CA_CERTS there, for npm's HTTPS), and removes
+# the root afterwards, on success and on failure. Nothing is deleted while
+# anything is still mounted under the root. Set QFX_FRESH_ROOT_KEEP=1 to keep the root for inspection, and
 # QFX_FRESH_ROOT_DIR to choose where the temporary folder goes.
 set -euo pipefail
 
@@ -43,6 +44,8 @@ fi
 # The Debian mirror this machine's apt uses for the suite's main component:
 # never written into the repository, so that each machine uses its own.
 mirror_for() {
+  # The $(...) are apt's format fields, not shell expansions.
+  # shellcheck disable=SC2016
   apt-get indextargets --format '$(SITE) $(RELEASE) $(COMPONENT) $(ORIGIN)' \
     'Identifier: Packages' 2>/dev/null |
     awk -v want="$1" '$2 == want && $3 == "main" && $4 == "Debian" { print $1; exit }'
@@ -123,18 +126,41 @@ git clone --quiet --no-hardlinks "$repo" "$root/root/qfx"
 git -C "$root/root/qfx" checkout --quiet --detach "$head"
 log "testing commit $head"
 
+# npm (scripts/install-ort.sh) reaches the registry over HTTPS; a network
+# that inspects TLS needs the CA bundle this machine trusts. The bundle named
+# by NODE_EXTRA_CA_CERTS (else the system bundle) is copied into the root -
+# only into it, the host's files are not touched - and named to node there.
+host_ca=/etc/ssl/certs/ca-certificates.crt
+if [ -n "${NODE_EXTRA_CA_CERTS:-}" ]; then
+  if [ -f "$NODE_EXTRA_CA_CERTS" ] && [ -r "$NODE_EXTRA_CA_CERTS" ]; then
+    host_ca="$NODE_EXTRA_CA_CERTS"
+  else
+    log "warning: NODE_EXTRA_CA_CERTS names '$NODE_EXTRA_CA_CERTS', which is not a readable file; using $host_ca"
+  fi
+fi
+root_ca=/usr/local/share/qfx-host-ca.crt
+if [ -f "$host_ca" ] && [ -r "$host_ca" ]; then
+  install -D -m 0644 "$host_ca" "$root$root_ca"
+  log "host CA bundle $host_ca copied to $root_ca in the root"
+else
+  log "warning: no CA bundle at $host_ca; npm in the root trusts node's built-in CAs only"
+  root_ca=""
+fi
+
 mount -t proc proc "$root/proc"
 
 case "$mode" in
   test) cmd='bash scripts/test.sh' ;;
   demo) cmd='bash scripts/demo.sh' ;;
-  shell-check) cmd='bash scripts/install-deps.sh && bash scripts/build.sh --configure-only' ;;
+  shell-check) cmd='bash scripts/install-deps.sh && bash scripts/install-ort.sh && bash scripts/build.sh --configure-only' ;;
 esac
 
 # A clean environment: only what a new user's shell would have, plus the
-# host's proxy settings and QFX_CI_SANITIZE (scripts/test.sh) if set.
+# host's proxy settings, its CA bundle (copied above) and QFX_CI_SANITIZE
+# (scripts/test.sh) if set.
 env_args=(HOME=/root LANG=C.UTF-8 TERM=dumb
   PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin)
+[ -z "$root_ca" ] || env_args+=("NODE_EXTRA_CA_CERTS=$root_ca")
 for v in http_proxy https_proxy no_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY \
   QFX_CI_SANITIZE; do
   [ -z "${!v:-}" ] || env_args+=("$v=${!v}")

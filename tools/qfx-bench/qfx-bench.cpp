@@ -4,10 +4,12 @@
 // graph and runs convert_fx's int8 module, reports median latencies, achieved
 // int8 GOPS against the measured VNNI peak, compile time and the share of
 // time spent outside oneDNN primitives; optionally runs the same models
-// through PyTorch's FX quantization (onednn engine) and compares.
+// through PyTorch's FX quantization (onednn engine) and compares; optionally
+// times given ONNX files with ONNX Runtime on the same inputs (OrtBench.h).
 //
 //===----------------------------------------------------------------------===//
 
+#include "OrtBench.h"
 #include "TorchPython.h"
 #include "qfx/Codegen/Lowering.h"
 #include "qfx/IR/GraphModule.h"
@@ -75,6 +77,26 @@ static cl::list<std::string> PyTorchFail(
     cl::desc("make these PyTorch configurations fail (tests the reporting)"),
     cl::value_desc("model:batch:threads,..."));
 
+static cl::list<std::string> OnnxFloat(
+    "onnx-fp32", cl::CommaSeparated,
+    cl::desc("time this float ONNX file of a zoo model with ONNX Runtime "
+             "(scripts/install-ort.sh); the ratio is against qfx fp32"),
+    cl::value_desc("model=file.onnx,..."));
+static cl::list<std::string>
+    OnnxInt8("onnx-int8", cl::CommaSeparated,
+             cl::desc("time this int8 (QDQ) ONNX file of a zoo model with ONNX "
+                      "Runtime; the ratio is against qfx int8"),
+             cl::value_desc("model=file.onnx,..."));
+static cl::opt<std::string>
+    NodeExe("node", cl::desc("node executable for --onnx-*"), cl::init("node"));
+static cl::opt<std::string> OrtRunner("ort-runner",
+                                      cl::desc("path of ort-run.mjs"),
+                                      cl::init(QFX_BENCH_ORT_RUNNER));
+static cl::opt<std::string> OrtDir(
+    "ort-dir",
+    cl::desc("onnxruntime-node install folder (default: $QFX_ORT_DIR, else "
+             "the repository's .deps/ort)"));
+
 using Clock = std::chrono::steady_clock;
 
 static double msSince(Clock::time_point T) {
@@ -88,6 +110,10 @@ struct Row {
   double FloatMs = 0, Int8Ms = 0, FloatCompileMs = 0, Int8CompileMs = 0;
   double Gops = 0, PeakFraction = 0, Overhead = 0;
   double TorchFloatMs = NAN, TorchInt8Ms = NAN;
+  /// ONNX Runtime on the --onnx-fp32 / --onnx-int8 files (NaN: not run).
+  double OrtFloatMs = NAN, OrtInt8Ms = NAN;
+  /// Why ONNX Runtime has no numbers for this configuration, if it failed.
+  std::string OrtError;
   /// Why PyTorch has no numbers for this configuration, if it failed.
   std::string TorchError;
   /// oneDNN implementations of the int8 conv / matmul steps, with counts.
@@ -197,6 +223,35 @@ static void printProfile(const CompiledModule &CM, const Row &R) {
                                  100.0 * S.MedianMs / R.Int8Ms);
 }
 
+/// The --onnx-fp32 / --onnx-int8 file given for \p Model, or "".
+static std::string onnxFileFor(const std::vector<std::string> &Flag,
+                               llvm::StringRef Model) {
+  for (const std::string &Entry : Flag) {
+    auto [Name, File] = llvm::StringRef(Entry).split('=');
+    if (Name == Model)
+      return File.str();
+  }
+  return "";
+}
+
+/// The ONNX Runtime columns of \p R, measured right after qfx's on the same
+/// input, thread count and number of runs. A failure only marks the row.
+static void benchOrt(const Tensor &X, size_t Runs, Row &R) {
+  static tools::OrtBench Ort(NodeExe, OrtRunner, OrtDir);
+  int Iters = Iterations > 0 ? int(Iterations) : int(std::max<size_t>(Runs, 3));
+  for (auto [Flag, Ms] : {std::make_pair(&OnnxFloat, &R.OrtFloatMs),
+                          std::make_pair(&OnnxInt8, &R.OrtInt8Ms)}) {
+    std::string File = onnxFileFor(*Flag, R.Model);
+    if (File.empty() || !R.OrtError.empty())
+      continue;
+    llvm::Expected<double> M = Ort.medianMs(File, X, R.Threads, Iters);
+    if (M)
+      *Ms = *M;
+    else
+      R.OrtError = errorToString(M.takeError());
+  }
+}
+
 /// Fills in the qfx columns of \p R from the float graph and the int8
 /// module (convert_fx's, compiled with R.Threads threads).
 static llvm::Error benchOne(const GraphModule &Float,
@@ -222,6 +277,7 @@ static llvm::Error benchOne(const GraphModule &Float,
     return QMs.takeError();
   R.FloatMs = *FMs;
   R.Int8Ms = *QMs;
+  benchOrt(X, Runs, R);
   R.Gops = 2 * MacsPerImage * R.Batch / (R.Int8Ms * 1e-3) / 1e9;
   R.PeakFraction = PeakPerThread > 0 ? R.Gops / (PeakPerThread * R.Threads) : 0;
   // The program the calls ran (the only one of its shape: calls were
@@ -292,9 +348,8 @@ static llvm::Error benchModel(const models::ZooEntry &Entry,
       R.Batch = Batch;
       R.Threads = Threads;
       // One configuration failing keeps the others (and the table).
-      if (llvm::Error E =
-              benchOne(**Float, Int8.at(Threads), X, Macs,
-                       Peak.at(Threads), R)) {
+      if (llvm::Error E = benchOne(**Float, Int8.at(Threads), X, Macs,
+                                   Peak.at(Threads), R)) {
         R.Error = errorToString(std::move(E));
         llvm::outs() << "  " << R.Model << " b" << Batch << " t" << Threads
                      << ": failed: " << R.Error << "\n";
@@ -425,17 +480,40 @@ static llvm::Error runPyTorch(llvm::StringRef Py, std::vector<Row> &Rows) {
   return llvm::Error::success();
 }
 
+/// The ONNX Runtime columns of one row: ms and qfx/ORT for fp32 and int8,
+/// "-" where no file was given.
+static void printOrtColumns(const Row &R) {
+  if (!R.OrtError.empty()) {
+    llvm::outs() << "  ORT failed: " << R.OrtError;
+    return;
+  }
+  for (auto [Ort, Qfx] : {std::make_pair(R.OrtFloatMs, R.FloatMs),
+                          std::make_pair(R.OrtInt8Ms, R.Int8Ms)}) {
+    if (std::isnan(Ort))
+      llvm::outs() << llvm::format(" %8s %7s", static_cast<const char *>("-"),
+                                   static_cast<const char *>("-"));
+    else
+      llvm::outs() << llvm::format(" %8.3f %7.2f", Ort, Qfx / Ort);
+  }
+}
+
 static void printTable(const std::vector<Row> &Rows, bool WithTorch) {
+  bool WithOrt = !OnnxFloat.empty() || !OnnxInt8.empty();
   llvm::outs() << "\nlatency: median ms; speedup = fp32/int8; GOPS and %peak "
                   "of int8; overhead = share of int8 time outside oneDNN "
                   "primitives"
                << (WithTorch ? "; qfx/PT = qfx ms / PyTorch ms (<1: qfx "
                                "faster)\n"
-                             : "\n");
+                             : "\n")
+               << (WithOrt ? "ORT = ONNX Runtime on the --onnx-fp32 / "
+                             "--onnx-int8 files; qfx/ORT = qfx ms / ORT ms\n"
+                           : "");
   llvm::outs() << "model         batch thr  fp32 ms  int8 ms speedup   GOPS "
                   "%peak  compile f/q ms overhd";
   if (WithTorch)
     llvm::outs() << "  PT fp32  PT int8 PT spd qfx/PT fp32 qfx/PT int8";
+  if (WithOrt)
+    llvm::outs() << " ORT fp32 qfx/ORT ORT int8 qfx/ORT";
   llvm::outs() << "\n";
   for (const Row &R : Rows) {
     if (!R.Error.empty()) {
@@ -456,6 +534,8 @@ static void printTable(const std::vector<Row> &Rows, bool WithTorch) {
           " %8.3f %8.3f %5.2fx %11.2f %11.2f", R.TorchFloatMs, R.TorchInt8Ms,
           R.TorchFloatMs / R.TorchInt8Ms, R.FloatMs / R.TorchFloatMs,
           R.Int8Ms / R.TorchInt8Ms);
+    if (WithOrt)
+      printOrtColumns(R);
     llvm::outs() << "\n";
   }
   size_t Slow = llvm::count_if(Rows, [](const Row &R) { return R.Fallbacks; });
@@ -483,6 +563,25 @@ static std::map<int, double> measurePeak() {
   return Peak;
 }
 
+/// Every --onnx-fp32 / --onnx-int8 entry names a model of the run and an
+/// existing file.
+static llvm::Error checkOnnxFlags() {
+  for (auto [Flag, List] : {std::make_pair("--onnx-fp32", &OnnxFloat),
+                            std::make_pair("--onnx-int8", &OnnxInt8)})
+    for (const std::string &Entry : *List) {
+      auto [Name, File] = llvm::StringRef(Entry).split('=');
+      if (Name.empty() || File.empty())
+        return makeError(llvm::Twine(Flag) +
+                         ": expected model=file.onnx, got '" + Entry + "'");
+      if (!llvm::is_contained(ModelNames, Name.str()))
+        return makeError(llvm::Twine(Flag) + ": model '" + Name +
+                         "' is not among the models run");
+      if (!llvm::sys::fs::is_regular_file(File))
+        return fileError(File, "no such file");
+    }
+  return llvm::Error::success();
+}
+
 static llvm::Error run() {
   if (Quick) {
     ModelNames.clear();
@@ -505,6 +604,8 @@ static llvm::Error run() {
   for (int B : Batches)
     if (llvm::Error E = checkFlagRange("--batches", B, 1, MaxFlagCount))
       return E;
+  if (llvm::Error E = checkOnnxFlags())
+    return E;
   auto Start = Clock::now();
   std::map<int, double> Peak = measurePeak();
   std::vector<Row> Rows;
