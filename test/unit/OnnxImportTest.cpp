@@ -551,3 +551,70 @@ TEST_CASE("onnx import: torchvision models exported by PyTorch compute "
       REQUIRE(Q[0].shape() == Want.shape());
     }
 }
+
+//===----------------------------------------------------------------------===//
+// PyTorch's own exports of the trained seed Net
+// (test/data/make_onnx_goldens.py)
+//===----------------------------------------------------------------------===//
+
+TEST_CASE("onnx import: PyTorch's exports of the trained Net compute "
+          "PyTorch's outputs and quantize exactly like the C++ Net") {
+  std::string Data = QFX_TEST_DATA_DIR "/onnx/";
+  Tensor X = take(readNpy(Data + "net_input.npy"));
+  Tensor Want = take(readNpy(Data + "net_output.npy"));
+
+  // The C++ Net with the same weights, traced, quantized with the x86
+  // qconfig and calibrated on the same images.
+  models::Net Net;
+  requireOk(Net.load_safetensors(QFX_TEST_DATA_DIR
+                                 "/../../models/net_fashion.safetensors"));
+  Net.eval();
+  auto Traced = take(symbolicTrace(
+      Net, {InputSpec::symbolic("x", DType::F32, {1, 1, 28, 28})}));
+  auto QTraced = quantize(*Traced, X);
+  Tensor Int8Traced = take(interpret(*QTraced, {X}));
+
+  // reshape(-1, 1000), opset 13 and 17; view(x.size(0), -1) (a shape
+  // subgraph folded to reshape(-1, 1000)); torch.flatten(x, 1).
+  for (const char *File :
+       {"net_opset13.onnx", "net_opset17.onnx", "net_view_opset13.onnx",
+        "net_flatten_opset13.onnx"}) {
+    INFO(File);
+    auto GM = take(importOnnx(Data + File));
+    Tensor Got = take(interpret(*GM, {X}));
+    REQUIRE(Got.shape() == Want.shape());
+    for (int64_t I = 0; I < Got.numElements(); ++I)
+      REQUIRE(std::fabs(Got.getAsDouble(I) - Want.getAsDouble(I)) <= 1e-5);
+
+    // Same observers on the same values: the same int8 graph, bit for bit,
+    // so the same top-1.
+    auto Q = quantize(*GM, X);
+    Tensor Int8 = take(interpret(*Q, {X}));
+    REQUIRE(Int8.identical(Int8Traced));
+
+    // convert_fx runs the compiled int8 module at batch 4 and batch 1 with
+    // the reference graph's results.
+    auto Observed = GM->clone();
+    auto Mapping = QConfigMapping().setGlobal(cantFail(QConfig::preset("x86")));
+    requireOk(prepareGraph(*Observed, Mapping, false));
+    take(runObserved(*Observed, {X}));
+    QuantizedModule QM = take(convert_fx(*Observed));
+    for (int64_t N : {4, 1}) {
+      Tensor In = sliceRows(X, 0, N);
+      Tensor Compiled = take(QM.run({In}))[0];
+      Tensor Ref = take(QM.runReference({In}))[0];
+      REQUIRE(Compiled.shape() == Ref.shape());
+      for (int64_t R = 0; R < N; ++R) {
+        auto ArgMax = [&](const Tensor &T) {
+          int64_t Best = 0;
+          for (int64_t C = 1; C < 10; ++C)
+            if (T.getAsDouble(R * 10 + C) > T.getAsDouble(R * 10 + Best))
+              Best = C;
+          return Best;
+        };
+        CHECK(ArgMax(Compiled) == ArgMax(Ref));
+        CHECK(ArgMax(Ref) == ArgMax(Int8Traced));
+      }
+    }
+  }
+}
