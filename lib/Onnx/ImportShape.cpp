@@ -189,10 +189,11 @@ llvm::Error qfx::onnximport::importReshape(NodeReader &R) {
     int64_t Rest = 1, Known = 1;
     for (size_t I = InBatch ? 1 : 0; I < In.size(); ++I)
       Rest *= In[I];
+    bool Overflow = false;
     for (size_t I = 1; I < Dims.size(); ++I)
       if (Dims[I] != -1)
-        Known *= Dims[I];
-    if (NumInfer > 1 || Known == 0 || Rest % Known)
+        Overflow |= __builtin_mul_overflow(Known, Dims[I], &Known);
+    if (NumInfer > 1 || Overflow || Known <= 0 || Rest % Known)
       return R.error("the target shape cannot be resolved for the input " +
                      formatShape(In));
     for (size_t I = 1; I < Dims.size(); ++I)
@@ -276,8 +277,10 @@ llvm::Error qfx::onnximport::importConcat(NodeReader &R) {
         return R.error("constant inputs differ in shape off the axis");
     OutDims[A] += D[A];
   }
-  if (product(OutDims) > MaxFolded)
+  if (auto N = checkedNumElements(OutDims, MaxFolded); !N) {
+    llvm::consumeError(N.takeError());
     return R.error("the folded constant is too large");
+  }
   OnnxValue Out;
   Out.Const = Tensor(First->Const->dtype(), OutDims);
   int64_t Outer = product(llvm::ArrayRef<int64_t>(OutDims).take_front(A));
@@ -335,8 +338,10 @@ llvm::Error qfx::onnximport::importGather(NodeReader &R) {
   Shape OutDims(DS.begin(), DS.begin() + A);
   OutDims.append(IS.begin(), IS.end());
   OutDims.append(DS.begin() + A + 1, DS.end());
-  if (product(OutDims) > MaxFolded)
+  if (auto N = checkedNumElements(OutDims, MaxFolded); !N) {
+    llvm::consumeError(N.takeError());
     return R.error("the folded constant is too large");
+  }
   OnnxValue Out;
   Out.Const = Tensor(D.Const->dtype(), OutDims);
   int64_t Outer = product(DS.take_front(A)), N = DS[A];
@@ -511,11 +516,12 @@ llvm::Error qfx::onnximport::importCast(NodeReader &R) {
   OnnxValue Out = V;
   Out.InitName.clear();
   Out.Const = Tensor(*D, V.Const->shape());
+  std::vector<int64_t> Ints;
+  if (*D == DType::S64)
+    Ints = tensorInts(*V.Const);
   for (int64_t I = 0; I < V.Const->numElements(); ++I) {
-    if (*D == DType::S64 && V.Const->dtype() == DType::S64)
-      Out.Const->data<int64_t>()[I] = V.Const->data<int64_t>()[I];
-    else if (*D == DType::S64)
-      Out.Const->data<int64_t>()[I] = tensorInts(*V.Const)[I];
+    if (*D == DType::S64)
+      Out.Const->data<int64_t>()[I] = Ints[I];
     else
       Out.Const->setFromDouble(I, V.Const->getAsDouble(I));
   }

@@ -21,9 +21,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *Data, size_t Size) {
     fuzz::ignore(std::move(E));
     fuzz::fail("onnx-import", "an imported module does not verify");
   }
-  // Running is bounded by the inputs' size; large models are only imported.
+  // Running is bounded by the inputs' and weights' sizes; large models are
+  // only imported.
   std::vector<Tensor> Inputs;
   int64_t Total = 0;
+  for (const auto &[Name, T] : (*GM)->namedTensors())
+    if ((Total += T->numElements()) > (int64_t(1) << 16))
+      return 0;
+  Total = 0;
   for (const Node *P : (*GM)->graph().placeholders()) {
     if (!P->type())
       return 0;

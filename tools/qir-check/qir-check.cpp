@@ -15,7 +15,9 @@
 // A .onnxtxt file holds ONNX models in ONNX's textual syntax instead: every
 // `//` line is stripped before parsing, the model is imported
 // (importOnnxText), verified, run through the pipeline if there is one and
-// printed. `// EXPECT-ERROR: <text>` expects an error containing <text>.
+// printed. `// EXPECT-ERROR: <text>` expects an error containing <text>;
+// `// NO-FOLD-QDQ` imports with OnnxImportOptions::FoldQdq off (the Q/DQ
+// nodes as imported, before the fold-qdq pass).
 //
 // The graph is parsed and verified, the pipeline runs with the verifier
 // after every pass, and the CHECK lines are matched (by LLVM's FileCheck
@@ -68,6 +70,7 @@ struct TestCase {
   std::string QConfigJson;
   bool HasQConfig = false;
   std::string ExpectedError; ///< .onnxtxt: text the error must contain.
+  bool FoldQdq = true;       ///< .onnxtxt: OnnxImportOptions::FoldQdq.
 };
 
 /// Whether \p File holds ONNX text models rather than text IR.
@@ -108,6 +111,8 @@ static std::vector<TestCase> splitCases(llvm::StringRef File) {
       C.HasPipeline = true;
     } else if (Body == "// EXPECT-ERROR") {
       C.ExpectError = true;
+    } else if (Body == "// NO-FOLD-QDQ") {
+      C.FoldQdq = false;
     } else if (Body.consume_front("// EXPECT-ERROR:")) {
       C.ExpectError = true;
       C.ExpectedError = Body.trim().str();
@@ -133,9 +138,11 @@ static std::pair<std::string, bool> runCase(const TestCase &C,
       Msg += "error: " + L.str() + "\n";
     return std::make_pair(Msg, true);
   };
+  OnnxImportOptions Onnx;
+  Onnx.FoldQdq = C.FoldQdq;
   auto GM = isOnnxText(FileName)
                 ? importOnnxText(stripComments(C.Text),
-                                 llvm::sys::path::filename(FileName))
+                                 llvm::sys::path::filename(FileName), Onnx)
                 : parseGraphModule(C.Text, FileName);
   if (!GM)
     return Fail(GM.takeError());
