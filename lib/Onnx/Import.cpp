@@ -334,6 +334,56 @@ llvm::Error ModelImporter::writeOutputs() {
   return llvm::Error::success();
 }
 
+/// Renames function nodes the way the tracer names them: an op that is the
+/// only node of a leaf scope (the ONNX form of a module such as nn.ReLU or
+/// nn.AdaptiveAvgPool2d) is named after the module ("maxpool",
+/// "features_1_block_1_avgpool"); an op in a container's forward is named
+/// after the op ("add", "mul"). Scopes used twice keep their numbered
+/// names ("layer1_0_relu", "layer1_0_relu_1").
+static void nameLikeTracer(GraphModule &GM) {
+  Graph &G = GM.graph();
+  std::map<std::string, int> Count;
+  std::set<std::string> Containers;
+  auto AddParents = [&](llvm::StringRef Path) {
+    for (llvm::StringRef P = splitQualifiedName(Path).first; !P.empty();
+         P = splitQualifiedName(P).first)
+      Containers.insert(P.str());
+  };
+  for (const std::string &M : GM.moduleNames()) {
+    Containers.insert(M); // A scope with a module is no function's leaf.
+    AddParents(M);
+  }
+  for (const Node &N : G) {
+    ++Count[N.scope().str()];
+    AddParents(N.scope());
+  }
+  std::vector<std::pair<Node *, std::string>> Wanted;
+  for (Node *N : G.nodes()) {
+    std::string Want = N->name().str();
+    llvm::StringRef Scope = N->scope();
+    bool Call =
+        N->op() == OpCode::CallFunction || N->op() == OpCode::CallMethod;
+    if (Call && !Scope.empty()) {
+      if (Containers.count(Scope.str()))
+        Want = N->target().str();
+      else if (Count[Scope.str()] == 1)
+        Want = Scope.str();
+    }
+    Wanted.emplace_back(N, Want);
+  }
+  // Free every name first, then hand them out in graph order.
+  for (size_t I = 0; I < Wanted.size(); ++I)
+    llvm::consumeError(
+        G.rename(Wanted[I].first, "__onnx_import_" + std::to_string(I)));
+  for (auto &[N, Want] : Wanted) {
+    std::string Name = Want;
+    for (char &C : Name)
+      if (!llvm::isAlnum(C) && C != '_')
+        C = '_';
+    llvm::consumeError(G.rename(N, G.uniqueName(Name)));
+  }
+}
+
 llvm::Error ModelImporter::foldQdq() {
   if (!Opts.FoldQdq || !S.SawQdq)
     return llvm::Error::success();
@@ -377,6 +427,7 @@ llvm::Expected<std::unique_ptr<GraphModule>> ModelImporter::run() {
     return std::move(E);
   if (llvm::Error E = writeOutputs())
     return std::move(E);
+  nameLikeTracer(*GM);
   if (llvm::Error E = verify(*GM))
     return prefixError(std::move(E), S.File);
   if (llvm::Error E = foldQdq())

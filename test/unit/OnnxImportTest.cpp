@@ -19,6 +19,7 @@
 #include "qfx/Support/Error.h"
 #include "qfx/Support/Npy.h"
 #include "qfx/Trace/SymbolicTrace.h"
+#include "qfx/Transforms/Pass.h"
 
 #include "onnx/defs/parser.h"
 #include "onnx/onnx_pb.h"
@@ -156,7 +157,8 @@ TEST_CASE("onnx import: torch.onnx.export's node names give the module "
                "/layer1/layer1.0/conv1/Conv"},
         Expect{"layer1_0_relu", "relu", "layer1.0.relu",
                "/layer1/layer1.0/relu/Relu"},
-        Expect{"layer1_0_add", "add", "layer1.0", "/layer1/layer1.0/Add"},
+        // An op of a container's forward is named after the op, as traced.
+        Expect{"add", "add", "layer1.0", "/layer1/layer1.0/Add"},
         // The second call of module relu is "relu_1" in ONNX; its scope is
         // the module, so module_name rules for "layer1.0.relu" apply.
         Expect{"layer1_0_relu_1", "relu", "layer1.0.relu",
@@ -171,6 +173,33 @@ TEST_CASE("onnx import: torch.onnx.export's node names give the module "
     REQUIRE(N->meta("onnx_name"));
     CHECK(N->meta("onnx_name")->getString() == E.OnnxName);
   }
+}
+
+TEST_CASE("onnx import: a PyTorch user's module_name and module_name_regex "
+          "rules apply to the imported graph unchanged") {
+  auto GM = take(importOnnxBuffer(bytesOf(namedBlock()), "m.onnx"));
+  auto X86 = cantFail(QConfig::preset("x86"));
+  auto Mapping = std::make_shared<QConfigMapping>();
+  Mapping->setGlobal(X86)
+      .setModuleNameRegex("layer1\\.0\\.conv.*", std::nullopt)
+      .setModuleName("layer1.0.relu", std::nullopt);
+  PassContext Ctx;
+  Ctx.QConfigs = Mapping;
+  const PassInfo *P = lookupPass("qconfig-propagation");
+  REQUIRE(P);
+  requireOk(P->Create()->run(*GM, Ctx));
+  auto Rule = [&](const char *Name) {
+    const Node *N = GM->graph().lookup(Name);
+    REQUIRE(N);
+    REQUIRE(N->meta("qconfig_rule"));
+    return N->meta("qconfig_rule")->getString();
+  };
+  CHECK(Rule("layer1_0_conv1") == "module_name_regex:layer1\\.0\\.conv.*");
+  // Both calls of module layer1.0.relu.
+  CHECK(Rule("layer1_0_relu") == "module_name:layer1.0.relu");
+  CHECK(Rule("layer1_0_relu_1") == "module_name:layer1.0.relu");
+  CHECK(Rule("add") == "global");
+  CHECK(Rule("fc") == "global");
 }
 
 TEST_CASE("onnx import: module paths come from the weight's name, else the "
