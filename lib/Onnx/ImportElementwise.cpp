@@ -161,7 +161,33 @@ static llvm::Error binary(NodeReader &R, llvm::StringRef Op) {
   return llvm::Error::success();
 }
 
+/// MatMul then Add of a [out] constant, how nn.Linear exports for inputs
+/// of rank 3 and more: the constant becomes the Linear's bias. Returns
+/// whether it did.
+static bool foldLinearBias(NodeReader &R, const OnnxValue &A,
+                           const OnnxValue &B, llvm::StringRef AName) {
+  if (!A.N || A.N->op() != OpCode::CallModule || A.N->hasUsers() ||
+      R.state().Uses[AName.str()] != 1 || !B.isConst() ||
+      B.Const->dtype() != DType::F32 || B.Const->rank() != 1 || !B.Dep.empty())
+    return false;
+  ModuleInfo *M = R.gm().lookupModule(A.N->target());
+  if (!M || M->kind() != "Linear" || M->tensor("bias") ||
+      !M->attr("out_features") ||
+      M->attr("out_features")->getInt() != B.Const->dim(0))
+    return false;
+  M->setTensor("bias", *B.Const);
+  R.defineNode(0, A.N);
+  return true;
+}
+
 llvm::Error qfx::onnximport::importAdd(NodeReader &R) {
+  auto A = R.input(0);
+  auto B = R.input(1);
+  if (llvm::Error E = firstError(A, B))
+    return E;
+  if (foldLinearBias(R, **A, **B, R.proto().input(0)) ||
+      foldLinearBias(R, **B, **A, R.proto().input(1)))
+    return llvm::Error::success();
   return binary(R, "add");
 }
 
