@@ -52,6 +52,12 @@ llvm::Error qfx::onnximport::importGlobalAveragePool(NodeReader &R) {
                   {Argument(*X), Argument::ints({1, 1})});
 }
 
+/// A pool's pair as the Python call would pass it: 2 for (2, 2).
+static Argument pairArg(llvm::ArrayRef<int64_t> P) {
+  return P.size() == 2 && P[0] == P[1] ? Argument::integer(P[0])
+                                       : Argument::ints(P);
+}
+
 /// kernel_shape, strides and pads of a 2-d pool.
 struct PoolAttrs {
   std::vector<int64_t> Kernel, Strides, Pads;
@@ -97,9 +103,9 @@ llvm::Error qfx::onnximport::importMaxPool(NodeReader &R) {
   if (Dilations->size() != 2 || (*Dilations)[0] < 1 || (*Dilations)[1] < 1)
     return R.error("attribute 'dilations' must be 2 positive values");
   return emitCall(R, "max_pool2d",
-                  {Argument(*X), Argument::ints(P->Kernel),
-                   Argument::ints(P->Strides), Argument::ints(P->Pads),
-                   Argument::ints(*Dilations), Argument::boolean(P->CeilMode)});
+                  {Argument(*X), pairArg(P->Kernel), pairArg(P->Strides),
+                   pairArg(P->Pads), pairArg(*Dilations),
+                   Argument::boolean(P->CeilMode)});
 }
 
 llvm::Error qfx::onnximport::importAveragePool(NodeReader &R) {
@@ -111,9 +117,8 @@ llvm::Error qfx::onnximport::importAveragePool(NodeReader &R) {
   // Without padding the flag changes nothing: use PyTorch's default.
   bool Padded = P->Pads[0] || P->Pads[1];
   return emitCall(R, "avg_pool2d",
-                  {Argument(*X), Argument::ints(P->Kernel),
-                   Argument::ints(P->Strides), Argument::ints(P->Pads),
-                   Argument::boolean(P->CeilMode),
+                  {Argument(*X), pairArg(P->Kernel), pairArg(P->Strides),
+                   pairArg(P->Pads), Argument::boolean(P->CeilMode),
                    Argument::boolean(Padded ? *Include != 0 : true)});
 }
 

@@ -599,7 +599,7 @@ TEST_CASE("onnx import: PyTorch's exports of the trained Net compute "
                                  "/../../models/net_fashion.safetensors"));
   Net.eval();
   auto Traced = take(symbolicTrace(
-      Net, {InputSpec::symbolic("x", DType::F32, {1, 1, 28, 28})}));
+      Net, {InputSpec::symbolic("input", DType::F32, {1, 1, 28, 28})}));
   auto QTraced = quantize(*Traced, X);
   Tensor Int8Traced = take(interpret(*QTraced, {X}));
 
@@ -610,6 +610,27 @@ TEST_CASE("onnx import: PyTorch's exports of the trained Net compute "
         "net_flatten_opset13.onnx"}) {
     INFO(File);
     auto GM = take(importOnnx(Data + File));
+    // The graph the tracer records for the C++ Net: same ops, names,
+    // targets and non-tensor arguments (the flatten variant apart).
+    if (llvm::StringRef(File) != "net_flatten_opset13.onnx") {
+      std::vector<const Node *> A, B;
+      for (const Node &N : Traced->graph())
+        A.push_back(&N);
+      for (const Node &N : GM->graph())
+        B.push_back(&N);
+      REQUIRE(A.size() == B.size());
+      for (size_t I = 0; I < A.size(); ++I) {
+        INFO("node " << A[I]->name().str());
+        CHECK(A[I]->op() == B[I]->op());
+        CHECK(A[I]->name() == B[I]->name());
+        if (A[I]->op() == OpCode::Placeholder)
+          continue;
+        CHECK(A[I]->target() == B[I]->target());
+        REQUIRE(A[I]->numArgs() == B[I]->numArgs());
+        for (size_t J = 1; J < A[I]->numArgs(); ++J)
+          CHECK(A[I]->arg(J) == B[I]->arg(J));
+      }
+    }
     Tensor Got = take(interpret(*GM, {X}));
     REQUIRE(Got.shape() == Want.shape());
     for (int64_t I = 0; I < Got.numElements(); ++I)
