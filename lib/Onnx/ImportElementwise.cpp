@@ -100,6 +100,9 @@ static llvm::Error foldBinary(NodeReader &R, const OnnxValue &A,
   if (TA.dtype() != TB.dtype())
     return R.error("operands have different types " + dtypeName(TA.dtype()) +
                    " and " + dtypeName(TB.dtype()));
+  if (TA.dtype() != DType::S64 && TA.dtype() != DType::F32)
+    return R.error("folding " + dtypeName(TA.dtype()) +
+                   " constants is not supported (int64 and float are)");
   bool AScalar = TA.numElements() == 1, BScalar = TB.numElements() == 1;
   if (TA.shape() != TB.shape() && !AScalar && !BScalar)
     return R.error("folding constants of shapes " + formatShape(TA.shape()) +

@@ -115,6 +115,8 @@ llvm::Error qfx::onnximport::importQuantizeLinear(NodeReader &R) {
       double S = Q->isPerChannel() ? Q->Scales[C] : Q->Scale;
       int64_t Z = Q->isPerChannel() ? Q->ZeroPoints[C] : Q->ZeroPoint;
       double V = std::nearbyint(F.getAsDouble(I) / S) + Z;
+      if (std::isnan(V))
+        return R.error("the input has a NaN");
       Out.Const->setFromDouble(I, std::clamp(V, Lo, Hi));
     }
     Out.Const->setQuant(*Q);

@@ -13,6 +13,7 @@
 #include "qfx/Runtime/Op.h"
 #include "qfx/Support/Error.h"
 
+#include <cmath>
 #include <cstring>
 
 using namespace qfx;
@@ -525,10 +526,17 @@ llvm::Error qfx::onnximport::importCast(NodeReader &R) {
   if (*D == DType::S64)
     Ints = tensorInts(*V.Const);
   for (int64_t I = 0; I < V.Const->numElements(); ++I) {
-    if (*D == DType::S64)
+    if (*D == DType::S64) {
       Out.Const->data<int64_t>()[I] = Ints[I];
-    else
-      Out.Const->setFromDouble(I, V.Const->getAsDouble(I));
+      continue;
+    }
+    double X = V.Const->getAsDouble(I);
+    if (*D != DType::F32)
+      X = std::trunc(X);
+    if (!fitsDType(X, *D))
+      return R.error("value " + std::to_string(X) + " does not fit " +
+                     dtypeName(*D));
+    Out.Const->setFromDouble(I, X);
   }
   R.define(0, std::move(Out));
   return llvm::Error::success();

@@ -17,6 +17,7 @@
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
 
+#include <cmath>
 #include <cstring>
 
 using namespace qfx;
@@ -482,6 +483,22 @@ static llvm::Error readExternal(const onnx::TensorProto &T,
   return llvm::Error::success();
 }
 
+bool qfx::onnximport::fitsDType(double V, DType D) {
+  switch (D) {
+  case DType::F32:
+    return !std::isnan(V);
+  case DType::S8:
+    return V >= -128 && V <= 127;
+  case DType::U8:
+    return V >= 0 && V <= 255;
+  case DType::S32:
+    return V >= -2147483648.0 && V <= 2147483647.0;
+  case DType::S64:
+    return V >= -9.2e18 && V <= 9.2e18;
+  }
+  return false;
+}
+
 /// The elements of a tensor whose values are in a typed field.
 template <typename Field>
 static llvm::Error copyTyped(const Field &F, Tensor &Out, const char *Name) {
@@ -490,10 +507,17 @@ static llvm::Error copyTyped(const Field &F, Tensor &Out, const char *Name) {
                      " values, dims " + formatShape(Out.shape()) + " need " +
                      llvm::Twine(Out.numElements()));
   for (int64_t I = 0; I < Out.numElements(); ++I) {
-    if (Out.dtype() == DType::S64)
+    if (Out.dtype() == DType::S64) {
       Out.data<int64_t>()[I] = static_cast<int64_t>(F.Get(I));
-    else
-      Out.setFromDouble(I, static_cast<double>(F.Get(I)));
+      continue;
+    }
+    double V = static_cast<double>(F.Get(I));
+    // int8 and uint8 values travel in int32_data: check their range.
+    if (Out.dtype() != DType::F32 && !fitsDType(V, Out.dtype()))
+      return makeError(llvm::Twine(Name) + " value " +
+                       llvm::Twine(static_cast<int64_t>(V)) +
+                       " is out of range for " + dtypeName(Out.dtype()));
+    Out.setFromDouble(I, V);
   }
   return llvm::Error::success();
 }

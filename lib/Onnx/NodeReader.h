@@ -160,6 +160,9 @@ std::optional<DType> dtypeFromOnnx(int32_t ElemType);
 /// external data read below \p BaseDir.
 llvm::Expected<Tensor> tensorFromProto(const onnx::TensorProto &T,
                                        llvm::StringRef BaseDir);
+/// Whether \p V is a value of \p D (finite and in range; any finite value
+/// for f32).
+bool fitsDType(double V, DType D);
 /// A constant's elements as int64.
 std::vector<int64_t> tensorInts(const Tensor &T);
 

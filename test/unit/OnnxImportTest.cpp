@@ -265,6 +265,16 @@ TEST_CASE("onnx import: bad models fail with one error naming the file and, "
        }),
        "m.onnx: initializer 'fc.weight': has 20 bytes of data, dims [3,32] "
        "need 384"},
+      {"an int8 initializer with a value out of range",
+       Edit([](onnx::ModelProto &M) {
+         auto *T = M.mutable_graph()->add_initializer();
+         T->set_name("q");
+         T->set_data_type(onnx::TensorProto::INT8);
+         T->add_dims(2);
+         T->add_int32_data(-128);
+         T->add_int32_data(300);
+       }),
+       "m.onnx: initializer 'q': int32_data value 300 is out of range for s8"},
       {"a cycle", Edit([](onnx::ModelProto &M) {
          *M.mutable_graph()->mutable_node(1)->mutable_input(0) = "a";
        }),
