@@ -591,6 +591,54 @@ TEST_CASE("onnx import: torchvision models exported by PyTorch compute "
     }
 }
 
+TEST_CASE("onnx import: torchvision models imported from ONNX quantize like "
+          "the C++ zoo models with the same weights",
+          "[.][onnx-models]") {
+  const char *Dir = std::getenv("QFX_ONNX_MODELS");
+  if (!Dir) {
+    WARN("QFX_ONNX_MODELS is not set");
+    return;
+  }
+  std::string D = std::string(Dir) + "/";
+  for (const models::ZooEntry &E : models::zoo()) {
+    if (E.Name == "net")
+      continue;
+    INFO(E.Name);
+    std::shared_ptr<nn::Module> Model = E.Create();
+    requireOk(Model->load_safetensors(D + E.Name + ".safetensors"));
+    Model->eval();
+    auto Traced = take(symbolicTrace(
+        *Model, {InputSpec::symbolic("x", DType::F32, {1, 3, 224, 224})}));
+    auto Imported = take(importOnnx(D + E.Name + "_13.onnx"));
+    Tensor X = take(readNpy(D + E.Name + "_in.npy"));
+    // The exporter folded BatchNorm into the convs; fuse folds it for the
+    // traced model: the float weights differ by rounding only, so the
+    // observers, and the int8 outputs, agree up to a step or two.
+    Tensor A = take(interpret(*quantize(*Traced, X), {X}));
+    Tensor B = take(interpret(*quantize(*Imported, X), {X}));
+    REQUIRE(A.shape() == B.shape());
+    double MaxDiff = 0, Range = 0;
+    for (int64_t I = 0; I < A.numElements(); ++I) {
+      MaxDiff =
+          std::max(MaxDiff, std::fabs(A.getAsDouble(I) - B.getAsDouble(I)));
+      Range = std::max(Range, std::fabs(A.getAsDouble(I)));
+    }
+    WARN(E.Name << ": int8 outputs differ by at most " << MaxDiff
+                << " (largest output " << Range << ")");
+    int64_t C = A.dim(1);
+    for (int64_t R = 0; R < A.dim(0); ++R) {
+      int64_t TA = 0, TB = 0;
+      for (int64_t J = 1; J < C; ++J) {
+        if (A.getAsDouble(R * C + J) > A.getAsDouble(R * C + TA))
+          TA = J;
+        if (B.getAsDouble(R * C + J) > B.getAsDouble(R * C + TB))
+          TB = J;
+      }
+      CHECK(TA == TB);
+    }
+  }
+}
+
 //===----------------------------------------------------------------------===//
 // PyTorch's own exports of the trained seed Net
 // (test/data/make_onnx_goldens.py)
