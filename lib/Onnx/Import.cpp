@@ -1,9 +1,11 @@
 //===- Import.cpp - ONNX models into GraphModules -------------------------===//
 //
 // The model walk: parse (protobuf or ONNX text), list unsupported ops before
-// any work, run ONNX's checker and shape inference, read initializers and
-// graph inputs, then import each node through the import table
-// (ImportTable.cpp). Every protobuf / ONNX exception is caught here.
+// any work, check that every input is defined before use, read the
+// initializers (sizes, external data), run ONNX's checker, read the graph
+// inputs, import each node through the import table (ImportTable.cpp), then
+// let ONNX's shape inference check the declared shapes and name nodes as the
+// tracer would. Every protobuf / ONNX exception is caught here.
 //
 //===----------------------------------------------------------------------===//
 
