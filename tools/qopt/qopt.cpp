@@ -37,6 +37,7 @@
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/Format.h"
+#include "llvm/Support/Path.h"
 #include "llvm/Support/Process.h"
 #include "llvm/Support/raw_ostream.h"
 
@@ -410,8 +411,11 @@ static llvm::Expected<std::unique_ptr<GraphModule>> loadInput() {
   auto Bytes = readFile(InputFile);
   if (!Bytes)
     return Bytes.takeError();
-  if (looksLikeOnnx(*Bytes))
-    return importOnnx(InputFile);
+  if (looksLikeOnnx(*Bytes)) {
+    // External data is found next to the model.
+    llvm::StringRef Dir = llvm::sys::path::parent_path(InputFile);
+    return importOnnxBuffer(*Bytes, InputFile, Dir.empty() ? "." : Dir);
+  }
   return loadGraphModule(InputFile);
 }
 
