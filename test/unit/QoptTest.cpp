@@ -14,6 +14,7 @@
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/Program.h"
+#include "llvm/Support/raw_ostream.h"
 
 #include <catch2/catch.hpp>
 
@@ -650,4 +651,27 @@ TEST_CASE("qopt -o *.onnx and --emit=onnx write ONNX", "[qopt]") {
   CHECK(R.Status == 1);
   CHECK(R.Err == "qopt: error: --emit=onnx: ONNX is binary; give -o "
                  "FILE.onnx\n");
+}
+
+TEST_CASE("qopt reads .onnx models (told from JSON and text by content)",
+          "[qopt]") {
+  TempDir Dir;
+  std::string Onnx = QFX_TEST_DATA_DIR "/onnx/net_opset13.onnx";
+  Result R = qopt(Dir, {Onnx, "--passes=fuse"});
+  INFO(R.Err);
+  REQUIRE(R.Status == 0);
+  CHECK(contains(R.Out, "module conv1 : ConvReLU2d"));
+  CHECK(contains(R.Out, "call_method[reshape](%max_pool2d_1, [-1, 1000])"));
+  // A broken model is an error naming the file.
+  std::string Bad = Dir.file("bad.onnx");
+  {
+    std::string Bytes = cantFail(readFile(Onnx));
+    std::error_code EC;
+    llvm::raw_fd_ostream Out(Bad, EC);
+    REQUIRE(!EC);
+    Out << Bytes.substr(0, Bytes.size() / 2);
+  }
+  R = qopt(Dir, {Bad, "--passes=fuse"});
+  CHECK(R.Status != 0);
+  CHECK(contains(R.Err, Bad + ": not a valid ONNX model"));
 }

@@ -12,6 +12,13 @@
 //                              QConfigMapping::fromJson input)
 //   // CHECK: ... / CHECK-NEXT / CHECK-NOT / CHECK-LABEL / CHECK-DAG ...
 //
+// A .onnxtxt file holds ONNX models in ONNX's textual syntax instead: every
+// `//` line is stripped before parsing, the model is imported
+// (importOnnxText), verified, run through the pipeline if there is one and
+// printed. `// EXPECT-ERROR: <text>` expects an error containing <text>;
+// `// NO-FOLD-QDQ` imports with OnnxImportOptions::FoldQdq off (the Q/DQ
+// nodes as imported, before the fold-qdq pass).
+//
 // The graph is parsed and verified, the pipeline runs with the verifier
 // after every pass, and the CHECK lines are matched (by LLVM's FileCheck
 // library) against the printed result, or against "error: <message>" lines
@@ -23,6 +30,7 @@
 #include "qfx/IR/Parser.h"
 #include "qfx/IR/Printer.h"
 #include "qfx/IR/Verifier.h"
+#include "qfx/Onnx/Import.h"
 #include "qfx/Quant/QConfigMapping.h"
 #include "qfx/Support/Error.h"
 #include "qfx/Support/FileIO.h"
@@ -33,6 +41,7 @@
 #include "llvm/FileCheck/FileCheck.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/raw_ostream.h"
 
@@ -60,7 +69,23 @@ struct TestCase {
   bool QAT = false;
   std::string QConfigJson;
   bool HasQConfig = false;
+  std::string ExpectedError; ///< .onnxtxt: text the error must contain.
+  bool FoldQdq = true;       ///< .onnxtxt: OnnxImportOptions::FoldQdq.
 };
+
+/// Whether \p File holds ONNX text models rather than text IR.
+static bool isOnnxText(llvm::StringRef File) {
+  return File.endswith(".onnxtxt");
+}
+
+/// The case without its `//` lines (ONNX's parser has no comments).
+static std::string stripComments(llvm::StringRef Text) {
+  std::string R;
+  for (llvm::StringRef L : llvm::split(Text, '\n'))
+    if (!L.trim().startswith("//"))
+      R += L.str() + "\n";
+  return R;
+}
 
 } // namespace
 
@@ -86,6 +111,11 @@ static std::vector<TestCase> splitCases(llvm::StringRef File) {
       C.HasPipeline = true;
     } else if (Body == "// EXPECT-ERROR") {
       C.ExpectError = true;
+    } else if (Body == "// NO-FOLD-QDQ") {
+      C.FoldQdq = false;
+    } else if (Body.consume_front("// EXPECT-ERROR:")) {
+      C.ExpectError = true;
+      C.ExpectedError = Body.trim().str();
     } else if (Body == "// SKIP-INPUT-VERIFY") {
       C.VerifyInput = false;
     } else if (Body == "// QAT") {
@@ -108,7 +138,12 @@ static std::pair<std::string, bool> runCase(const TestCase &C,
       Msg += "error: " + L.str() + "\n";
     return std::make_pair(Msg, true);
   };
-  auto GM = parseGraphModule(C.Text, FileName);
+  OnnxImportOptions Onnx;
+  Onnx.FoldQdq = C.FoldQdq;
+  auto GM = isOnnxText(FileName)
+                ? importOnnxText(stripComments(C.Text),
+                                 llvm::sys::path::filename(FileName), Onnx)
+                : parseGraphModule(C.Text, FileName);
   if (!GM)
     return Fail(GM.takeError());
   if (C.VerifyInput)
@@ -160,7 +195,7 @@ static bool fileCheck(const TestCase &C, llvm::StringRef FileName,
 }
 
 static bool runAndCheck(const TestCase &C, llvm::StringRef FileName) {
-  if (!C.HasPipeline) {
+  if (!C.HasPipeline && !isOnnxText(FileName)) {
     llvm::errs() << FileName << ":" << C.FirstLine
                  << ": case has no '// PIPELINE:' line\n";
     return false;
@@ -175,7 +210,18 @@ static bool runAndCheck(const TestCase &C, llvm::StringRef FileName) {
                  << Output;
     return false;
   }
-  if (!fileCheck(C, FileName, Output)) {
+  if (!C.ExpectedError.empty() &&
+      Output.find(C.ExpectedError) == std::string::npos) {
+    llvm::errs() << FileName << ":" << C.FirstLine
+                 << ": the error does not contain '" << C.ExpectedError
+                 << "'; output was:\n"
+                 << Output;
+    return false;
+  }
+  // An EXPECT-ERROR: text is check enough; CHECK lines may add to it.
+  bool Checked =
+      !C.ExpectedError.empty() && !llvm::StringRef(C.Text).contains("CHECK");
+  if (!Checked && !fileCheck(C, FileName, Output)) {
     llvm::errs() << FileName << ":" << C.FirstLine
                  << ": checks failed; output was:\n"
                  << Output;

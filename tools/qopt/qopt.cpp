@@ -28,6 +28,7 @@
 #include "qfx/IR/Serialization.h"
 #include "qfx/IR/Verifier.h"
 #include "qfx/Onnx/Export.h"
+#include "qfx/Onnx/Import.h"
 #include "qfx/Pipeline/QuantizeFx.h"
 #include "qfx/Quant/ObserverModule.h"
 #include "qfx/Quant/QConfigMapping.h"
@@ -41,6 +42,7 @@
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/Format.h"
+#include "llvm/Support/Path.h"
 #include "llvm/Support/Process.h"
 #include "llvm/Support/raw_ostream.h"
 
@@ -55,7 +57,7 @@ using namespace qfx;
 namespace cl = llvm::cl;
 
 static cl::opt<std::string>
-    InputFile(cl::Positional, cl::desc("<input graph (.json or text)>"));
+    InputFile(cl::Positional, cl::desc("<input graph (.json, text or .onnx)>"));
 static cl::opt<std::string>
     OutputFile("o", cl::desc("output file ('-' = stdout); the .npy with --run"),
                cl::value_desc("file"), cl::init("-"));
@@ -439,6 +441,20 @@ static llvm::Error runPasses(GraphModule &GM, PassContext &Ctx,
   return llvm::Error::success();
 }
 
+/// The input graph: an ONNX model (sniffed by content; IR must not depend
+/// on Onnx) or qfx's JSON / text form.
+static llvm::Expected<std::unique_ptr<GraphModule>> loadInput() {
+  auto Bytes = readFile(InputFile);
+  if (!Bytes)
+    return Bytes.takeError();
+  if (looksLikeOnnx(*Bytes)) {
+    // External data is found next to the model.
+    llvm::StringRef Dir = llvm::sys::path::parent_path(InputFile);
+    return importOnnxBuffer(*Bytes, InputFile, Dir.empty() ? "." : Dir);
+  }
+  return loadGraphModule(InputFile);
+}
+
 static llvm::Error runMain() {
   if (llvm::Error E = checkFlags())
     return E;
@@ -453,7 +469,7 @@ static llvm::Error runMain() {
   // Check the pipeline before loading: a typo should not wait for a model.
   if (llvm::Error E = PassManager().addPipeline(Passes))
     return prefixError(std::move(E), "--passes");
-  auto GM = loadGraphModule(InputFile);
+  auto GM = loadInput();
   if (!GM)
     return GM.takeError();
   std::string Pipeline = Passes;

@@ -8,7 +8,9 @@
 // from the exporter's names (`/layer1/layer1.0/conv1/Conv` and
 // `layer1.0.conv1.weight` give module `layer1.0.conv1`), so module_name and
 // regex qconfig rules written for the PyTorch model apply. A QDQ model
-// (QuantizeLinear / DequantizeLinear around the ops) imports as a reference
+// (QuantizeLinear / DequantizeLinear around the ops) imports as
+// quantize_per_tensor / dequantize nodes around float ops, which the
+// fold-qdq pass (run when registered, see FoldQdq) turns into the reference
 // quantized graph that compile() lowers to int8.
 //
 // Every error names the file, and the node (index, ONNX name, op type,
