@@ -403,23 +403,23 @@ llvm::Expected<std::unique_ptr<GraphModule>> ModelImporter::run() {
   GM = std::make_unique<GraphModule>();
   S.GM = GM.get();
   if (llvm::Error E = checkOpsets())
-    return std::move(E);
+    return E;
   if (llvm::Error E = checkCounts())
-    return std::move(E);
+    return E;
   if (llvm::Error E = listUnsupported())
-    return std::move(E);
+    return E;
   if (llvm::Error E = checkOrder())
-    return std::move(E);
+    return E;
   // Initializers first: their errors (sizes, external data leaving the
   // folder) are more precise than the checker's.
   if (llvm::Error E = readInitializers())
-    return std::move(E);
+    return E;
   if (llvm::Error E = runChecker())
-    return std::move(E);
+    return E;
   if (llvm::Error E = readInputs())
-    return std::move(E);
+    return E;
   if (llvm::Error E = importNodes())
-    return std::move(E);
+    return E;
   // ONNX's shape inference checks the model's declared shapes. It runs
   // after the handlers have validated every node: ONNX 1.12's conv/pool
   // inference divides by a zero stride and reads past a short weight shape
@@ -432,12 +432,12 @@ llvm::Expected<std::unique_ptr<GraphModule>> ModelImporter::run() {
     return fileError(S.File, "shape inference: " + firstLine(E.what()));
   }
   if (llvm::Error E = writeOutputs())
-    return std::move(E);
+    return E;
   nameLikeTracer(*GM);
   if (llvm::Error E = verify(*GM))
     return prefixError(std::move(E), S.File);
   if (llvm::Error E = foldQdq())
-    return std::move(E);
+    return E;
   return std::move(GM);
 }
 

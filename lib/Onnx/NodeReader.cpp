@@ -543,7 +543,7 @@ qfx::onnximport::tensorFromProto(const onnx::TensorProto &T,
       return makeError("external tensor also has raw data");
     Tensor Out(*D, Dims);
     if (llvm::Error E = readExternal(T, BaseDir, Out))
-      return std::move(E);
+      return E;
     return Out;
   }
   if (T.has_raw_data()) {
@@ -568,6 +568,6 @@ qfx::onnximport::tensorFromProto(const onnx::TensorProto &T,
       : *D == DType::S64 ? copyTyped(T.int64_data(), Out, "int64_data")
                          : copyTyped(T.int32_data(), Out, "int32_data");
   if (E)
-    return std::move(E);
+    return E;
   return Out;
 }
