@@ -1,12 +1,13 @@
 //===- qfx-demo.cpp - The main job: Net on Fashion-MNIST, float vs int8 ---===//
 //
-// Takes the zoo's Net with the trained weights shipped in models/, traces
-// it, fuses, calibrates on training images and converts to int8 with
-// convert_fx (a module that runs compiled oneDNN code for any batch size);
-// the float graph is compiled with compile() for comparison. Then evaluates
-// top-1 on the test set and measures latency. Every stage's graph is
-// written to the output directory so that qopt can continue from any of
-// them.
+// Takes the zoo's Net with the trained weights shipped in models/ and traces
+// it (or, with --onnx, imports the same model exported by PyTorch), fuses,
+// calibrates on training images and converts to int8 with convert_fx (a module
+// that runs compiled oneDNN code for any batch size); the float graph is
+// compiled with compile() for comparison. Then evaluates top-1 on the test set
+// and measures latency. Every stage's graph is written to the output directory
+// so that qopt can continue from any of them, and the int8 model also as QDQ
+// ONNX for ONNX Runtime.
 //
 //===----------------------------------------------------------------------===//
 
@@ -15,6 +16,8 @@
 #include "qfx/IR/Printer.h"
 #include "qfx/IR/Serialization.h"
 #include "qfx/Models/Zoo.h"
+#include "qfx/Onnx/Export.h"
+#include "qfx/Onnx/Import.h"
 #include "qfx/Pipeline/QuantizeFx.h"
 #include "qfx/Quant/QConfigMapping.h"
 #include "qfx/Runtime/Interpreter.h"
@@ -47,6 +50,12 @@ static cl::opt<std::string>
 static cl::opt<std::string>
     Weights("weights", cl::desc("trained Net weights (.safetensors)"),
             cl::init("models/net_fashion.safetensors"));
+static cl::opt<std::string>
+    OnnxModel("onnx",
+              cl::desc("import this ONNX model of Net (e.g. PyTorch's "
+                       "torch.onnx.export) instead of tracing the zoo's Net; "
+                       "--weights is then unused"),
+              cl::value_desc("model.onnx"));
 static cl::opt<std::string> OutDir("out-dir",
                                    cl::desc("where to write stage graphs"),
                                    cl::init("qfx-demo-out"));
@@ -230,6 +239,19 @@ static llvm::Error checkFlags() {
   return checkFlagRange("--test-images", NumTest, 1, MaxFlagCount);
 }
 
+/// The float model: the zoo's Net with the shipped weights, traced, or the
+/// --onnx model imported.
+static llvm::Expected<std::unique_ptr<GraphModule>> loadFloatModel() {
+  if (!OnnxModel.empty())
+    return importOnnx(OnnxModel);
+  models::Net Net;
+  if (llvm::Error E = Net.load_safetensors(Weights))
+    return E;
+  Net.eval();
+  return symbolicTrace(Net,
+                       {InputSpec::symbolic("x", DType::F32, {1, 1, 28, 28})});
+}
+
 static llvm::Error run() {
   auto Start = Clock::now();
   if (llvm::Error E = checkFlags())
@@ -238,10 +260,9 @@ static llvm::Error run() {
     return fileError(OutDir, "cannot create directory: " + EC.message());
 
   // 1. The model, its weights and the data.
-  models::Net Net;
-  if (llvm::Error E = Net.load_safetensors(Weights))
-    return E;
-  Net.eval();
+  auto Float = loadFloatModel();
+  if (!Float)
+    return Float.takeError();
   auto TrainX = readIdx(DataDir + "/train-images-idx3-ubyte.gz", NumCalib);
   if (!TrainX)
     return TrainX.takeError();
@@ -255,12 +276,9 @@ static llvm::Error run() {
   Tensor Calib = normalizeImages(*TrainX),
          Test = normalizeImages(TestSet->Images);
 
-  // 2. Trace, fuse, prepare.
-  auto Float = symbolicTrace(
-      Net, {InputSpec::symbolic("x", DType::F32, {1, 1, 28, 28})});
-  if (!Float)
-    return Float.takeError();
-  llvm::outs() << "== 1. traced float graph ==\n";
+  // 2. Fuse, prepare.
+  llvm::outs() << (OnnxModel.empty() ? "== 1. traced float graph ==\n"
+                                     : "== 1. imported float graph ==\n");
   if (!Quiet)
     printGraphModule(**Float, llvm::outs());
   if (llvm::Error E = save(**Float, "1-net.float.json"))
@@ -310,6 +328,10 @@ static llvm::Error run() {
   if (!Quiet)
     Quantized->print(llvm::outs());
   if (llvm::Error E = save(Quantized->graphModule(), "5-net.int8.json"))
+    return E;
+  // The same int8 model as QDQ ONNX, for ONNX Runtime or TensorRT.
+  if (llvm::Error E =
+          exportOnnx(Quantized->graphModule(), OutDir + "/5-net.int8.onnx"))
     return E;
 
   // 5. Evaluate float (compiled for batch 100) and int8.
@@ -381,7 +403,8 @@ static llvm::Error run() {
   }
   llvm::outs() << llvm::format("\ndone in %.1f s; continue with qopt on ",
                                secondsSince(Start))
-               << OutDir << "/*.json\n";
+               << OutDir << "/*.json, or run " << OutDir
+               << "/5-net.int8.onnx with ONNX Runtime\n";
   return llvm::Error::success();
 }
 
