@@ -14,6 +14,8 @@
 #include "qfx/Codegen/Lowering.h"
 #include "qfx/IR/GraphModule.h"
 #include "qfx/Models/Zoo.h"
+#include "qfx/Onnx/Export.h"
+#include "qfx/Onnx/Import.h"
 #include "qfx/Pipeline/QuantizeFx.h"
 #include "qfx/Quant/QConfigMapping.h"
 #include "qfx/Support/Error.h"
@@ -87,6 +89,15 @@ static cl::list<std::string>
              cl::desc("time this int8 (QDQ) ONNX file of a zoo model with ONNX "
                       "Runtime; the ratio is against qfx int8"),
              cl::value_desc("model=file.onnx,..."));
+static cl::list<std::string> ImportOnnx(
+    "import", cl::CommaSeparated,
+    cl::desc("take this zoo model's float graph from an ONNX file (e.g. "
+             "torch.onnx.export's) instead of tracing the C++ model"),
+    cl::value_desc("model=file.onnx,..."));
+static cl::opt<bool>
+    OrtOwn("ort", cl::desc("also time qfx's own fp32 and QDQ int8 exports of "
+                           "each model with ONNX Runtime (as --onnx-fp32 / "
+                           "--onnx-int8 would)"));
 static cl::opt<std::string>
     NodeExe("node", cl::desc("node executable for --onnx-*"), cl::init("node"));
 static cl::opt<std::string> OrtRunner("ort-runner",
@@ -305,36 +316,82 @@ static llvm::Error benchOne(const GraphModule &Float,
   return llvm::Error::success();
 }
 
-/// Traces, calibrates on random data (x86 preset), converts, then measures
-/// every batch and thread count.
+/// The float graph of \p Entry: traced from the C++ model, or imported
+/// from the --import file named for it.
+static llvm::Expected<std::unique_ptr<GraphModule>>
+floatGraph(const models::ZooEntry &Entry) {
+  std::string File = onnxFileFor(ImportOnnx, Entry.Name);
+  if (!File.empty())
+    return importOnnx(File);
+  std::shared_ptr<nn::Module> Model = Entry.Create();
+  Model->eval();
+  return symbolicTrace(
+      *Model, {InputSpec::symbolic("x", DType::F32, Entry.InputShape)});
+}
+
+/// --ort's exported files and their folder, removed before exiting.
+static llvm::SmallString<128> OwnExportDir;
+static std::vector<std::string> OwnExports;
+static void removeOwnExports() {
+  for (const std::string &F : OwnExports)
+    llvm::sys::fs::remove(F);
+  if (!OwnExportDir.empty())
+    llvm::sys::fs::remove(OwnExportDir);
+}
+
+/// --ort: writes qfx's float and int8 graphs of \p Model as ONNX into a
+/// temporary folder (removed at exit) and names them for benchOrt.
+static llvm::Error exportForOrt(const std::string &Model,
+                                const GraphModule &Float,
+                                const GraphModule &Int8) {
+  if (OwnExportDir.empty())
+    if (std::error_code EC =
+            llvm::sys::fs::createUniqueDirectory("qfx-bench-ort", OwnExportDir))
+      return fileError("temporary folder", EC.message());
+  llvm::StringRef Dir = OwnExportDir;
+  std::string FloatFile = (Dir + "/" + Model + ".fp32.onnx").str();
+  std::string Int8File = (Dir + "/" + Model + ".int8.onnx").str();
+  if (llvm::Error E = exportOnnx(Float, FloatFile))
+    return E;
+  if (llvm::Error E = exportOnnx(Int8, Int8File))
+    return E;
+  OnnxFloat.push_back(Model + "=" + FloatFile);
+  OnnxInt8.push_back(Model + "=" + Int8File);
+  OwnExports.push_back(FloatFile);
+  OwnExports.push_back(Int8File);
+  return llvm::Error::success();
+}
+
+/// Traces (or imports), calibrates on random data (x86 preset), converts,
+/// then measures every batch and thread count.
 static llvm::Error benchModel(const models::ZooEntry &Entry,
                               const std::map<int, double> &Peak,
                               std::vector<Row> &Rows) {
-  std::shared_ptr<nn::Module> Model = Entry.Create();
-  Model->eval();
-  std::vector<InputSpec> Spec = {
-      InputSpec::symbolic("x", DType::F32, Entry.InputShape)};
-  auto Float = symbolicTrace(*Model, Spec);
+  auto Float = floatGraph(Entry);
   if (!Float)
     return Float.takeError();
   auto Mapping = QConfigMapping().setGlobal(cantFail(QConfig::preset("x86")));
-  auto Observed = prepare_fx(*Model, Mapping, Spec);
-  if (!Observed)
-    return Observed.takeError();
+  ObservedModule Observed((*Float)->clone());
+  if (llvm::Error E = prepareGraph(Observed.graphModule(), Mapping, false))
+    return E;
   Shape CalibShape(Entry.InputShape.begin(), Entry.InputShape.end());
   CalibShape[0] = 8; // 4 batches of 2: enough to set ranges
-  if (llvm::Error E = Observed->calibrate(randomNormal(CalibShape, 1), 2))
+  if (llvm::Error E = Observed.calibrate(randomNormal(CalibShape, 1), 2))
     return E;
   // One int8 module per thread count, each caching a program per batch.
   std::map<int, QuantizedModule> Int8;
   for (int Threads : ThreadCounts) {
     CompileOptions Opts;
     Opts.NumThreads = Threads;
-    auto Q = convert_fx(Observed->graphModule(), Opts);
+    auto Q = convert_fx(Observed.graphModule(), Opts);
     if (!Q)
       return Q.takeError();
     Int8.emplace(Threads, std::move(*Q));
   }
+  if (OrtOwn)
+    if (llvm::Error E = exportForOrt(Entry.Name, **Float,
+                                     Int8.begin()->second.graphModule()))
+      return E;
   double Macs = countMacs(**Float);
   llvm::outs() << llvm::format("%s: %.3f GMACs per image\n", Entry.Name.c_str(),
                                Macs / 1e9);
@@ -563,11 +620,12 @@ static std::map<int, double> measurePeak() {
   return Peak;
 }
 
-/// Every --onnx-fp32 / --onnx-int8 entry names a model of the run and an
-/// existing file.
+/// Every --onnx-fp32 / --onnx-int8 / --import entry names a model of the run
+/// and an existing file.
 static llvm::Error checkOnnxFlags() {
   for (auto [Flag, List] : {std::make_pair("--onnx-fp32", &OnnxFloat),
-                            std::make_pair("--onnx-int8", &OnnxInt8)})
+                            std::make_pair("--onnx-int8", &OnnxInt8),
+                            std::make_pair("--import", &ImportOnnx)})
     for (const std::string &Entry : *List) {
       auto [Name, File] = llvm::StringRef(Entry).split('=');
       if (Name.empty() || File.empty())
@@ -640,7 +698,9 @@ static llvm::Error run() {
 int main(int argc, char **argv) {
   cl::ParseCommandLineOptions(
       argc, argv, "qfx benchmark: fp32 vs int8 on the zoo, vs PyTorch FX\n");
-  if (llvm::Error E = run()) {
+  llvm::Error Err = run();
+  removeOwnExports();
+  if (llvm::Error E = std::move(Err)) {
     llvm::errs() << "qfx-bench: error: " << errorToString(std::move(E)) << "\n";
     return 1;
   }
