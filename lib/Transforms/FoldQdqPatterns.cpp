@@ -604,6 +604,9 @@ private:
 } // namespace
 
 void Eraser::erase(Node *N) {
+  // N may be queued already (as an input of a node erased before it): no
+  // dangling pointer may stay in the queue.
+  llvm::erase_value(Work, N);
   for (Node *In : N->inputs())
     Work.push_back(In);
   std::string Module =
@@ -618,8 +621,8 @@ void Eraser::finish() {
   while (!Work.empty()) {
     Node *N = Work.back();
     Work.pop_back();
-    // A node may be queued twice; it is erased once (erased nodes were
-    // unused, so they are never queued again after erasure).
+    // A node may be queued twice; it is erased once, at its last entry
+    // (erase() removes a node's entries from the queue).
     if (N->hasUsers() ||
         !(N->op() == OpCode::GetAttr || dequantized(N) != nullptr))
       continue;
