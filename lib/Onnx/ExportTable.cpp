@@ -15,7 +15,7 @@
 //                            Relu before a Q with zero point qmin)
 //   quantized_cat:           DQ... -> Concat -> Q           (QLinearConcat)
 //   quantized_linear_dynamic: DynamicQuantizeLinear -> MatMulInteger -> Cast
-//                            -> Mul(s_x * s_w) [-> Add]     (DynamicQuantizeMatMul)
+//                            -> Mul(s_x * s_w) [-> Add] (DynamicQuantizeMatMul)
 //   quantized_sigmoid, quantized_leaky_relu, quantized_softmax, int8
 //   avg pools:               DQ -> op -> Q                  (QLinear<op>)
 //   max_pool2d, reshape, flatten, permute on int8:
