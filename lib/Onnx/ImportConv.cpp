@@ -3,7 +3,8 @@
 // Weighted ops become call_module of the standard kinds (Conv2d, Linear,
 // BatchNorm2d) with their initializers as parameters, so fuse, prepare,
 // convert and compile apply unchanged. A weight that is a graph value (the
-// dequantized weight of a QDQ model) gives call_function conv2d / linear.
+// dequantized weight of a QDQ model) gives call_function conv2d / linear,
+// named after the module its weight belongs to.
 //
 //===----------------------------------------------------------------------===//
 
