@@ -3,7 +3,8 @@
 // Weighted ops become call_module of the standard kinds (Conv2d, Linear,
 // BatchNorm2d) with their initializers as parameters, so fuse, prepare,
 // convert and compile apply unchanged. A weight that is a graph value (the
-// dequantized weight of a QDQ model) gives call_function conv2d / linear.
+// dequantized weight of a QDQ model) gives call_function conv2d / linear,
+// named after the module its weight belongs to.
 //
 //===----------------------------------------------------------------------===//
 
@@ -30,6 +31,35 @@ static int64_t rankOf(const OnnxValue *V) {
   if (V->isConst())
     return V->Const->rank();
   return V->N->type() ? static_cast<int64_t>(V->N->type()->Dims.size()) : -1;
+}
+
+/// The initializer name behind a QDQ weight, the get_attr its dequantize
+/// reads ("layer1.0.conv1.weight"), or "".
+static std::string qdqWeightName(const Node *W) {
+  if (W->op() == OpCode::CallMethod && W->target() == "dequantize" &&
+      W->numArgs() > 0 && W->arg(0).isNode())
+    W = W->arg(0).getNode();
+  if (W->op() != OpCode::GetAttr)
+    return "";
+  const Argument *Name = W->meta("onnx_name");
+  return Name && Name->isString() ? Name->getString() : W->name().str();
+}
+
+/// call_function \p Target whose weight \p W is a graph value (QDQ). When
+/// the node name gives no module path, the weight's initializer name does
+/// ("conv1.weight": node %conv1 in scope conv1), as for a constant weight,
+/// so that fold-qdq names the quantized module as the module it came from.
+static llvm::Expected<Node *> emitWeighted(NodeReader &R,
+                                           llvm::StringRef Target,
+                                           std::vector<Argument> Args,
+                                           const Node *W) {
+  std::string Path;
+  if (R.modulePath().empty())
+    Path = R.newModulePath(qdqWeightName(W), "");
+  auto N = R.emit(OpCode::CallFunction, Target, std::move(Args), Path);
+  if (N && !Path.empty())
+    (*N)->setScope(Path);
+  return N;
 }
 
 static llvm::Expected<std::vector<int64_t>>
@@ -140,10 +170,12 @@ llvm::Error qfx::onnximport::importConv(NodeReader &R) {
         return BN.takeError();
       Bias = Argument(*BN);
     }
-    auto N = R.emit(OpCode::CallFunction, "conv2d",
-                    {Argument(*X), Argument(*WN), Bias,
-                     Argument::ints(*Strides), Argument::ints(*Pads),
-                     Argument::ints(*Dilations), Argument::integer(*Group)});
+    auto N =
+        emitWeighted(R, "conv2d",
+                     {Argument(*X), Argument(*WN), Bias,
+                      Argument::ints(*Strides), Argument::ints(*Pads),
+                      Argument::ints(*Dilations), Argument::integer(*Group)},
+                     *WN);
     if (!N)
       return N.takeError();
     Out = *N;
@@ -234,8 +266,7 @@ llvm::Error qfx::onnximport::importGemm(NodeReader &R) {
       return C.takeError();
     Bias = Argument(*C);
   }
-  auto N = R.emit(OpCode::CallFunction, "linear",
-                  {Argument(*X), Argument(*W), Bias});
+  auto N = emitWeighted(R, "linear", {Argument(*X), Argument(*W), Bias}, *W);
   if (!N)
     return N.takeError();
   R.defineNode(0, *N);

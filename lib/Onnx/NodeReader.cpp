@@ -260,6 +260,8 @@ std::string NodeReader::newModulePath(llvm::StringRef WeightName,
   Path = sanitizePath(Path);
   if (Path.empty())
     Path = Fallback.str();
+  if (Path.empty())
+    return Path;
   // A module may not sit inside a leaf module nor reuse a path.
   GraphModule &G = *S.GM;
   auto Taken = [&](const std::string &P) {

@@ -116,7 +116,8 @@ public:
   /// ("/layer1/layer1.0/conv1/Conv" -> "layer1.0.conv1"), "" if none.
   std::string modulePath() const;
   /// A fresh module path for this node's module of kind \p Kind (from the
-  /// node name, else the weight's initializer name, else \p Fallback).
+  /// node name, else the weight's initializer name, else \p Fallback; ""
+  /// when all three are empty).
   std::string newModulePath(llvm::StringRef WeightName,
                             llvm::StringRef Fallback) const;
 
