@@ -5,9 +5,15 @@ Prints one line per configuration:
   ERROR <model> <batch> <threads> <reason>
 A configuration that fails (oneDNN refusing a primitive on some CPUs, say)
 is reported and the others still run.
+
+For the ViT (vit_fashion) int8 is PyTorch's best int8: the faster of FX
+static int8 and quantize_dynamic (int8 Linear, PyTorch's transformer
+recipe); both are also printed, on a line qfx-bench does not parse:
+  DETAIL <model> <batch> <threads> fp32=<ms> static=<ms> dynamic=<ms>
 """
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -43,10 +49,24 @@ def torchvision_model(name):
     return ctor
 
 
+# ViT (Fashion-MNIST): defined once, in scripts/vit_fashion.py.
+def vit_fashion():
+    """The zoo ViT, with the trained weights of models/vit_fashion.safetensors
+    when present (latency does not depend on them)."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                    "..", "..", "scripts"))
+    import vit_fashion as vf
+    return vf.load_vit() if os.path.exists(vf.WEIGHTS) else vf.ViT()
+
+
+# Models whose int8 column is the best of FX static and quantize_dynamic.
+DYNAMIC_TOO = {"vit_fashion"}
+
 MODELS = {
     "net": (Net, (1, 28, 28)),
     "resnet18": (torchvision_model("resnet18"), (3, 224, 224)),
     "mobilenet_v2": (torchvision_model("mobilenet_v2"), (3, 224, 224)),
+    "vit_fashion": (vit_fashion, (1, 28, 28)),
 }
 
 
@@ -67,6 +87,13 @@ def quantize(name, shape):
         for _ in range(4):
             observed(torch.randn(2, *shape))
     return fp32, convert_fx(observed)
+
+
+def quantize_dynamic(fp32):
+    """torch.ao.quantization.quantize_dynamic on every nn.Linear (int8)."""
+    import copy
+    return torch.ao.quantization.quantize_dynamic(
+        copy.deepcopy(fp32), {nn.Linear}, dtype=torch.qint8)
 
 
 def median_ms(model, x, iterations, budget):
@@ -109,6 +136,7 @@ def main():
             if shape is None:
                 raise KeyError(f"unknown model '{name}'")
             fp32, int8 = quantize(name, shape)
+            dyn = quantize_dynamic(fp32) if name in DYNAMIC_TOO else None
         except Exception as exc:  # every configuration of the model fails
             for batch in batches:
                 for threads in threads_list:
@@ -127,10 +155,16 @@ def main():
                     with torch.no_grad():
                         f = median_ms(fp32, x, a.iterations, budget)
                         q = median_ms(int8, x, a.iterations, budget)
+                        d = (median_ms(dyn, x, a.iterations, budget)
+                             if dyn is not None else None)
                 except Exception as exc:
                     print(f"ERROR {name} {batch} {threads} {reason(exc)}",
                           flush=True)
                     continue
+                if d is not None:
+                    print(f"DETAIL {name} {batch} {threads} fp32={f:.4f} "
+                          f"static={q:.4f} dynamic={d:.4f}", flush=True)
+                    q = min(q, d)
                 print(f"RESULT {name} {batch} {threads} {f:.4f} {q:.4f}",
                       flush=True)
     return 0
