@@ -11,7 +11,8 @@
 #     logits of the model in models/vit_fashion.safetensors.
 # Computed in float64 from the float32 weights and rounded at the end, so the
 # golden does not depend on PyTorch's BLAS (a float32 C++ result should agree
-# to ~1e-5).
+# to ~1e-5). With --check, writes nothing and exits 1 unless the committed
+# files match what the weights give now (after retraining, say).
 import os
 import sys
 
@@ -33,15 +34,23 @@ def main():
     model = load_vit().double()
     with torch.no_grad():
         logits = model(x.double()).float()
-    np.save(os.path.join(OUT, "vit_fashion_trained_input.npy"), x.numpy())
-    np.save(os.path.join(OUT, "vit_fashion_trained_labels.npy"), y.numpy())
-    np.save(os.path.join(OUT, "vit_fashion_trained_output.npy"), logits.numpy())
+    files = {"vit_fashion_trained_input.npy": x.numpy(),
+             "vit_fashion_trained_labels.npy": y.numpy(),
+             "vit_fashion_trained_output.npy": logits.numpy()}
+    if "--check" in sys.argv[1:]:
+        stale = [name for name, arr in files.items()
+                 if not np.array_equal(np.load(os.path.join(OUT, name)), arr)]
+        print("stale: " + ", ".join(stale) if stale else "goldens up to date")
+        return 1 if stale else 0
+    for name, arr in files.items():
+        np.save(os.path.join(OUT, name), arr)
     with torch.no_grad():
         f32 = load_vit()(x)
     print("labels   ", y.tolist())
     print("predicted", logits.argmax(1).tolist())
     print(f"max |float32 - float64 logits| = {(f32 - logits).abs().max().item():.2e}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
