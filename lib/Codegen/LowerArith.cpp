@@ -2,7 +2,8 @@
 //
 // The arith family's lowerings. sub / div / rsub of two f32 tensors are
 // oneDNN binary primitives (the second operand may broadcast); with a scalar
-// they are eltwise_linear (x - s, s - x, -x: exact, one rounding) or a
+// they are eltwise_linear (x - s, s - x, -x: exact, one rounding;
+// reciprocal is eltwise_pow with exponent -1) or a
 // binary_div by a broadcast constant (exact division, as PyTorch). Bilinear
 // interpolate whose coordinates oneDNN computes as PyTorch does is a
 // resampling primitive (f32 and int8); nearest is a resampling primitive
@@ -100,10 +101,10 @@ llvm::Expected<bool> Lowerer::lowerArithBinary(const Node &N) {
       return false;
   }
   memory::desc DstMd = makeDesc(DType::F32, OutT.Dims, X.L);
-  bool Scalar = Op == "neg" || !B.operand(1).isTensor();
-  if (Scalar) {
+  bool Unary = Op == "neg" || Op == "reciprocal";
+  if (Unary || !B.operand(1).isTensor()) {
     double S = 0.0;
-    if (Op != "neg") {
+    if (!Unary) {
       auto SV = B.real(1);
       if (!SV)
         return SV.takeError();
@@ -132,21 +133,26 @@ llvm::Expected<bool> Lowerer::lowerArithBinary(const Node &N) {
       bindNode(&N, Dst);
       return true;
     }
-    // alpha * x + beta: x - s (sub), s - alpha x (rsub), -x (neg).
+    // alpha * x + beta: x - s (sub), s - alpha x (rsub), -x (neg); and
+    // reciprocal as alpha * x^beta with beta -1.
     float A = 1.0f, Be = 0.0f;
+    auto Alg = dnnl::algorithm::eltwise_linear;
     if (Op == "sub")
       Be = static_cast<float>(-S * Alpha);
     else if (Op == "rsub") {
       A = static_cast<float>(-Alpha);
       Be = static_cast<float>(S);
-    } else
+    } else if (Op == "neg") {
       A = -1.0f;
+    } else {
+      Alg = dnnl::algorithm::eltwise_pow;
+      Be = -1.0f;
+    }
     dnnl::eltwise_forward::primitive_desc PD;
     try {
       PD = dnnl::eltwise_forward::primitive_desc(
-          dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_inference,
-                                      dnnl::algorithm::eltwise_linear, X.Md, A,
-                                      Be),
+          dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_inference, Alg,
+                                      X.Md, A, Be),
           scratchAttr(), P.Engine);
     } catch (const dnnl::error &) {
       return false;
@@ -154,7 +160,7 @@ llvm::Expected<bool> Lowerer::lowerArithBinary(const Node &N) {
     int Dst = newValue(DType::F32, OutT.Dims, X.L, {}, N.name().str());
     addPrimitive(PD, dnnl::eltwise_forward(PD), N.name().str(), "eltwise",
                  {arg(DNNL_ARG_SRC, *XV), arg(DNNL_ARG_DST, Dst)})
-        .Info.Detail = "linear";
+        .Info.Detail = Op == "reciprocal" ? "pow -1" : "linear";
     bindNode(&N, Dst);
     return true;
   }

@@ -91,6 +91,7 @@ const LoweringRule Rules[] = {
     function("interpolate", LowerKind::Resample, All, 0),
     function("narrow", LowerKind::Narrow, All, 0),
     function("neg", LowerKind::ArithBinary, DtF32, 0),
+    function("reciprocal", LowerKind::ArithBinary, DtF32, 0),
     function("rsub", LowerKind::ArithBinary, DtF32, 0),
     function("sub", LowerKind::ArithBinary, DtF32, 0),
 };

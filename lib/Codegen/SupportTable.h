@@ -45,7 +45,7 @@ enum class LowerKind : uint8_t {
   Quantize,
   Dequantize,
   // arith family (LowerArith.cpp).
-  /// sub / rsub / div / neg: binary or eltwise_linear.
+  /// sub / rsub / div / neg / reciprocal: binary or eltwise.
   ArithBinary,
   /// interpolate: resampling, or the host kernel of PyTorch's index rule.
   Resample,

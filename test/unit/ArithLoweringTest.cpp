@@ -120,6 +120,15 @@ TEST_CASE("arith lowering: sub, div, neg, chunk and interpolate compile "
     Opts.NumThreads = 1;
     auto C = take(compile(*GM, Opts));
     CHECK(fallbackList(*C) == "");
+    std::string Report;
+    llvm::raw_string_ostream OS(Report);
+    C->print(OS);
+    OS.flush();
+    // The x2 Upsample is oneDNN's resampling; sub / div / neg with scalars
+    // are eltwise_linear or binary primitives.
+    CHECK_THAT(Report, Catch::Contains("resampling  up"));
+    CHECK_THAT(Report, Catch::Contains("binary  div_1  [div by scalar]"));
+    CHECK_THAT(Report, Catch::Contains("eltwise  rsub  [linear]"));
     Tensor X = randomInput({2, 3, 5, 6}, 11);
     Tensor Want = take(interpret(*GM, {X}));
     auto Got = take(C->run({X}));
@@ -198,9 +207,37 @@ TEST_CASE("arith lowering: quantized interpolate (resampling primitive or "
                             Want.quant()});
     auto Compiled = take(compile(GM));
     CHECK(fallbackList(*Compiled) == "");
+    std::string Report;
+    llvm::raw_string_ostream OS(Report);
+    Compiled->print(OS);
+    OS.flush();
+    if (llvm::StringRef(C.Name).endswith("x2"))
+      CHECK_THAT(Report, Catch::Contains("resampling  interpolate"));
     Tensor Got = take(Compiled->run({Xq}))[0];
     CHECK(Got.quant() == Q);
     CHECK(maxAbsDiff(Got, Want) <= 1.0);
+  }
+}
+
+TEST_CASE("arith lowering: reciprocal (what s / x records) is an eltwise "
+          "primitive within 1 ulp of 1 / x",
+          "[arith][lowering]") {
+  GraphModule GM;
+  Graph &G = GM.graph();
+  TensorType T{DType::F32, {2, 3, 4, 5}, {}};
+  Node *In = G.placeholder("x", T);
+  Node *Out = G.callFunction("reciprocal", {Argument(In)});
+  Out->setType(T);
+  G.output(Argument(Out));
+  auto C = take(compile(GM));
+  CHECK(fallbackList(*C) == "");
+  Tensor X = randomInput({2, 3, 4, 5}, 13, 0.1f, 9.0f);
+  for (int64_t I = 0; I < X.numElements(); I += 2)
+    X.data<float>()[I] = -X.data<float>()[I];
+  Tensor Got = take(C->run({X}))[0];
+  for (int64_t I = 0; I < X.numElements(); ++I) {
+    float Want = 1.0f / X.data<float>()[I];
+    CHECK(std::fabs(Got.data<float>()[I] - Want) <= std::fabs(Want) * 1.2e-7f);
   }
 }
 
