@@ -1,12 +1,14 @@
-//===- ArithLoweringTest.cpp - arith ops compiled and quantized -----------===//
+//===- ArithLoweringTest.cpp - arith ops compiled, trained, quantized -----===//
 //
 // sub / div / interpolate / embedding / narrow through compile() (no
-// fallback, results equal to the interpreter's), and PyTorch 1.13 FX's
+// fallback, results equal to the interpreter's), through the training tape
+// (gradients against finite differences), and PyTorch 1.13 FX's
 // quantization of interpolate (shared qparams, int8 in and out) against
 // test/data/arith/fx_interp.safetensors from make_arith_golden.py.
 //
 //===----------------------------------------------------------------------===//
 
+#include "GradCheck.h"
 #include "TestUtil.h"
 
 #include "qfx/Codegen/CompiledModule.h"
@@ -22,6 +24,7 @@
 #include "qfx/Runtime/Op.h"
 #include "qfx/Support/Safetensors.h"
 #include "qfx/Trace/SymbolicTrace.h"
+#include "qfx/Train/Tape.h"
 
 #include <catch2/catch.hpp>
 
@@ -239,6 +242,52 @@ TEST_CASE("arith lowering: reciprocal (what s / x records) is an eltwise "
     float Want = 1.0f / X.data<float>()[I];
     CHECK(std::fabs(Got.data<float>()[I] - Want) <= std::fabs(Want) * 1.2e-7f);
   }
+}
+
+TEST_CASE("arith train: the tape differentiates chunk, sub, div, rsub, "
+          "neg, Upsample and interpolate end to end (input gradient against "
+          "finite differences)",
+          "[arith][grad]") {
+  for (const char *Mode : {"nearest", "bilinear"}) {
+    INFO(Mode);
+    ConvArith M(Mode);
+    auto GM = take(
+        symbolicTrace(M, {InputSpec::symbolic("x", DType::F32, {1, 3, 5, 6})}));
+    TapeOptions O;
+    O.InputGradients = true;
+    Tape T(*GM, O);
+    Tensor X = randomInput({1, 3, 5, 6}, 14);
+    Tensor Out = take(T.forward({X}))[0];
+    Tensor Rr = gradcheck::randomTensor(Out.shape(), 15);
+    REQUIRE(!T.backward({Rr}));
+    CHECK(T.grads().count("conv1.weight"));
+    CHECK(gradcheck::compareWithFiniteDifferences(
+              [&](const Tensor &In) { return take(interpret(*GM, {In})); }, X,
+              Rr, T.inputGrad(0), 1e-2, 2e-3, 2e-2, 64) == "");
+  }
+}
+
+TEST_CASE("arith train: the tape gives nn.Embedding's weight gradient "
+          "through split and sub",
+          "[arith][grad]") {
+  EmbedSub M;
+  auto GM =
+      take(symbolicTrace(M, {InputSpec::symbolic("idx", DType::S64, {2, 3})}));
+  Tensor Idx(DType::S64, {2, 3});
+  for (int64_t I = 0; I < 6; ++I)
+    Idx.data<int64_t>()[I] = (I * 3) % 5;
+  Tape T(*GM);
+  Tensor Out = take(T.forward({Idx}))[0];
+  Tensor Rr = gradcheck::randomTensor(Out.shape(), 16);
+  REQUIRE(!T.backward({Rr}));
+  REQUIRE(T.grads().count("emb.weight"));
+  Tensor W0 = M.emb->weight.clone();
+  CHECK(gradcheck::compareWithFiniteDifferences(
+            [&](const Tensor &W) {
+              std::memcpy(M.emb->weight.rawData(), W.rawData(), W.byteSize());
+              return take(interpret(*GM, {Idx}));
+            },
+            W0, Rr, T.grads().at("emb.weight")) == "");
 }
 
 namespace {
