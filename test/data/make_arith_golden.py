@@ -15,6 +15,9 @@
 #     and output y.
 #   embed_opset13.onnx: torch.onnx.export of EmbedNet (nn.Embedding; the
 #     indices input is int64), with embed_io.safetensors (idx, y).
+#   fx_float.safetensors: conv -> sub, div, nn.Upsample, split -> conv, the
+#     middle ops float in PyTorch's x86 config (dequantize before, quantize
+#     after), converted the same way as fx_interp below.
 #   fx_interp.safetensors: a conv -> F.interpolate -> conv model quantized
 #     with prepare_fx / convert_fx (default x86 qconfig mapping, run by the
 #     onednn engine: this torch build has no fbgemm), its float
@@ -217,6 +220,38 @@ def fx_case():
                       {"graph": str(converted.graph), "torch": torch.__version__})
 
 
+class FloatIslandNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(2, 3, 3, padding=1)
+        self.up = nn.Upsample(scale_factor=2, mode="nearest")
+        self.conv2 = nn.Conv2d(2, 2, 3, padding=1)
+
+    def forward(self, x):
+        x = self.conv1(x)
+        x = (x - 0.25) / 1.5
+        x = self.up(x)
+        return self.conv2(torch.split(x, [1, 2], dim=1)[1])
+
+
+def convert_case(model, name, seed):
+    from torch.ao.quantization import get_default_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+    torch.backends.quantized.engine = "onednn"
+    model = model.eval()
+    x = randn(seed, 2, 2, 5, 6)
+    prepared = prepare_fx(model, get_default_qconfig_mapping("x86"),
+                          example_inputs=(x,))
+    prepared(x)
+    converted = convert_fx(prepared)
+    tensors = {k: v.numpy() for k, v in model.state_dict().items()}
+    tensors["x"] = x.numpy()
+    tensors["y"] = converted(x).numpy()
+    tensors["y_float"] = model(x).detach().numpy()
+    write_safetensors(name, tensors,
+                      {"graph": str(converted.graph), "torch": torch.__version__})
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     arithmetic_cases()
@@ -226,6 +261,8 @@ def main():
     write_safetensors("golden.safetensors", TENSORS, METADATA)
     onnx_cases()
     fx_case()
+    torch.manual_seed(1)
+    convert_case(FloatIslandNet(), "fx_float.safetensors", 10)
 
 
 if __name__ == "__main__":

@@ -317,6 +317,79 @@ struct InterpNet : Module {
 
 } // namespace
 
+namespace {
+
+/// make_arith_golden.py's FloatIslandNet.
+struct FloatIslandNet : Module {
+  std::shared_ptr<Conv2d> conv1, conv2;
+  std::shared_ptr<Upsample> up;
+  FloatIslandNet() : Module("FloatIslandNet") {
+    conv1 = register_module(
+        "conv1", std::make_shared<Conv2d>(Conv2dOptions(2, 3, 3).padding(1)));
+    UpsampleOptions O;
+    O.ScaleFactor = {{2.0, 2.0}};
+    up = register_module("up", std::make_shared<Upsample>(O));
+    conv2 = register_module(
+        "conv2", std::make_shared<Conv2d>(Conv2dOptions(2, 2, 3).padding(1)));
+  }
+  Value forward(Value X) override {
+    X = (*conv1)(X);
+    X = (X - 0.25) / 1.5;
+    X = (*up)(X);
+    return (*conv2)(F::split(X, std::vector<int64_t>{1, 2}, 1)[1]);
+  }
+};
+
+/// Copies conv1's and conv2's tensors of \p File into \p C1, \p C2.
+void loadConvs(const SafetensorsFile &File, Conv2d &C1, Conv2d &C2) {
+  for (auto [Name, T] :
+       {std::pair<const char *, Tensor *>{"conv1.weight", &C1.weight},
+        {"conv1.bias", &C1.bias},
+        {"conv2.weight", &C2.weight},
+        {"conv2.bias", &C2.bias}}) {
+    const Tensor &G = File.Tensors.at(Name);
+    REQUIRE(G.byteSize() == T->byteSize());
+    std::memcpy(T->rawData(), G.rawData(), G.byteSize());
+  }
+}
+
+} // namespace
+
+TEST_CASE("arith quant: sub, div, Upsample and split stay float between "
+          "quantized convs, as in PyTorch 1.13's x86 config, and the "
+          "converted model matches PyTorch FX's",
+          "[arith][quant]") {
+  auto File = take(readSafetensors(std::string(QFX_TEST_DATA_DIR) +
+                                   "/arith/fx_float.safetensors"));
+  FloatIslandNet M;
+  loadConvs(File, *M.conv1, *M.conv2);
+  M.eval();
+  Tensor X = File.Tensors.at("x");
+  QConfigMapping Map;
+  Map.setGlobal(take(QConfig::preset("x86")));
+  auto Obs = take(
+      prepare_fx(M, Map, {InputSpec::symbolic("x", DType::F32, {2, 2, 5, 6})}));
+  take(Obs({X}));
+  auto Q = take(convert_fx(Obs.graphModule()));
+  std::string Text;
+  llvm::raw_string_ostream OS(Text);
+  Q.print(OS);
+  OS.flush();
+  // Float from conv1's dequantize to the quantize in front of conv2.
+  CHECK_THAT(Text, Catch::Contains("f32[2,3,5,6] = call_method[dequantize]"));
+  CHECK_THAT(Text, Catch::Contains("f32[2,3,5,6] = call_function[sub]"));
+  CHECK_THAT(Text, Catch::Contains("f32[2,3,10,12] = call_module[up]"));
+  CHECK_THAT(Text, Catch::Contains("f32[2,2,10,12] = call_function[narrow]"));
+  CHECK_THAT(Text,
+             Catch::Contains("call_function[quantize_per_tensor](%narrow"));
+  Tensor Want = File.Tensors.at("y");
+  double Range = 0;
+  for (int64_t I = 0; I < Want.numElements(); ++I)
+    Range = std::max(Range, std::fabs(Want.getAsDouble(I)));
+  CHECK(maxAbsDiff(take(Q.runReference({X}))[0], Want) <= 2 * Range / 128);
+  CHECK(maxAbsDiff(take(Q.run({X}))[0], Want) <= 4 * Range / 128);
+}
+
 TEST_CASE("arith quant: interpolate shares its input's qparams as in "
           "PyTorch 1.13's x86 config and the converted model matches "
           "PyTorch FX's convert output",
