@@ -1,11 +1,12 @@
 //===- ImportArith.cpp - Sub, Div, Resize, Split, Slice, Gather-embedding -===//
 //
 // The arith family's import handlers, for what torch.onnx.export writes at
-// opsets 13 and 17: Sub / Div (a scalar constant stays a number: x - 1 is
-// sub, 1 - x is rsub), Resize as F.interpolate (nearest/asymmetric/floor
-// and linear/half_pixel or align_corners, from scales or sizes), Split and
-// Slice of a tensor as narrows (how split / chunk / x[:, :k] export), and
-// Gather from a float initializer as nn.Embedding.
+// opsets 13 and 17: Sub / Div / Neg / Reciprocal (a scalar constant stays
+// a number: x - 1 is sub, 1 - x is rsub), Resize as F.interpolate
+// (nearest/asymmetric/floor and linear/half_pixel or align_corners, from
+// scales or sizes), Split and Slice of a tensor as narrows (how split /
+// chunk / x[:, :k] export), and Gather from a float initializer as
+// nn.Embedding.
 //
 //===----------------------------------------------------------------------===//
 
@@ -113,6 +114,26 @@ llvm::Error qfx::onnximport::importSub(NodeReader &R) {
 
 llvm::Error qfx::onnximport::importDiv(NodeReader &R) {
   return arith(R, "div", false);
+}
+
+/// neg / reciprocal of a graph value.
+static llvm::Error unaryArith(NodeReader &R, llvm::StringRef Op) {
+  auto X = R.node(0);
+  if (!X)
+    return X.takeError();
+  auto N = R.emit(OpCode::CallFunction, Op, {Argument(*X)});
+  if (!N)
+    return N.takeError();
+  R.defineNode(0, *N);
+  return llvm::Error::success();
+}
+
+llvm::Error qfx::onnximport::importNeg(NodeReader &R) {
+  return unaryArith(R, "neg");
+}
+
+llvm::Error qfx::onnximport::importReciprocal(NodeReader &R) {
+  return unaryArith(R, "reciprocal");
 }
 
 //===----------------------------------------------------------------------===//

@@ -51,6 +51,8 @@ static const ImportRule Rules[] = {
     // float table are handed over by importSlice / importGather.
     {"", "Sub", {7, 13, 14}, importSub},
     {"", "Div", {7, 13, 14}, importDiv},
+    {"", "Neg", {6, 13}, importNeg},
+    {"", "Reciprocal", {6, 13}, importReciprocal},
     {"", "Resize", {11, 13}, importResize}, // as F.interpolate
     {"", "Split", {11, 13}, importSplit},   // narrows
     // QDQ (ImportQdq.cpp).

@@ -215,6 +215,8 @@ llvm::Error importGather(NodeReader &R);
 // arith family (ImportArith.cpp).
 llvm::Error importSub(NodeReader &R);
 llvm::Error importDiv(NodeReader &R);
+llvm::Error importNeg(NodeReader &R);
+llvm::Error importReciprocal(NodeReader &R);
 llvm::Error importResize(NodeReader &R);
 llvm::Error importSplit(NodeReader &R);
 /// Slice of a graph value (importSlice folds constants and hands the rest

@@ -14,6 +14,7 @@
 #include "qfx/IR/Printer.h"
 #include "qfx/NN/Functional.h"
 #include "qfx/NN/Modules.h"
+#include "qfx/Onnx/Export.h"
 #include "qfx/Onnx/Import.h"
 #include "qfx/Runtime/Interpreter.h"
 #include "qfx/Runtime/KernelsArith.h"
@@ -494,4 +495,27 @@ TEST_CASE("arith onnx: a Gather from a float initializer imports as "
   CHECK_THAT(printToString(*GM), Catch::Contains("Embedding"));
   Tensor Got = take(interpret(*GM, {golden("idx", "embed_io.safetensors")}));
   CHECK(maxDiff(Got, golden("y", "embed_io.safetensors")) == 0);
+}
+
+TEST_CASE("arith onnx: exporting sub, rsub, div, neg, narrow, Upsample and "
+          "interpolate and importing the file back gives the same results",
+          "[arith][onnx]") {
+  ArithModel M;
+  auto GM = take(
+      symbolicTrace(M, {InputSpec::symbolic("x", DType::F32, {2, 3, 4, 5})}));
+  Tensor X = golden("sub_bcast.x").reshaped({2, 3, 4, 5});
+  Tensor Want = take(interpret(*GM, {X}));
+  for (int Opset : {13, 17}) {
+    INFO(Opset);
+    OnnxExportOptions O;
+    O.Opset = Opset;
+    std::string Bytes = take(exportOnnxBuffer(*GM, O));
+    auto Back = take(importOnnxBuffer(Bytes, "arith.onnx"));
+    CHECK(maxDiff(take(interpret(*Back, {X})), Want) <= 1e-6);
+  }
+  Tensor W(DType::F32, {10, 4});
+  EmbedModel E;
+  auto EG =
+      take(symbolicTrace(E, {InputSpec::symbolic("idx", DType::S64, {2, 3})}));
+  CHECK(errorOf(exportOnnxBuffer(*EG)) != "");
 }
