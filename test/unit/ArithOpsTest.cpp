@@ -11,7 +11,9 @@
 
 #include "qfx/Codegen/CompiledModule.h"
 #include "qfx/Codegen/Lowering.h"
+#include "qfx/IR/Parser.h"
 #include "qfx/IR/Printer.h"
+#include "qfx/IR/Serialization.h"
 #include "qfx/NN/Functional.h"
 #include "qfx/NN/Modules.h"
 #include "qfx/Onnx/Export.h"
@@ -296,6 +298,26 @@ TEST_CASE("arith: tracing records split and chunk as narrow nodes and the "
   CHECK_THAT(Text, Catch::Contains("mode=\"bilinear\""));
   Tensor Eager = M(Value(X)).tensor();
   CHECK(maxDiff(take(interpret(*GM, {X})), Eager) == 0);
+}
+
+TEST_CASE("arith: traced arith graphs (Upsample and Embedding modules "
+          "included) survive the text form and JSON unchanged",
+          "[arith]") {
+  ArithModel M;
+  auto GM = take(
+      symbolicTrace(M, {InputSpec::symbolic("x", DType::F32, {2, 3, 4, 5})}));
+  EmbedModel E;
+  auto EG =
+      take(symbolicTrace(E, {InputSpec::symbolic("idx", DType::S64, {2, 3})}));
+  for (const GraphModule *G : {GM.get(), EG.get()}) {
+    PrintOptions All;
+    All.ElideTensorsAbove = -1;
+    std::string Text = printToString(*G, All);
+    auto FromText = take(parseGraphModule(Text, "arith.qir"));
+    CHECK(printToString(*FromText, All) == Text);
+    auto FromJson = take(deserializeFromJson(serializeToJson(*G), "a.json"));
+    CHECK(printToString(*FromJson, All) == Text);
+  }
 }
 
 TEST_CASE("arith: an embedding model traces with an s64 placeholder and "
