@@ -570,17 +570,8 @@ int Lowerer::addConstant(const Tensor &T, const memory::desc &UserMd,
 // Inputs, constants, views, outputs
 //===----------------------------------------------------------------------===//
 
-static llvm::Error checkDType(const Node &N, DType T) {
-  // s64 index tensors are bytes for host kernels (see makeDesc).
-  (void)N;
-  (void)T;
-  return llvm::Error::success();
-}
-
 llvm::Error Lowerer::lowerPlaceholder(const Node &N, int Index) {
   const TensorType &T = typeOf(&N);
-  if (llvm::Error E = checkDType(N, T.Dtype))
-    return E;
   Value V;
   V.Md = makeDesc(T.Dtype, T.Dims, Layout::Plain);
   V.Buf =
@@ -597,8 +588,6 @@ llvm::Error Lowerer::lowerGetAttr(const Node &N) {
   const Tensor *T = GM.lookupTensor(N.target());
   if (!T || !T->hasData())
     return nodeError(N, "tensor '" + N.target() + "' has no data");
-  if (llvm::Error E = checkDType(N, T->dtype()))
-    return E;
   memory::desc Md = makeDesc(T->dtype(), T->shape(), Layout::Plain);
   Value V;
   V.Buf = addConstant(*T, Md, Md, N.target().str());
@@ -835,8 +824,6 @@ llvm::Error Lowerer::lowerFallback(const Node &N, llvm::StringRef Why) {
     KW.emplace_back(KV.first, std::move(*T));
   }
   const TensorType &OutT = typeOf(&N);
-  if (llvm::Error E = checkDType(N, OutT.Dtype))
-    return E;
   int Out = newValue(OutT.Dtype, OutT.Dims, Layout::Plain, OutT.Quant,
                      N.name().str());
   bool IsModule = N.op() == OpCode::CallModule;
