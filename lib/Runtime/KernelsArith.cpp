@@ -168,7 +168,14 @@ Expected<Shape> interpolateShape(ArrayRef<int64_t> Input,
       return makeError("interpolate: input: spatial extents must be "
                        "positive, got shape " +
                        formatShape(Input));
-  return Shape{Input[0], Input[1], P.Size[0], P.Size[1]};
+  Shape Out{Input[0], Input[1], P.Size[0], P.Size[1]};
+  // Scale factors from a file can ask for absurd outputs.
+  if (Expected<int64_t> N = checkedNumElements(Out); !N) {
+    consumeError(N.takeError());
+    return makeError("interpolate: size: output shape " + formatShape(Out) +
+                     " is too large");
+  }
+  return Out;
 }
 
 /// compute_scales_value<float>: 1/scale when given, else in/out.

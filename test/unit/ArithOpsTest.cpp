@@ -391,6 +391,10 @@ TEST_CASE("arith: bad operands are errors naming the op and the parameter",
        "interpolate: input: expected a 4-d [N, C, H, W] tensor, got shape "
        "[2,3]"},
       {[&] {
+         return errorOf(runOp("interpolate", {X4}, {{"scale_factor", R(1e6)}}));
+       },
+       "interpolate: size: output shape [1,1,2000000,2000000] is too large"},
+      {[&] {
          return errorOf(runOp("narrow", {A, I(1), I(2), I(2)}));
        },
        "narrow: length: start (2) + length (2) exceeds extent 3"},
