@@ -434,3 +434,32 @@ TEST_CASE("arith quant: interpolate shares its input's qparams as in "
   CHECK(maxAbsDiff(Ref, Want) <= 2 * Range / 128);
   CHECK(maxAbsDiff(Got, Want) <= 4 * Range / 128);
 }
+
+TEST_CASE("arith qat: prepare_qat_fx -> a training step through "
+          "interpolate -> convert_fx works, interpolate staying int8",
+          "[arith][quant][grad]") {
+  InterpNet M;
+  M.train();
+  QConfigMapping Map;
+  Map.setGlobal(take(QConfig::preset("qat_x86")));
+  auto Obs = take(prepare_qat_fx(
+      M, Map, {InputSpec::symbolic("x", DType::F32, {2, 2, 5, 6})}));
+  Tensor X = randomInput({2, 2, 5, 6}, 17);
+  Tape T(Obs.graphModule());
+  Tensor Out = take(T.forward({X}))[0];
+  REQUIRE(!T.backward({gradcheck::randomTensor(Out.shape(), 18)}));
+  CHECK(T.grads().count("conv1.weight"));
+  CHECK(T.grads().count("conv2.weight"));
+  auto Q = take(convert_fx(Obs.graphModule()));
+  std::string Text;
+  llvm::raw_string_ostream OS(Text);
+  Q.print(OS);
+  OS.flush();
+  CHECK_THAT(Text, Catch::Contains("u8[2,3,10,12]"));
+  Tensor Ref = take(Q.runReference({X}))[0];
+  double Range = 0;
+  for (int64_t I = 0; I < Ref.numElements(); ++I)
+    Range = std::max(Range, std::fabs(Ref.getAsDouble(I)));
+  // Compiled against the reference graph: a few output steps, as above.
+  CHECK(maxAbsDiff(take(Q.run({X}))[0], Ref) <= 4 * Range / 128);
+}
