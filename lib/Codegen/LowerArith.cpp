@@ -4,11 +4,12 @@
 // oneDNN binary primitives (the second operand may broadcast); with a scalar
 // they are eltwise_linear (x - s, s - x, -x: exact, one rounding;
 // reciprocal is eltwise_pow with exponent -1) or a
-// binary_div by a broadcast constant (exact division, as PyTorch). Bilinear
-// interpolate whose coordinates oneDNN computes as PyTorch does is a
-// resampling primitive (f32 and int8); nearest is a resampling primitive
+// binary_div by a broadcast constant (exact division, as PyTorch). f32
+// bilinear interpolate whose coordinates oneDNN computes as PyTorch does is
+// a resampling primitive; nearest (f32 and int8) is a resampling primitive
 // when oneDNN's source index map equals PyTorch's floor(dst * scale), which
-// is checked per axis at compile time. The other interpolate cases, and
+// is checked per axis at compile time. The other interpolate cases (int8
+// bilinear among them, for PyTorch's requantization), and
 // embedding, run as host kernels with tables computed at compile time, in
 // the input's own layout (no reorder). narrow is a oneDNN copy from a
 // sub-memory of its input.
@@ -222,9 +223,16 @@ int64_t dnnlNearest(int64_t O, int64_t In, int64_t Out) {
   return std::min<int64_t>(std::max<int64_t>(I, 0), In - 1);
 }
 
-/// Whether oneDNN computes the same source coordinates as PyTorch on both
-/// axes of \p P for input \p In.
-bool dnnlResamples(const ref::InterpParams &P, llvm::ArrayRef<int64_t> In) {
+/// Whether oneDNN computes what PyTorch does for \p P on input \p In (of
+/// dtype \p Dt): the same source coordinates on both axes and, for int8
+/// bilinear, never: PyTorch's quantized kernel requantizes through the
+/// scale (zp + nearbyint(float(r * s) / s)), which breaks the frequent
+/// ties of 1/4-weights differently from oneDNN's round-half-even, and a
+/// 1 LSB difference grows in the conv after it.
+bool dnnlResamples(const ref::InterpParams &P, llvm::ArrayRef<int64_t> In,
+                   DType Dt) {
+  if (P.Mode == ref::InterpMode::Bilinear && Dt != DType::F32)
+    return false;
   for (int K = 0; K < 2; ++K) {
     int64_t I = In[2 + K], O = P.Size[K];
     if (P.Mode == ref::InterpMode::Nearest) {
@@ -257,7 +265,6 @@ void interpolateHost(const T *In, T *Out, llvm::ArrayRef<int64_t> Dims,
                      const InterpTables &Tb, bool Quantized,
                      const QuantParams &Q, DType Dt) {
   int64_t N = Dims[0], C = Dims[1];
-  float InvScale = Quantized ? 1.0f / static_cast<float>(Q.Scale) : 1.0f;
   int64_t QMin = Dt == DType::U8 ? 0 : -128, QMax = Dt == DType::U8 ? 255 : 127;
   for (int64_t Nn = 0; Nn < N; ++Nn)
     for (int64_t Cc = 0; Cc < C; ++Cc) {
@@ -280,12 +287,11 @@ void interpolateHost(const T *In, T *Out, llvm::ArrayRef<int64_t> Dims,
             Dst = static_cast<T>(T0 * TH.L0 + T1 * TH.L1);
             continue;
           }
+          // ref::interpolateQuantized's rounding.
           float R = TH.L0 * (TW.L0 * A + TW.L1 * Bv) +
                     TH.L1 * (TW.L0 * Cv + TW.L1 * D) -
                     static_cast<float>(Q.ZeroPoint);
-          auto Real = static_cast<float>(static_cast<double>(R) * Q.Scale);
-          float Rq =
-              static_cast<float>(Q.ZeroPoint) + std::nearbyint(Real * InvScale);
+          float Rq = static_cast<float>(Q.ZeroPoint) + std::nearbyint(R);
           Dst =
               static_cast<T>(std::min<float>(std::max<float>(Rq, QMin), QMax));
         }
@@ -311,7 +317,7 @@ llvm::Expected<bool> Lowerer::lowerInterpolate(const Node &N) {
   if (OutT.Dtype != X.Dt || (X.Dt != DType::F32 && OutT.Quant != X.Q))
     return false;
   int Dst = newValue(X.Dt, OutT.Dims, X.L, X.Q, N.name().str());
-  if (dnnlResamples(Prm, X.Dims)) {
+  if (dnnlResamples(Prm, X.Dims, X.Dt)) {
     auto Alg = Prm.Mode == ref::InterpMode::Nearest
                    ? dnnl::algorithm::resampling_nearest
                    : dnnl::algorithm::resampling_linear;

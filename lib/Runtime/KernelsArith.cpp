@@ -215,7 +215,10 @@ LinearTap linearSourceTap(int64_t Dst, int64_t In, int64_t Out,
   if (AlignCorners) {
     Real = S * static_cast<float>(Dst);
   } else {
-    Real = static_cast<float>(S * (Dst + 0.5) - 0.5);
+    // The quantized kernel's offset is all float (checked against PyTorch
+    // 1.13's outputs: the double form differs at scale factor 1.5).
+    Real = Quantized ? S * (static_cast<float>(Dst) + 0.5f) - 0.5f
+                     : static_cast<float>(S * (Dst + 0.5) - 0.5);
     if (Real < 0)
       Real = 0;
   }
@@ -295,9 +298,7 @@ void interpolatePlanes(const Tensor &X, Tensor &Y, const InterpParams &P,
                        const Taps &T) {
   int64_t Planes = X.dim(0) * X.dim(1), IH = X.dim(2), IW = X.dim(3);
   int64_t OH = P.Size[0], OW = P.Size[1];
-  double Scale = X.quant().Scale;
   int64_t Zp = X.quant().ZeroPoint;
-  float InvScale = 1.0f / static_cast<float>(Scale);
   int64_t QMin = qref::quantMin(X.dtype()), QMax = qref::quantMax(X.dtype());
   for (int64_t C = 0; C < Planes; ++C) {
     const Q *In = X.data<Q>() + C * IH * IW;
@@ -312,13 +313,15 @@ void interpolatePlanes(const Tensor &X, Tensor &Y, const InterpParams &P,
           continue;
         }
         // quantized upsample_bilinear2d: interpolate the integers, remove
-        // the zero point, requantize with the same qparams.
+        // the zero point, round half to even (the same qparams out; PyTorch
+        // 1.13's outputs match this, not a round trip through the scale).
         float R = TH.L0 * (TW.L0 * R0[TW.I0] + TW.L1 * R0[TW.I1]) +
                   TH.L1 * (TW.L0 * R1[TW.I0] + TW.L1 * R1[TW.I1]) -
                   static_cast<float>(Zp);
-        auto Real = static_cast<float>(static_cast<double>(R) * Scale);
-        Out[H * OW + W] =
-            static_cast<Q>(qref::quantizeValue(Real, InvScale, Zp, QMin, QMax));
+        float V = static_cast<float>(Zp) + std::nearbyint(R);
+        Out[H * OW + W] = static_cast<Q>(
+            std::min<float>(std::max<float>(V, static_cast<float>(QMin)),
+                            static_cast<float>(QMax)));
       }
     }
   }

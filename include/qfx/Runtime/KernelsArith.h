@@ -63,7 +63,7 @@ int64_t nearestSourceIndex(int64_t Dst, int64_t In, int64_t Out,
 /// One axis of bilinear interpolation: source indices I0, I1 and weights
 /// L0, L1 of output \p Dst, as PyTorch's float CPU kernel computes them
 /// (\p Quantized: the quantized kernel's variant, without the same-size
-/// shortcut and the clamp of the weight).
+/// shortcut and the clamp of the weight, its half-pixel offset in float).
 struct LinearTap {
   int64_t I0 = 0, I1 = 0;
   float L0 = 1.0f, L1 = 0.0f;
@@ -74,7 +74,9 @@ LinearTap linearSourceTap(int64_t Dst, int64_t In, int64_t Out,
 /// F.interpolate on f32 [N, C, H, W].
 Tensor interpolate(const Tensor &X, const InterpParams &P);
 /// quantized interpolate on u8 / s8 [N, C, H, W]: the output keeps the
-/// input's qparams (PyTorch's quantized upsample kernels).
+/// input's qparams (PyTorch's quantized upsample kernels); bilinear rounds
+/// zp + nearbyint(interpolated - zp), which reproduces PyTorch 1.13's
+/// outputs on every golden case.
 Tensor interpolateQuantized(const Tensor &X, const InterpParams &P);
 
 /// embedding: \p Indices (s64 or s32, any shape) rows of \p Weight
