@@ -224,11 +224,10 @@ int64_t dnnlNearest(int64_t O, int64_t In, int64_t Out) {
 }
 
 /// Whether oneDNN computes what PyTorch does for \p P on input \p In (of
-/// dtype \p Dt): the same source coordinates on both axes and, for int8
-/// bilinear, never: PyTorch's quantized kernel requantizes through the
-/// scale (zp + nearbyint(float(r * s) / s)), which breaks the frequent
-/// ties of 1/4-weights differently from oneDNN's round-half-even, and a
-/// 1 LSB difference grows in the conv after it.
+/// dtype \p Dt): the same source coordinates on both axes; never for int8
+/// bilinear, where oneDNN's weights and rounding differ from PyTorch's
+/// quantized kernel by 1 LSB at ties (measured), which the conv after it
+/// amplifies.
 bool dnnlResamples(const ref::InterpParams &P, llvm::ArrayRef<int64_t> In,
                    DType Dt) {
   if (P.Mode == ref::InterpMode::Bilinear && Dt != DType::F32)
