@@ -173,6 +173,12 @@ llvm::Expected<bool> Lowerer::lowerArithBinary(const Node &N) {
   if (!YV)
     return YV.takeError();
   int First = Op == "rsub" ? *YV : *XV, Second = Op == "rsub" ? *XV : *YV;
+  // a - b with a broadcast a is -(b - a): exact, as rounding to nearest is
+  // symmetric; division has no such form.
+  bool Negate = Op != "div" && Vals[First].Dims != OutT.Dims &&
+                Vals[Second].Dims == OutT.Dims;
+  if (Negate)
+    std::swap(First, Second);
   if (Vals[First].Dims != OutT.Dims || Vals[First].Dt != DType::F32 ||
       Vals[Second].Dt != DType::F32)
     return false;
@@ -189,11 +195,16 @@ llvm::Expected<bool> Lowerer::lowerArithBinary(const Node &N) {
   DstMd = makeDesc(DType::F32, OutT.Dims, Vals[First].L);
   auto Alg =
       Op == "div" ? dnnl::algorithm::binary_div : dnnl::algorithm::binary_sub;
+  dnnl::primitive_attr Attr = scratchAttr();
+  if (Negate) {
+    dnnl::post_ops PO;
+    PO.append_eltwise(1.0f, dnnl::algorithm::eltwise_linear, -1.0f, 0.0f);
+    Attr.set_post_ops(PO);
+  }
   dnnl::binary::primitive_desc PD;
   try {
     PD = dnnl::binary::primitive_desc(
-        dnnl::binary::desc(Alg, Vals[S0].Md, Md1, DstMd), scratchAttr(),
-        P.Engine);
+        dnnl::binary::desc(Alg, Vals[S0].Md, Md1, DstMd), Attr, P.Engine);
   } catch (const dnnl::error &) {
     return false;
   }
@@ -203,7 +214,9 @@ llvm::Expected<bool> Lowerer::lowerArithBinary(const Node &N) {
                {arg(DNNL_ARG_SRC_0, S0),
                 {DNNL_ARG_SRC_1, V1.Buf, V1.Offset, Md1},
                 arg(DNNL_ARG_DST, Dst)})
-      .Info.Detail = Op == "div" ? "div" : "sub";
+      .Info.Detail = Op == "div" ? "div"
+                     : Negate    ? "sub, negated"
+                                 : "sub";
   bindNode(&N, Dst);
   return true;
 }
