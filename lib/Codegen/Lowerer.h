@@ -193,6 +193,11 @@ public:
   llvm::Expected<bool> lowerCat(const Node &N);
   llvm::Expected<bool> lowerQuantize(const Node &N);
   llvm::Expected<bool> lowerDequantize(const Node &N);
+  // arith family (LowerArith.cpp).
+  llvm::Expected<bool> lowerArithBinary(const Node &N);
+  llvm::Expected<bool> lowerInterpolate(const Node &N);
+  llvm::Expected<bool> lowerEmbedding(const Node &N);
+  llvm::Expected<bool> lowerNarrow(const Node &N);
 
   /// The post-ops of \p G: the sum (with \p Other's scale and zero point
   /// for int8) and the clamp, in units of \p OutQ for an int8 destination,

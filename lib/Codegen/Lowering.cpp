@@ -47,6 +47,12 @@ memory::data_type codegen::toDnnl(DType T) {
 
 memory::desc codegen::makeDesc(DType T, llvm::ArrayRef<int64_t> Dims,
                                Layout L) {
+  if (T == DType::S64) {
+    // arith family: oneDNN has no s64; index tensors (embedding's input)
+    // travel as their bytes, read only by host kernels.
+    memory::dims Bytes{std::max<int64_t>(1, numElements(Dims)) * 2};
+    return memory::desc(Bytes, memory::data_type::s32, Tag::a);
+  }
   memory::dims D(Dims.begin(), Dims.end());
   if (D.empty())
     D.push_back(1);
@@ -564,16 +570,8 @@ int Lowerer::addConstant(const Tensor &T, const memory::desc &UserMd,
 // Inputs, constants, views, outputs
 //===----------------------------------------------------------------------===//
 
-static llvm::Error checkDType(const Node &N, DType T) {
-  if (T == DType::S64)
-    return nodeError(N, "s64 tensors are not supported by the compiler");
-  return llvm::Error::success();
-}
-
 llvm::Error Lowerer::lowerPlaceholder(const Node &N, int Index) {
   const TensorType &T = typeOf(&N);
-  if (llvm::Error E = checkDType(N, T.Dtype))
-    return E;
   Value V;
   V.Md = makeDesc(T.Dtype, T.Dims, Layout::Plain);
   V.Buf =
@@ -590,8 +588,6 @@ llvm::Error Lowerer::lowerGetAttr(const Node &N) {
   const Tensor *T = GM.lookupTensor(N.target());
   if (!T || !T->hasData())
     return nodeError(N, "tensor '" + N.target() + "' has no data");
-  if (llvm::Error E = checkDType(N, T->dtype()))
-    return E;
   memory::desc Md = makeDesc(T->dtype(), T->shape(), Layout::Plain);
   Value V;
   V.Buf = addConstant(*T, Md, Md, N.target().str());
@@ -828,8 +824,6 @@ llvm::Error Lowerer::lowerFallback(const Node &N, llvm::StringRef Why) {
     KW.emplace_back(KV.first, std::move(*T));
   }
   const TensorType &OutT = typeOf(&N);
-  if (llvm::Error E = checkDType(N, OutT.Dtype))
-    return E;
   int Out = newValue(OutT.Dtype, OutT.Dims, Layout::Plain, OutT.Quant,
                      N.name().str());
   bool IsModule = N.op() == OpCode::CallModule;
@@ -1051,6 +1045,19 @@ llvm::Error Lowerer::lowerNode(const Node &N) {
     break;
   case LowerKind::Dequantize:
     Done = lowerDequantize(N);
+    break;
+  // arith family.
+  case LowerKind::ArithBinary:
+    Done = lowerArithBinary(N);
+    break;
+  case LowerKind::Resample:
+    Done = lowerInterpolate(N);
+    break;
+  case LowerKind::Embedding:
+    Done = lowerEmbedding(N);
+    break;
+  case LowerKind::Narrow:
+    Done = lowerNarrow(N);
     break;
   }
   if (!Done)

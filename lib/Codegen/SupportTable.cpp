@@ -83,6 +83,17 @@ const LoweringRule Rules[] = {
     function("relu6", LowerKind::Eltwise, All, 0, ClampKind::Relu6),
     function("reshape", LowerKind::View, All, 0),
     function("view", LowerKind::View, All, 0),
+    // arith family.
+    module("Embedding", LowerKind::Embedding, DtF32, 0),
+    module("Upsample", LowerKind::Resample, All, 0),
+    function("div", LowerKind::ArithBinary, DtF32, 0),
+    function("embedding", LowerKind::Embedding, DtF32, 0),
+    function("interpolate", LowerKind::Resample, All, 0),
+    function("narrow", LowerKind::Narrow, All, 0),
+    function("neg", LowerKind::ArithBinary, DtF32, 0),
+    function("reciprocal", LowerKind::ArithBinary, DtF32, 0),
+    function("rsub", LowerKind::ArithBinary, DtF32, 0),
+    function("sub", LowerKind::ArithBinary, DtF32, 0),
 };
 
 } // namespace
@@ -118,6 +129,10 @@ bool codegen::supportsDType(const LoweringRule &Rule, DType T) {
     return Rule.Dtypes & DtU8;
   case DType::S8:
     return Rule.Dtypes & DtS8;
+  case DType::S64:
+  case DType::S32:
+    // arith family: embedding reads integer indices.
+    return Rule.Kind == LowerKind::Embedding;
   default:
     return false;
   }

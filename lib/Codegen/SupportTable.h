@@ -43,7 +43,16 @@ enum class LowerKind : uint8_t {
   /// identity, contiguous, eval-mode dropout: the input itself.
   Alias,
   Quantize,
-  Dequantize
+  Dequantize,
+  // arith family (LowerArith.cpp).
+  /// sub / rsub / div / neg / reciprocal: binary or eltwise.
+  ArithBinary,
+  /// interpolate: resampling, or the host kernel of PyTorch's index rule.
+  Resample,
+  /// embedding: a host gather of the table's rows.
+  Embedding,
+  /// narrow: a copy from a sub-memory.
+  Narrow
 };
 
 /// Activation dtypes, as bits.

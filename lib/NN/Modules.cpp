@@ -230,6 +230,54 @@ Value Dropout::forward(Value X) {
 }
 
 //===----------------------------------------------------------------------===//
+// arith family: Upsample, Embedding
+//===----------------------------------------------------------------------===//
+
+Upsample::Upsample(const UpsampleOptions &O) : StandardModule("Upsample") {
+  if (O.Size.has_value() == O.ScaleFactor.has_value())
+    throw Error("Upsample: exactly one of size and scale_factor must be set");
+  if (O.Mode != "nearest" && O.Mode != "bilinear")
+    throw Error("Upsample: mode: '" + O.Mode +
+                "' is not supported (expected 'nearest' or 'bilinear')");
+  if (O.AlignCorners && O.Mode == "nearest")
+    throw Error("Upsample: align_corners option can only be set with the "
+                "interpolating modes: linear | bilinear | bicubic | trilinear");
+  if (O.Size)
+    setAttr("size", Argument::ints({(*O.Size)[0], (*O.Size)[1]}));
+  if (O.ScaleFactor)
+    setAttr("scale_factor",
+            Argument::list({Argument::real((*O.ScaleFactor)[0]),
+                            Argument::real((*O.ScaleFactor)[1])}));
+  setAttr("mode", Argument::string(O.Mode));
+  // nn.Upsample passes align_corners through; F.interpolate turns None
+  // into False for bilinear.
+  if (O.AlignCorners)
+    setAttr("align_corners", Argument::boolean(*O.AlignCorners));
+}
+
+Embedding::Embedding(int64_t NumEmbeddings, int64_t EmbeddingDim,
+                     std::optional<int64_t> PaddingIdx)
+    : StandardModule("Embedding") {
+  if (NumEmbeddings <= 0 || EmbeddingDim <= 0)
+    throw Error("Embedding: num_embeddings and embedding_dim must be positive");
+  if (PaddingIdx &&
+      (*PaddingIdx < -NumEmbeddings || *PaddingIdx >= NumEmbeddings))
+    throw Error("Embedding: padding_idx must be within num_embeddings");
+  setAttr("num_embeddings", Argument::integer(NumEmbeddings));
+  setAttr("embedding_dim", Argument::integer(EmbeddingDim));
+  // torch initializes with N(0, 1); a uniform of the same variance keeps
+  // to the shared generator (trained values come from state_dicts).
+  Tensor W = uniformInit({NumEmbeddings, EmbeddingDim}, std::sqrt(3.0));
+  if (PaddingIdx) {
+    int64_t Row = *PaddingIdx < 0 ? *PaddingIdx + NumEmbeddings : *PaddingIdx;
+    setAttr("padding_idx", Argument::integer(Row));
+    for (int64_t J = 0; J < EmbeddingDim; ++J)
+      W.data<float>()[Row * EmbeddingDim + J] = 0.0f;
+  }
+  weight = register_parameter("weight", W);
+}
+
+//===----------------------------------------------------------------------===//
 // Sequential
 //===----------------------------------------------------------------------===//
 

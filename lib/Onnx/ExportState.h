@@ -175,6 +175,15 @@ void attrFloat(onnx::NodeProto &P, const char *Name, float V);
 using EmitFn = llvm::Expected<std::string> (*)(ExportState &S,
                                                const NodeCall &C);
 
+// arith family (ExportArith.cpp).
+llvm::Expected<std::string> emitSub(ExportState &S, const NodeCall &C);
+llvm::Expected<std::string> emitRsub(ExportState &S, const NodeCall &C);
+llvm::Expected<std::string> emitDiv(ExportState &S, const NodeCall &C);
+llvm::Expected<std::string> emitNeg(ExportState &S, const NodeCall &C);
+llvm::Expected<std::string> emitReciprocal(ExportState &S, const NodeCall &C);
+llvm::Expected<std::string> emitNarrow(ExportState &S, const NodeCall &C);
+llvm::Expected<std::string> emitInterpolate(ExportState &S, const NodeCall &C);
+
 /// One row of the export table: a qfx op (call_function / call_method
 /// target, or the op a module kind calls) and its emitter, or the reason
 /// it has no ONNX form.

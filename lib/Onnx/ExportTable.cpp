@@ -557,17 +557,23 @@ const ExportRule Rules[] = {
     {"contiguous", emitIdentity, nullptr},
     {"conv2d", emitConv, nullptr},
     {"dequantize", emitPassFloat, nullptr}, // DequantizeLinear
+    {"div", emitDiv, nullptr},              // arith family
     {"dropout", emitIdentity, nullptr},     // eval mode
-    {"flatten", emitFlatten, nullptr},      // Flatten(axis=1) or Reshape
+    {"embedding", nullptr,
+     "embedding's int64 index input has no ONNX export here"},
+    {"flatten", emitFlatten, nullptr}, // Flatten(axis=1) or Reshape
     {"hardsigmoid", emitHardsigmoid, nullptr},
     {"hardswish", emitHardswish, nullptr}, // HardSwish (opset 14) or x*HS(x)
     {"hardtanh", emitHardtanh, nullptr},   // Clip
     {"identity", emitIdentity, nullptr},
+    {"interpolate", emitInterpolate, nullptr}, // Resize
     {"leaky_relu", emitLeakyRelu, nullptr},
     {"linear", emitLinear, nullptr}, // Gemm(transB=1); MatMul+Add if not 2-D
     {"max_pool2d", emitMaxPool, nullptr},
     {"mean", emitMean, nullptr}, // ReduceMean
     {"mul", emitMul, nullptr},
+    {"narrow", emitNarrow, nullptr}, // Slice
+    {"neg", emitNeg, nullptr},
     {"permute", emitPermute, nullptr},
     {"quantize_per_tensor", emitPassFloat, nullptr}, // QuantizeLinear
     {"quantized_add", emitAdd, nullptr},             // QLinearAdd
@@ -590,11 +596,14 @@ const ExportRule Rules[] = {
     {"quantized_sigmoid", emitSigmoid, nullptr},         // QLinearSigmoid
     {"quantized_softmax", emitSoftmax, nullptr},         // QLinearSoftmax
     {"quantized_tanh", emitTanh, nullptr},
+    {"reciprocal", emitReciprocal, nullptr},
     {"relu", emitRelu, nullptr},
     {"relu6", emitRelu6, nullptr}, // Clip(0, 6)
     {"reshape", emitReshape, nullptr},
+    {"rsub", emitRsub, nullptr}, // Sub(other, input)
     {"sigmoid", emitSigmoid, nullptr},
     {"softmax", emitSoftmax, nullptr},
+    {"sub", emitSub, nullptr},
     {"tanh", emitTanh, nullptr},
     {"transpose", emitTranspose, nullptr},
     {"view", emitReshape, nullptr},

@@ -239,8 +239,10 @@ llvm::Error ModelImporter::readInputs() {
       return fileError(S.File, Where + ": only tensor inputs are supported");
     const onnx::TypeProto::Tensor &TT = In.type().tensor_type();
     std::optional<DType> D = dtypeFromOnnx(TT.elem_type());
-    if (!D || *D != DType::F32)
-      return fileError(S.File, Where + ": only float inputs are supported");
+    // int64 inputs are indices (nn.Embedding's, arith family).
+    if (!D || (*D != DType::F32 && *D != DType::S64))
+      return fileError(S.File,
+                       Where + ": only float and int64 inputs are supported");
     if (!TT.has_shape())
       return fileError(S.File, Where + ": the shape is unknown");
     TensorType Ty;

@@ -329,6 +329,8 @@ llvm::Error qfx::onnximport::importShape(NodeReader &R) {
 }
 
 llvm::Error qfx::onnximport::importGather(NodeReader &R) {
+  if (isEmbeddingGather(R)) // arith family
+    return importEmbeddingGather(R);
   auto Data = R.constant(0, "data");
   auto Indices = R.constInts(1, "indices");
   auto Axis = R.attrInt("axis", 0);
@@ -433,6 +435,10 @@ llvm::Error qfx::onnximport::importSqueeze(NodeReader &R) {
 }
 
 llvm::Error qfx::onnximport::importSlice(NodeReader &R) {
+  if (auto X = R.input(0); X && !(*X)->isConst()) // arith family
+    return importSliceTensor(R);
+  else if (!X)
+    return X.takeError();
   auto Data = R.constant(0, "data");
   auto Starts = R.constInts(1, "starts");
   auto Ends = R.constInts(2, "ends");

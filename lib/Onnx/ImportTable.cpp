@@ -47,6 +47,14 @@ static const ImportRule Rules[] = {
     {"", "Cast", {9, 13}, importCast},
     {"", "Constant", {9, 11, 12, 13}, importConstant},
     {"", "ConstantOfShape", {9}, importConstantOfShape},
+    // arith family (ImportArith.cpp); Slice of a tensor and Gather from a
+    // float table are handed over by importSlice / importGather.
+    {"", "Sub", {7, 13, 14}, importSub},
+    {"", "Div", {7, 13, 14}, importDiv},
+    {"", "Neg", {6, 13}, importNeg},
+    {"", "Reciprocal", {6, 13}, importReciprocal},
+    {"", "Resize", {11, 13}, importResize}, // as F.interpolate
+    {"", "Split", {11, 13}, importSplit},   // narrows
     // QDQ (ImportQdq.cpp).
     {"", "QuantizeLinear", {10, 13}, importQuantizeLinear},
     {"", "DequantizeLinear", {10, 13}, importDequantizeLinear},

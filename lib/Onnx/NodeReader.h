@@ -212,6 +212,21 @@ llvm::Error importReshape(NodeReader &R);
 llvm::Error importConcat(NodeReader &R);
 llvm::Error importShape(NodeReader &R);
 llvm::Error importGather(NodeReader &R);
+// arith family (ImportArith.cpp).
+llvm::Error importSub(NodeReader &R);
+llvm::Error importDiv(NodeReader &R);
+llvm::Error importNeg(NodeReader &R);
+llvm::Error importReciprocal(NodeReader &R);
+llvm::Error importResize(NodeReader &R);
+llvm::Error importSplit(NodeReader &R);
+/// Slice of a graph value (importSlice folds constants and hands the rest
+/// here): one narrow per cut axis.
+llvm::Error importSliceTensor(NodeReader &R);
+/// Whether a Gather reads rows of a 2-d float constant with graph indices,
+/// which is how nn.Embedding exports; importGather then calls
+/// importEmbeddingGather.
+bool isEmbeddingGather(NodeReader &R);
+llvm::Error importEmbeddingGather(NodeReader &R);
 llvm::Error importUnsqueeze(NodeReader &R);
 llvm::Error importSqueeze(NodeReader &R);
 llvm::Error importSlice(NodeReader &R);

@@ -65,6 +65,10 @@ const BackendOpEntry Table[] = {
     fixed01("hardsigmoid", false),
     {"hardswish", false, G},
     {"hardtanh", false, S},
+    // arith family: F.interpolate shares its input's qparams in PyTorch
+    // 1.13's x86 config; sub, div, embedding, narrow and nn.Upsample are
+    // not listed there, so they stay float.
+    {"interpolate", false, S},
     {"leaky_relu", false, G},
     {"max_pool2d", false, S},
     {"mean", false, S},

@@ -320,6 +320,13 @@ static const ModuleKindDef ModuleKinds[] = {
     {"Sigmoid", "sigmoid", {}, {}},
     {"Softmax", "softmax", {}, {"dim"}},
     {"Tanh", "tanh", {}, {}},
+    // arith family.
+    {"Embedding", "embedding", {"weight"}, {"padding_idx"}},
+    {"Upsample",
+     "interpolate",
+     {},
+     {"size", "scale_factor", "mode", "align_corners",
+      "recompute_scale_factor"}},
 };
 
 const ModuleKindDef *qfx::lookupModuleKind(llvm::StringRef Kind) {

@@ -8,6 +8,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "ArithOps.h"
 #include "QuantKernels.h"
 
 #include "qfx/Backend/OneDNN/FloatKernels.h"
@@ -646,6 +647,9 @@ const std::vector<OpDef> &table() {
     };
     std::vector<OpDef> Q = quantizedOpDefs();
     T.insert(T.end(), Q.begin(), Q.end());
+    // arith family: sub, div, interpolate, embedding, narrow (ArithOpTable).
+    std::vector<OpDef> Arith = arithOpDefs();
+    T.insert(T.end(), Arith.begin(), Arith.end());
     auto ByName = [](const OpDef &A, const OpDef &B) {
       return llvm::StringRef(A.Name) < B.Name;
     };

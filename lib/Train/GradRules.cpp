@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "GradRules.h"
+#include "ArithGrads.h"
 
 #include "qfx/Support/Error.h"
 
@@ -321,5 +322,6 @@ const GradRule *qfx::train::lookupGradRule(llvm::StringRef Op) {
       Rules, [&](const GradRule &R) { return llvm::StringRef(R.Op) < Op; });
   if (It != std::end(Rules) && Op == It->Op)
     return It;
-  return nullptr;
+  // arith family (ArithGrads.cpp).
+  return lookupArithGradRule(Op);
 }

@@ -107,11 +107,15 @@ llvm::Error Recorder::bindInputs(llvm::ArrayRef<Tensor> Inputs) {
   std::vector<Node *> Ph = GM.graph().placeholders();
   for (size_t I = 0; I < Ph.size(); ++I) {
     // Placeholders without a type are not checked against one: training
-    // needs f32 whatever the graph says.
-    if (Inputs[I].dtype() != DType::F32)
-      return makeError("input '" + Ph[I]->name() + "' must be an f32 tensor");
+    // needs f32 whatever the graph says, or integer indices (embedding's
+    // input, arith family), which have no gradient.
+    bool Indices =
+        Inputs[I].dtype() == DType::S64 || Inputs[I].dtype() == DType::S32;
+    if (Inputs[I].dtype() != DType::F32 && !Indices)
+      return makeError("input '" + Ph[I]->name() +
+                       "' must be an f32 tensor (or s64 / s32 indices)");
     St.Values[Ph[I]] = Inputs[I];
-    St.ReqGrad[Ph[I]] = Opts.InputGradients;
+    St.ReqGrad[Ph[I]] = Opts.InputGradients && !Indices;
   }
   return llvm::Error::success();
 }

@@ -13,6 +13,7 @@
 #include "qfx/NN/Value.h"
 
 #include <optional>
+#include <string>
 #include <vector>
 
 namespace qfx {
@@ -58,6 +59,41 @@ Value cat(const std::vector<Value> &Tensors, int64_t Dim = 0);
 Value flatten(const Value &X, int64_t StartDim = 0, int64_t EndDim = -1);
 Value softmax(const Value &X, int64_t Dim);
 Value dropout(const Value &X, double P = 0.5, bool Training = false);
+
+//===--- arith family ---===//
+
+/// torch.sub / torch.rsub / torch.div with a tensor or scalar other;
+/// rounding_mode is "" (None), "trunc" or "floor".
+Value sub(const Value &A, const Value &B, double Alpha = 1.0);
+Value sub(const Value &A, double S);
+Value rsub(const Value &A, double S);
+Value div(const Value &A, const Value &B, const std::string &RoundingMode = "");
+Value div(const Value &A, double S, const std::string &RoundingMode = "");
+Value neg(const Value &X);
+Value reciprocal(const Value &X);
+
+/// F.interpolate's options: exactly one of Size and ScaleFactor.
+struct InterpolateOptions {
+  std::optional<std::vector<int64_t>> Size;
+  std::optional<std::vector<double>> ScaleFactor;
+  /// "nearest" or "bilinear".
+  std::string Mode = "nearest";
+  std::optional<bool> AlignCorners;
+  std::optional<bool> RecomputeScaleFactor;
+};
+Value interpolate(const Value &X, const InterpolateOptions &O);
+/// F.embedding: rows of \p Weight picked by s64 \p Indices.
+Value embedding(const Value &Indices, const Value &Weight,
+                std::optional<int64_t> PaddingIdx = std::nullopt);
+/// torch.narrow.
+Value narrow(const Value &X, int64_t Dim, int64_t Start, int64_t Length);
+/// torch.split / torch.chunk: one narrow per piece (the IR has one tensor
+/// per node, so each piece is its own node, like the getitem nodes torch.fx
+/// records after a split).
+std::vector<Value> split(const Value &X, int64_t SplitSize, int64_t Dim = 0);
+std::vector<Value> split(const Value &X, const std::vector<int64_t> &Sizes,
+                         int64_t Dim = 0);
+std::vector<Value> chunk(const Value &X, int64_t Chunks, int64_t Dim = 0);
 
 } // namespace F
 } // namespace nn

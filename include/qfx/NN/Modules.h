@@ -15,6 +15,7 @@
 #include <array>
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 namespace qfx {
@@ -152,6 +153,33 @@ public:
 class Softmax : public StandardModule {
 public:
   explicit Softmax(int64_t Dim);
+};
+
+//===--- arith family ---===//
+
+/// nn.Upsample's options: exactly one of size and scale factor.
+struct UpsampleOptions {
+  std::optional<std::array<int64_t, 2>> Size;
+  std::optional<std::array<double, 2>> ScaleFactor;
+  /// "nearest" or "bilinear".
+  std::string Mode = "nearest";
+  /// Only for bilinear; unset means PyTorch's default (False).
+  std::optional<bool> AlignCorners;
+};
+
+/// nn.Upsample: F.interpolate with the module's options.
+class Upsample : public StandardModule {
+public:
+  explicit Upsample(const UpsampleOptions &O);
+};
+
+/// nn.Embedding(num_embeddings, embedding_dim, padding_idx): a lookup table
+/// read with s64 (or s32) indices.
+class Embedding : public StandardModule {
+public:
+  Embedding(int64_t NumEmbeddings, int64_t EmbeddingDim,
+            std::optional<int64_t> PaddingIdx = std::nullopt);
+  Tensor weight;
 };
 
 /// Runs its children in order; registered as "0", "1", ... like PyTorch.

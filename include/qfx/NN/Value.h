@@ -78,6 +78,10 @@ public:
   Value sigmoid() const;
   Value tanh() const;
 
+  // arith family: torch.Tensor.split / chunk (one narrow node per piece).
+  std::vector<Value> split(int64_t SplitSize, int64_t Dim = 0) const;
+  std::vector<Value> chunk(int64_t Chunks, int64_t Dim = 0) const;
+
   /// Control flow on data: fine eagerly, a TraceError when symbolic (like
   /// torch.fx's "symbolically traced variables cannot be used as inputs to
   /// control flow").
@@ -102,6 +106,17 @@ Value operator+(double S, const Value &A);
 Value operator*(const Value &A, const Value &B);
 Value operator*(const Value &A, double S);
 Value operator*(double S, const Value &A);
+
+// arith family: `-` records sub / rsub / neg, `/` records div, and
+// `s / x` records reciprocal then mul, which is how torch's __rtruediv__
+// computes it.
+Value operator-(const Value &A, const Value &B);
+Value operator-(const Value &A, double S);
+Value operator-(double S, const Value &A);
+Value operator-(const Value &A);
+Value operator/(const Value &A, const Value &B);
+Value operator/(const Value &A, double S);
+Value operator/(double S, const Value &A);
 
 /// An argument of an op call: a Value, a plain argument (int, float, bool,
 /// string, none, int list), or a list of Values (cat).
