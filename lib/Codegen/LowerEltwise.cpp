@@ -135,6 +135,43 @@ bool Lowerer::growActivation(Group &G, const Node &U, const LoweringRule &RU,
   return true;
 }
 
+/// The single user of \p N, if it reads \p N as its first argument.
+static const Node *onlyUser(const Node &N) {
+  if (N.users().size() != 1)
+    return nullptr;
+  const Node *U = N.users()[0];
+  if (U->op() == OpCode::Output || !U->numArgs() || !U->arg(0).isNode() ||
+      U->arg(0).getNode() != &N)
+    return nullptr;
+  return U;
+}
+
+void Lowerer::growFloatIsland(Group &G, const Node &Deq) const {
+  LowerKind K = G.Rule->Kind;
+  if ((K != LowerKind::Conv && K != LowerKind::Linear) || !G.Acts.empty() ||
+      G.SumOther)
+    return;
+  const Node *Act = onlyUser(Deq);
+  const LoweringRule *RA = Act ? lookupLoweringRule(*Act, GM) : nullptr;
+  if (!RA || RA->Kind != LowerKind::Activation ||
+      typeOf(Act).Dtype != DType::F32 || typeOf(Act).Dims != typeOf(&Deq).Dims)
+    return;
+  const Node *Q = onlyUser(*Act);
+  const LoweringRule *RQ = Q ? lookupLoweringRule(*Q, GM) : nullptr;
+  if (!RQ || RQ->Kind != LowerKind::Quantize)
+    return;
+  const TensorType &T = typeOf(Q);
+  if (T.Dtype != typeOf(G.Anchor).Dtype || !T.Quant.isPerTensor() ||
+      T.Dims != typeOf(Act).Dims)
+    return;
+  // The island computes what the int8 activation would: dequantize, the
+  // function, quantize_per_tensor.
+  G.Dequant = false;
+  G.Members.push_back(Act);
+  G.Members.push_back(Q);
+  G.Acts.push_back({RA->Act, T.Dtype, T.Quant});
+}
+
 dnnl::post_ops Lowerer::int8ActPostOps(const Group &G, DType OutDt,
                                        const QuantParams &AnchorQ,
                                        const QuantParams &OutQ,

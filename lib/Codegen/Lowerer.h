@@ -215,6 +215,10 @@ public:
   /// accumulator on its grid): the anchor's rounding and saturation, the
   /// activation in real units and its requantization (\p OutQ), or its
   /// dequantized value when \p OutDt is f32.
+  /// After an int8 anchor's fused dequantize \p Deq: a float activation
+  /// PyTorch keeps float (silu) between it and a quantize_per_tensor joins
+  /// \p G as if it were the activation's int8 form.
+  void growFloatIsland(Group &G, const Node &Deq) const;
   dnnl::post_ops int8ActPostOps(const Group &G, DType OutDt,
                                 const QuantParams &AnchorQ,
                                 const QuantParams &OutQ,

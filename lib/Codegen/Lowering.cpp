@@ -374,6 +374,7 @@ std::optional<Group> Lowerer::growGroup(const Node &Anchor,
                !G.SumOther && Opts.FuseDequantize) {
       G.Dequant = true;
       G.Members.push_back(U);
+      growFloatIsland(G, *U);
       break;
     } else {
       break;

@@ -1321,3 +1321,26 @@ TEST_CASE("lowering: float activations fuse into conv, linear and add, and "
   CHECK(countKind(*M, "binary") == 3);
   CHECK(M->fallbacks().empty());
 }
+
+TEST_CASE("lowering: an int8 conv, then silu kept float between dequantize "
+          "and quantize, is one conv within 1 step on >= 99.9% of elements",
+          "[lowering][mnv3]") {
+  Builder B;
+  ConvSpec S;
+  Node *Q = B.quantize(B.input("x", {2, 8, 9, 9}), 2.0 / 255, 128);
+  Node *C = qconv(B, "c", "QuantizedConv2d", Q, nullptr, S, 0.05, 120);
+  // PyTorch 1.13's x86 config keeps silu float: convert_fx leaves it between
+  // a dequantize and the next quantize_per_tensor.
+  Node *Silu = B.fn("silu", {B.dequantize(C)});
+  Node *Requant = B.quantize(Silu, 0.03, 10);
+  B.output(B.dequantize(Requant));
+  std::vector<Tensor> In = {randomF32({2, 8, 9, 9}, 91, -1.5f, 1.5f)};
+  Tensor Want = interpretAll(*B.GM, In)[0];
+  auto M = compileOrFail(*B.GM);
+  Tensor Got = runOrFail(*M, In)[0];
+  report("conv + float silu island", maxLsb(Got, Want, 0.03));
+  CHECK(shareWithinOneStep(Got, Want, 0.03) >= 0.999);
+  CHECK(findStep(*M, "conv", "c+dequantize+silu+quantize_per_tensor"));
+  CHECK(countKind(*M, "eltwise") == 0);
+  CHECK(M->fallbacks().empty());
+}
