@@ -129,7 +129,8 @@ def median_ms(model, x, iterations, budget):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--models", default="net,resnet18,mobilenet_v2")
+    p.add_argument("--models", default="net,resnet18,mobilenet_v2,"
+                   "mobilenet_v3_small,mobilenet_v3_cnn")
     p.add_argument("--batches", default="1,32")
     p.add_argument("--threads", default="1,2")
     p.add_argument("--iterations", type=int, default=0)
