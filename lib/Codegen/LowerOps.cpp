@@ -141,8 +141,10 @@ std::string shortFloat(double V) {
   return Buf;
 }
 
-/// A clamp as an eltwise post-op: relu when it is one, else clip.
-void appendClamp(dnnl::post_ops &PO, double Lo, double Hi, std::string &D) {
+} // namespace
+
+void codegen::appendClamp(dnnl::post_ops &PO, double Lo, double Hi,
+                          std::string &D) {
   if (Lo == 0.0 && std::isinf(Hi)) {
     PO.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
     D += " relu";
@@ -153,6 +155,8 @@ void appendClamp(dnnl::post_ops &PO, double Lo, double Hi, std::string &D) {
   PO.append_eltwise(1.0f, dnnl::algorithm::eltwise_clip, L, H);
   D += " clip(" + shortFloat(L) + "," + shortFloat(H) + ")";
 }
+
+namespace {
 
 /// \p X rounded to the integer grid of scale \p S (infinities stay), as
 /// PyTorch's quantize_val rounds clamp bounds.
@@ -216,6 +220,8 @@ dnnl::post_ops Lowerer::postOps(const Group &G, DType OutDt,
   if (!Int8) {
     if (G.Clamp.Active)
       appendClamp(PO, G.Clamp.Lo, G.Clamp.Hi, Detail);
+    for (const ActPost &A : G.Acts)
+      appendActivation(PO, A.Act, Detail);
     return PO;
   }
   // Clamps act on the value in units of the output scale before the zero
@@ -343,12 +349,18 @@ llvm::Expected<WeightedOp> Lowerer::weightedOp(const Group &G, const Value &XI,
   Op.OutDt = G.Dequant ? DType::F32 : AnchorT.Dtype;
   Op.Attr = userAttr();
   if (Op.Int8) {
-    Op.OutQ = moduleOutputQuant(*GM.lookupModule(N.target()), AnchorT);
+    Op.OutQ = Op.AnchorQ =
+        moduleOutputQuant(*GM.lookupModule(N.target()), AnchorT);
+    // With a fused activation the scales leave the anchor's grid and the
+    // post-ops requantize (int8ActPostOps).
+    if (!G.Acts.empty() && !G.Dequant)
+      Op.OutQ = G.Acts.back().Q;
     auto WS = weightScales(N, W);
     if (!WS)
       return WS.takeError();
-    Op.Attr.set_output_scales(1 << 1,
-                              requantScales(XI.Q, *WS, Op.OutQ, G.Dequant));
+    Op.Attr.set_output_scales(
+        1 << 1,
+        requantScales(XI.Q, *WS, Op.AnchorQ, G.Dequant && G.Acts.empty()));
     if (B)
       Op.Bias = scaledBias(*B, XI.Q, *WS, {W.dim(0)});
     // Zero points are attributes only when present: without one, oneDNN
@@ -369,9 +381,13 @@ llvm::Expected<WeightedOp> Lowerer::weightedOp(const Group &G, const Value &XI,
       return O.takeError();
     Op.Other = *O;
   }
-  Op.Attr.set_post_ops(postOps(G, Op.OutDt, Op.OutQ,
-                               Op.Other >= 0 ? &Vals[Op.Other] : nullptr,
-                               Op.Detail));
+  if (Op.Int8 && !G.Acts.empty())
+    Op.Attr.set_post_ops(
+        int8ActPostOps(G, Op.OutDt, Op.AnchorQ, Op.OutQ, Op.Detail));
+  else
+    Op.Attr.set_post_ops(postOps(G, Op.OutDt, Op.OutQ,
+                                 Op.Other >= 0 ? &Vals[Op.Other] : nullptr,
+                                 Op.Detail));
   return Op;
 }
 

@@ -58,6 +58,14 @@ struct RealClamp {
   void intersect(double L, double H);
 };
 
+/// An activation fused after a group's anchor (and its clamp): the
+/// function and the type of the node applying it (int8 nodes requantize).
+struct ActPost {
+  ActKind Act = ActKind::None;
+  DType Dt = DType::F32;
+  QuantParams Q;
+};
+
 /// An op and the nodes fused after it, lowered as one step at the position
 /// of the last member (where every operand is available).
 struct Group {
@@ -69,6 +77,8 @@ struct Group {
   RealClamp Clamp;
   /// A fused dequantize: the step writes f32.
   bool Dequant = false;
+  /// Activations after the clamp, in order (LowerEltwise.cpp).
+  std::vector<ActPost> Acts;
 
   const Node *last() const { return Members.back(); }
   std::string name() const;
@@ -79,7 +89,10 @@ struct Group {
 struct WeightedOp {
   bool Int8 = false;
   DType OutDt = DType::F32;
+  /// The destination's qparams (the last fused activation's, if any).
   QuantParams OutQ;
+  /// The anchor's own output qparams (int8).
+  QuantParams AnchorQ;
   /// The residual operand's value, or -1.
   int Other = -1;
   dnnl::primitive_attr Attr;
@@ -191,6 +204,27 @@ public:
   llvm::Expected<bool> lowerPool(const Node &N, const LoweringRule &R);
   llvm::Expected<bool> lowerEltwise(const Node &N, const LoweringRule &R);
   llvm::Expected<bool> lowerCat(const Node &N);
+
+  //===--- Activations and mul (LowerEltwise.cpp) ---===//
+  /// Whether activation \p U (rule \p RU) applied to \p Cur fuses into
+  /// \p G; if so it is recorded in G.Acts.
+  bool growActivation(Group &G, const Node &U, const LoweringRule &RU,
+                      const Node *Cur) const;
+  /// The post-ops of a group with an activation after an int8 anchor whose
+  /// own output qparams are \p AnchorQ (the output scales leave the
+  /// accumulator on its grid): the anchor's rounding and saturation, the
+  /// activation in real units and its requantization (\p OutQ), or its
+  /// dequantized value when \p OutDt is f32.
+  /// After an int8 anchor's fused dequantize \p Deq: a float activation
+  /// PyTorch keeps float (silu) between it and a quantize_per_tensor joins
+  /// \p G as if it were the activation's int8 form.
+  void growFloatIsland(Group &G, const Node &Deq) const;
+  dnnl::post_ops int8ActPostOps(const Group &G, DType OutDt,
+                                const QuantParams &AnchorQ,
+                                const QuantParams &OutQ,
+                                std::string &Detail) const;
+  llvm::Expected<bool> lowerActivation(const Node &N, const LoweringRule &R);
+  llvm::Expected<bool> lowerMul(const Node &N);
   llvm::Expected<bool> lowerQuantize(const Node &N);
   llvm::Expected<bool> lowerDequantize(const Node &N);
   // arith family (LowerArith.cpp).
@@ -242,6 +276,12 @@ dnnl::memory::desc makeDesc(DType T, llvm::ArrayRef<int64_t> Dims, Layout L);
 bool layoutsAgree(llvm::ArrayRef<int64_t> Dims);
 /// An error naming node \p N.
 llvm::Error nodeError(const Node &N, const llvm::Twine &Msg);
+/// Appends activation \p A (in real units, its result times \p Scale) to
+/// \p PO and its name to \p Detail.
+void appendActivation(dnnl::post_ops &PO, ActKind A, std::string &Detail,
+                      float Scale = 1.0f);
+/// A clamp as an eltwise post-op: relu when it is one, else clip.
+void appendClamp(dnnl::post_ops &PO, double Lo, double Hi, std::string &D);
 
 } // namespace codegen
 } // namespace qfx

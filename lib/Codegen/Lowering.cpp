@@ -354,9 +354,14 @@ std::optional<Group> Lowerer::growGroup(const Node &Anchor,
     const LoweringRule *RU = lookupLoweringRule(*U, GM);
     if (!RU || !U->numArgs() || !U->arg(0).isNode())
       break;
-    if (RU->Kind == LowerKind::Eltwise &&
-        (R.PostOps & (PostEltwise | PostRelu)) && U->arg(0).getNode() == Cur &&
-        typeOf(U) == typeOf(Cur)) {
+    if (RU->Kind == LowerKind::Activation) {
+      if (!growActivation(G, *U, *RU, Cur))
+        break;
+    } else if (!G.Acts.empty() && RU->Kind != LowerKind::Dequantize) {
+      break; // clamps and sums apply before activations
+    } else if (RU->Kind == LowerKind::Eltwise &&
+               (R.PostOps & (PostEltwise | PostRelu)) &&
+               U->arg(0).getNode() == Cur && typeOf(U) == typeOf(Cur)) {
       auto C = clampBounds(*U, RU->Clamp);
       if (!C) {
         llvm::consumeError(C.takeError());
@@ -375,6 +380,7 @@ std::optional<Group> Lowerer::growGroup(const Node &Anchor,
                !G.SumOther && Opts.FuseDequantize) {
       G.Dequant = true;
       G.Members.push_back(U);
+      growFloatIsland(G, *U);
       break;
     } else {
       break;
@@ -1036,6 +1042,12 @@ llvm::Error Lowerer::lowerNode(const Node &N) {
     break;
   case LowerKind::Eltwise:
     Done = lowerEltwise(N, *R);
+    break;
+  case LowerKind::Activation:
+    Done = lowerActivation(N, *R);
+    break;
+  case LowerKind::Mul:
+    Done = lowerMul(N);
     break;
   case LowerKind::Cat:
     Done = lowerCat(N);

@@ -23,6 +23,11 @@ LoweringRule function(const char *Op, LowerKind K, uint8_t Dt, uint8_t Post,
   return {Op, false, K, Dt, Post, false, C};
 }
 
+LoweringRule activation(const char *Op, bool IsModule, uint8_t Dt, ActKind A) {
+  return {Op, IsModule, LowerKind::Activation, Dt,
+          0,  false,    ClampKind::None,       A};
+}
+
 // Quantized conv / linear fuse a following clamp and dequantize; the
 // residual add of the ConvAdd kinds is the sum post-op (with the identity's
 // scale and zero point), so a dequantize cannot follow it (an f32
@@ -94,6 +99,28 @@ const LoweringRule Rules[] = {
     function("reciprocal", LowerKind::ArithBinary, DtF32, 0),
     function("rsub", LowerKind::ArithBinary, DtF32, 0),
     function("sub", LowerKind::ArithBinary, DtF32, 0),
+
+    // MobileNetV3 family (LowerEltwise.cpp). Activations fuse as eltwise
+    // post-ops wherever a clamp may (PostEltwise), in real units for int8
+    // anchors; alone they are eltwise primitives (f32) or tables (int8, the
+    // op table's own kernel evaluated on all 256 codes). PyTorch 1.13's x86
+    // config quantizes all but silu, which stays float.
+    activation("Hardsigmoid", true, DtF32, ActKind::Hardsigmoid),
+    activation("Hardswish", true, DtF32, ActKind::Hardswish),
+    activation("SiLU", true, DtF32, ActKind::Silu),
+    activation("Sigmoid", true, DtF32, ActKind::Sigmoid),
+    activation("Tanh", true, DtF32, ActKind::Tanh),
+    activation("hardsigmoid", false, DtF32, ActKind::Hardsigmoid),
+    activation("hardswish", false, DtF32, ActKind::Hardswish),
+    activation("quantized_hardsigmoid", false, DtInt8, ActKind::Hardsigmoid),
+    activation("quantized_hardswish", false, DtInt8, ActKind::Hardswish),
+    activation("quantized_sigmoid", false, DtInt8, ActKind::Sigmoid),
+    activation("quantized_tanh", false, DtInt8, ActKind::Tanh),
+    activation("sigmoid", false, DtF32, ActKind::Sigmoid),
+    activation("silu", false, DtF32, ActKind::Silu),
+    activation("tanh", false, DtF32, ActKind::Tanh),
+    function("mul", LowerKind::Mul, DtF32, 0),
+    function("quantized_mul", LowerKind::Mul, DtInt8, 0),
 };
 
 } // namespace

@@ -52,7 +52,23 @@ enum class LowerKind : uint8_t {
   /// embedding: a host gather of the table's rows.
   Embedding,
   /// narrow: a copy from a sub-memory.
-  Narrow
+  Narrow,
+  /// hardswish, hardsigmoid, sigmoid, tanh, silu (Act says which): an
+  /// eltwise post-op of a preceding conv / linear, else a primitive (f32)
+  /// or a 256-entry table (int8).
+  Activation,
+  /// Two-tensor mul with broadcasting (f32 binary, int8 host kernel).
+  Mul
+};
+
+/// The function an Activation op applies, in real units.
+enum class ActKind : uint8_t {
+  None,
+  Hardswish,
+  Hardsigmoid,
+  Sigmoid,
+  Tanh,
+  Silu
 };
 
 /// Activation dtypes, as bits.
@@ -96,6 +112,8 @@ struct LoweringRule {
   /// Built in: a clamp after everything else (ReLU kinds), or the clamp of
   /// an Eltwise op.
   ClampKind Clamp = ClampKind::None;
+  /// The function of an Activation op.
+  ActKind Act = ActKind::None;
 };
 
 /// The row for \p Op, or nullptr.

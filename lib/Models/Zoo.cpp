@@ -1,4 +1,4 @@
-//===- Zoo.cpp - Net, ResNet-18 and MobileNetV2 ---------------------------===//
+//===- Zoo.cpp - Net, ResNet-18, MobileNetV2 and MobileNetV3-Small --------===//
 //
 // Module names, registration order and forward() follow torchvision 0.14
 // line by line: the state_dict keys (and their order) must equal
@@ -151,21 +151,40 @@ int64_t makeDivisible(double V, int64_t Divisor) {
   return NewV;
 }
 
-/// torchvision's Conv2dNormActivation with BatchNorm2d and ReLU6: a
-/// Sequential subclass in Python, so it keeps Sequential's child names and
+/// The activation_layer of a Conv2dNormActivation.
+enum class Activation { None, ReLU, ReLU6, Hardswish };
+
+/// torchvision's norm_layer arguments: MobileNetV2 takes BatchNorm2d's
+/// defaults, MobileNetV3 eps 0.001 and momentum 0.01.
+struct NormArgs {
+  double Eps = 1e-5, Momentum = 0.1;
+};
+
+/// torchvision's Conv2dNormActivation with BatchNorm2d (ReLU6 by default):
+/// a Sequential subclass in Python, so it keeps Sequential's child names and
 /// forward() but has its own kind.
 class Conv2dNormActivation : public Module {
 public:
   Conv2dNormActivation(int64_t In, int64_t Out, int64_t Kernel = 3,
-                       int64_t Stride = 1, int64_t Groups = 1)
+                       int64_t Stride = 1, int64_t Groups = 1,
+                       Activation Act = Activation::ReLU6, NormArgs Norm = {},
+                       int64_t Dilation = 1)
       : Module("Conv2dNormActivation") {
-    register_module("0", std::make_shared<Conv2d>(Conv2dOptions(In, Out, Kernel)
-                                                      .stride(Stride)
-                                                      .padding((Kernel - 1) / 2)
-                                                      .groups(Groups)
-                                                      .bias(false)));
-    register_module("1", std::make_shared<BatchNorm2d>(Out));
-    register_module("2", std::make_shared<ReLU6>());
+    register_module(
+        "0", std::make_shared<Conv2d>(Conv2dOptions(In, Out, Kernel)
+                                          .stride(Stride)
+                                          .padding((Kernel - 1) / 2 * Dilation)
+                                          .dilation(Dilation)
+                                          .groups(Groups)
+                                          .bias(false)));
+    register_module(
+        "1", std::make_shared<BatchNorm2d>(Out, Norm.Eps, Norm.Momentum));
+    if (Act == Activation::ReLU6)
+      register_module("2", std::make_shared<ReLU6>());
+    else if (Act == Activation::ReLU)
+      register_module("2", std::make_shared<ReLU>());
+    else if (Act == Activation::Hardswish)
+      register_module("2", std::make_shared<Hardswish>());
   }
 
   Value forward(Value X) override {
@@ -245,7 +264,170 @@ private:
   std::shared_ptr<Sequential> features, classifier;
 };
 
+//===----------------------------------------------------------------------===//
+// MobileNetV3-Small
+//===----------------------------------------------------------------------===//
+
+/// torchvision.ops.SqueezeExcitation with MobileNetV3's Hardsigmoid gate.
+class SqueezeExcitation : public Module {
+public:
+  SqueezeExcitation(int64_t In, int64_t Squeeze) : Module("SqueezeExcitation") {
+    avgpool =
+        register_module("avgpool", std::make_shared<AdaptiveAvgPool2d>(1));
+    fc1 = register_module("fc1", std::make_shared<Conv2d>(In, Squeeze, 1));
+    fc2 = register_module("fc2", std::make_shared<Conv2d>(Squeeze, In, 1));
+    activation = register_module("activation", std::make_shared<ReLU>());
+    scale_activation =
+        register_module("scale_activation", std::make_shared<Hardsigmoid>());
+  }
+
+  Value forward(Value X) override {
+    Value Scale = (*avgpool)(X);
+    Scale = (*fc1)(Scale);
+    Scale = (*activation)(Scale);
+    Scale = (*fc2)(Scale);
+    Scale = (*scale_activation)(Scale);
+    return Scale * X;
+  }
+
+private:
+  std::shared_ptr<Module> avgpool, fc1, fc2, activation, scale_activation;
+};
+
+/// One row of torchvision's _mobilenet_v3_conf (width 1.0, not dilated).
+struct BneckConf {
+  int64_t In, Kernel, Expanded, Out;
+  bool UseSE, UseHS;
+  int64_t Stride;
+};
+
+/// torchvision.models.mobilenetv3.InvertedResidual.
+class InvertedResidualV3 : public Module {
+public:
+  explicit InvertedResidualV3(const BneckConf &C)
+      : Module("InvertedResidual"),
+        UseResConnect(C.Stride == 1 && C.In == C.Out) {
+    const NormArgs Norm{0.001, 0.01};
+    Activation Act = C.UseHS ? Activation::Hardswish : Activation::ReLU;
+    block = register_module("block", std::make_shared<Sequential>());
+    if (C.Expanded != C.In)
+      block->push_back(std::make_shared<Conv2dNormActivation>(
+          C.In, C.Expanded, 1, 1, 1, Act, Norm));
+    block->push_back(std::make_shared<Conv2dNormActivation>(
+        C.Expanded, C.Expanded, C.Kernel, C.Stride, C.Expanded, Act, Norm));
+    if (C.UseSE)
+      block->push_back(std::make_shared<SqueezeExcitation>(
+          C.Expanded, makeDivisible(C.Expanded / 4, 8)));
+    block->push_back(std::make_shared<Conv2dNormActivation>(
+        C.Expanded, C.Out, 1, 1, 1, Activation::None, Norm));
+  }
+
+  Value forward(Value X) override {
+    Value Result = (*block)(X);
+    if (UseResConnect)
+      Result = Result + X;
+    return Result;
+  }
+
+private:
+  bool UseResConnect;
+  std::shared_ptr<Sequential> block;
+};
+
+class MobileNetV3 : public Module {
+public:
+  explicit MobileNetV3(int64_t NumClasses) : Module("MobileNetV3") {
+    // mobilenet_v3_small: in, kernel, expanded, out, SE, hardswish, stride.
+    static const BneckConf Settings[] = {
+        {16, 3, 16, 16, true, false, 2},  {16, 3, 72, 24, false, false, 2},
+        {24, 3, 88, 24, false, false, 1}, {24, 5, 96, 40, true, true, 2},
+        {40, 5, 240, 40, true, true, 1},  {40, 5, 240, 40, true, true, 1},
+        {40, 5, 120, 48, true, true, 1},  {48, 5, 144, 48, true, true, 1},
+        {48, 5, 288, 96, true, true, 2},  {96, 5, 576, 96, true, true, 1},
+        {96, 5, 576, 96, true, true, 1}};
+    const NormArgs Norm{0.001, 0.01};
+    const int64_t LastChannel = 1024;
+    features = register_module("features", std::make_shared<Sequential>());
+    features->push_back(std::make_shared<Conv2dNormActivation>(
+        3, Settings[0].In, 3, 2, 1, Activation::Hardswish, Norm));
+    for (const BneckConf &C : Settings)
+      features->push_back(std::make_shared<InvertedResidualV3>(C));
+    int64_t LastIn = std::end(Settings)[-1].Out, LastOut = 6 * LastIn;
+    features->push_back(std::make_shared<Conv2dNormActivation>(
+        LastIn, LastOut, 1, 1, 1, Activation::Hardswish, Norm));
+    avgpool =
+        register_module("avgpool", std::make_shared<AdaptiveAvgPool2d>(1));
+    classifier = register_module("classifier", std::make_shared<Sequential>());
+    classifier->push_back(std::make_shared<Linear>(LastOut, LastChannel));
+    classifier->push_back(std::make_shared<Hardswish>());
+    classifier->push_back(std::make_shared<Dropout>(0.2));
+    classifier->push_back(std::make_shared<Linear>(LastChannel, NumClasses));
+  }
+
+  Value forward(Value X) override {
+    X = (*features)(X);
+    X = (*avgpool)(X);
+    X = F::flatten(X, 1);
+    return (*classifier)(X);
+  }
+
+private:
+  std::shared_ptr<Sequential> features, classifier;
+  std::shared_ptr<Module> avgpool;
+};
+
+//===----------------------------------------------------------------------===//
+// A MobileNetV3-style CNN for 28x28 inputs
+//===----------------------------------------------------------------------===//
+
+/// conv + BatchNorm2d (+ hardswish) as MobileNetV3 writes them.
+std::shared_ptr<Module> convBn(int64_t In, int64_t Out, int64_t Kernel,
+                               int64_t Stride, int64_t Groups, Activation Act) {
+  return std::make_shared<Conv2dNormActivation>(In, Out, Kernel, Stride, Groups,
+                                                Act, NormArgs{0.001, 0.01});
+}
+
+class MobileNetV3CNN : public Module {
+public:
+  explicit MobileNetV3CNN(int64_t NumClasses) : Module("MobileNetV3CNN") {
+    stem = register_module("stem", convBn(1, 16, 3, 2, 1, Activation::None));
+    dw1 = register_module("dw1", convBn(16, 16, 3, 1, 16, Activation::None));
+    se1 = register_module("se1", std::make_shared<SqueezeExcitation>(16, 8));
+    pw1 = register_module("pw1", convBn(16, 24, 1, 1, 1, Activation::None));
+    expand2 = register_module("expand2",
+                              convBn(24, 72, 1, 1, 1, Activation::Hardswish));
+    dw2 =
+        register_module("dw2", convBn(72, 72, 3, 2, 72, Activation::Hardswish));
+    se2 = register_module("se2", std::make_shared<SqueezeExcitation>(72, 24));
+    pw2 = register_module("pw2", convBn(72, 40, 1, 1, 1, Activation::None));
+    head = register_module("head",
+                           convBn(40, 128, 1, 1, 1, Activation::Hardswish));
+    fc = register_module("fc", std::make_shared<Linear>(128, NumClasses));
+  }
+
+  Value forward(Value X) override {
+    X = F::hardswish((*stem)(X));
+    X = (*dw1)(X);
+    X = X * F::sigmoid(X); // SiLU written out, as users do
+    X = (*pw1)((*se1)(X));
+    X = (*pw2)((*se2)((*dw2)((*expand2)(X))));
+    X = F::adaptive_avg_pool2d((*head)(X), {1, 1});
+    return (*fc)(F::flatten(X, 1));
+  }
+
+private:
+  std::shared_ptr<Module> stem, dw1, se1, pw1, expand2, dw2, se2, pw2, head, fc;
+};
+
 } // namespace
+
+std::shared_ptr<Module> mobilenet_v3_cnn(int64_t NumClasses) {
+  return std::make_shared<MobileNetV3CNN>(NumClasses);
+}
+
+std::shared_ptr<Module> mobilenet_v3_small(int64_t NumClasses) {
+  return std::make_shared<MobileNetV3>(NumClasses);
+}
 
 std::shared_ptr<Module> resnet18(int64_t NumClasses) {
   return std::make_shared<ResNet>(std::vector<int64_t>{2, 2, 2, 2}, NumClasses);
@@ -262,6 +444,10 @@ const std::vector<ZooEntry> &zoo() {
        {1, 1, 28, 28}},
       {"resnet18", [] { return resnet18(); }, {1, 3, 224, 224}},
       {"mobilenet_v2", [] { return mobilenet_v2(); }, {1, 3, 224, 224}},
+      {"mobilenet_v3_small",
+       [] { return mobilenet_v3_small(); },
+       {1, 3, 224, 224}},
+      {"mobilenet_v3_cnn", [] { return mobilenet_v3_cnn(); }, {1, 1, 28, 28}},
   };
   return Entries;
 }

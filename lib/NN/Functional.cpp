@@ -19,6 +19,7 @@ Value F::hardswish(const Value &X) { return dispatch("hardswish", {X}); }
 Value F::hardsigmoid(const Value &X) { return dispatch("hardsigmoid", {X}); }
 Value F::sigmoid(const Value &X) { return dispatch("sigmoid", {X}); }
 Value F::tanh(const Value &X) { return dispatch("tanh", {X}); }
+Value F::silu(const Value &X) { return dispatch("silu", {X}); }
 Value F::leaky_relu(const Value &X, double NegativeSlope) {
   return dispatch("leaky_relu", {X, NegativeSlope});
 }

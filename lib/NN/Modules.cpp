@@ -144,6 +144,7 @@ Hardswish::Hardswish() : StandardModule("Hardswish") {}
 Hardsigmoid::Hardsigmoid() : StandardModule("Hardsigmoid") {}
 Sigmoid::Sigmoid() : StandardModule("Sigmoid") {}
 Tanh::Tanh() : StandardModule("Tanh") {}
+SiLU::SiLU() : StandardModule("SiLU") {}
 Identity::Identity() : StandardModule("Identity") {}
 
 Hardtanh::Hardtanh(double MinVal, double MaxVal) : StandardModule("Hardtanh") {

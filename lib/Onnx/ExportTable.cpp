@@ -140,6 +140,13 @@ Result emitHardswish(ExportState &S, const NodeCall &C) {
   std::string HS = hardSigmoid(S, *X);
   return ExportState::out(S.add("Mul", {*X, HS}));
 }
+/// silu: x * Sigmoid(x), as torch.onnx.export writes it (ONNX 1.12 has no
+/// SiLU op); the importer folds the pair back into one silu.
+Result emitSilu(ExportState &S, const NodeCall &C) {
+  QFX_TRY(X, S.floatInput(C, 0));
+  std::string Sig = ExportState::out(S.add("Sigmoid", {*X}));
+  return ExportState::out(S.add("Mul", {*X, Sig}));
+}
 Result emitLeakyRelu(ExportState &S, const NodeCall &C) {
   QFX_TRY(Slope, C.Args->real(C.param("negative_slope")));
   QFX_TRY(X, S.floatInput(C, 0));
@@ -602,6 +609,7 @@ const ExportRule Rules[] = {
     {"reshape", emitReshape, nullptr},
     {"rsub", emitRsub, nullptr}, // Sub(other, input)
     {"sigmoid", emitSigmoid, nullptr},
+    {"silu", emitSilu, nullptr}, // Sigmoid + Mul
     {"softmax", emitSoftmax, nullptr},
     {"sub", emitSub, nullptr},
     {"tanh", emitTanh, nullptr},

@@ -194,14 +194,15 @@ llvm::Error qfx::onnximport::importAdd(NodeReader &R) {
   return binary(R, "add");
 }
 
-/// x * hardsigmoid(x), how opsets before 14 export nn.Hardswish: the
-/// hardsigmoid node, if nothing else reads it, or nullptr.
-static Node *hardswishSigmoid(NodeReader &R, const OnnxValue &A,
-                              const OnnxValue &B, llvm::StringRef BName) {
+/// x * hardsigmoid(x), how opsets before 14 export nn.Hardswish, and
+/// x * sigmoid(x), how every opset up to 17 exports nn.SiLU / F.silu: the
+/// gate node, if nothing else reads it, or nullptr.
+static Node *selfGate(NodeReader &R, const OnnxValue &A, const OnnxValue &B,
+                      llvm::StringRef BName, llvm::StringRef Gate) {
   if (!A.N || !B.N || B.N->op() != OpCode::CallFunction ||
-      B.N->target() != "hardsigmoid" || B.N->numArgs() != 1 ||
-      !B.N->arg(0).isNode() || B.N->arg(0).getNode() != A.N ||
-      B.N->hasUsers() || R.state().Uses[BName.str()] != 1)
+      B.N->target() != Gate || B.N->numArgs() != 1 || !B.N->arg(0).isNode() ||
+      B.N->arg(0).getNode() != A.N || B.N->hasUsers() ||
+      R.state().Uses[BName.str()] != 1)
     return nullptr;
   return B.N;
 }
@@ -213,12 +214,14 @@ llvm::Error qfx::onnximport::importMul(NodeReader &R) {
     return E;
   for (int I = 0; I < 2; ++I) {
     const OnnxValue &X = I ? **B : **A, &Y = I ? **A : **B;
-    Node *Sig = hardswishSigmoid(R, X, Y, R.proto().input(1 - I));
-    if (!Sig)
-      continue;
-    // One hardswish, as the tracer records nn.Hardswish.
-    R.gm().graph().erase(Sig);
-    return unary(R, "hardswish", {}, I);
+    // One hardswish or silu, as the tracer records nn.Hardswish / nn.SiLU.
+    for (const char *Fold : {"hardswish", "silu"}) {
+      llvm::StringRef Gate = Fold[0] == 'h' ? "hardsigmoid" : "sigmoid";
+      if (Node *Sig = selfGate(R, X, Y, R.proto().input(1 - I), Gate)) {
+        R.gm().graph().erase(Sig);
+        return unary(R, Fold, {}, I);
+      }
+    }
   }
   return binary(R, "mul");
 }

@@ -310,6 +310,10 @@ Tensor tanh(const Tensor &X) {
   return unary(X, [](float V) { return std::tanh(V); });
 }
 
+Tensor silu(const Tensor &X) {
+  return unary(X, [](float V) { return V / (1.0f + std::exp(-V)); });
+}
+
 Tensor leakyRelu(const Tensor &X, double NegativeSlope) {
   float S = static_cast<float>(NegativeSlope);
   return unary(X, [=](float V) { return V > 0 ? V : V * S; });

@@ -317,6 +317,7 @@ static const ModuleKindDef ModuleKinds[] = {
      {"scale", "zero_point"}},
     {"ReLU", "relu", {}, {}},
     {"ReLU6", "relu6", {}, {}},
+    {"SiLU", "silu", {}, {}},
     {"Sigmoid", "sigmoid", {}, {}},
     {"Softmax", "softmax", {}, {"dim"}},
     {"Tanh", "tanh", {}, {}},

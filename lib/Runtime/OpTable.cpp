@@ -625,6 +625,7 @@ const std::vector<OpDef> &table() {
          {P{"input"}},
          inferUnary,
          runUnary<ref::sigmoid>},
+        {"silu", true, false, {P{"input"}}, inferUnary, runUnary<ref::silu>},
         {"softmax",
          true,
          true,

@@ -123,6 +123,13 @@ Tensor hardswishBackward(const Tensor &X, const Tensor &GradOut) {
   });
 }
 
+Tensor siluBackward(const Tensor &X, const Tensor &GradOut) {
+  return pointwise(X, GradOut, [](float V, float G) {
+    float S = 1.0f / (1.0f + std::exp(-V));
+    return G * S * (1.0f + V * (1.0f - S));
+  });
+}
+
 Tensor hardsigmoidBackward(const Tensor &X, const Tensor &GradOut) {
   const float OneSixth = 1.0f / 6.0f;
   return pointwise(X, GradOut, [=](float V, float G) {

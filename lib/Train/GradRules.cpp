@@ -155,6 +155,10 @@ llvm::Expected<SlotGrads> hardswishBackward(const BackwardCtx &C) {
   return inputOnly(C, grad::hardswishBackward(in(C), C.GradOut));
 }
 
+llvm::Expected<SlotGrads> siluBackward(const BackwardCtx &C) {
+  return inputOnly(C, grad::siluBackward(in(C), C.GradOut));
+}
+
 llvm::Expected<SlotGrads> hardsigmoidBackward(const BackwardCtx &C) {
   return inputOnly(C, grad::hardsigmoidBackward(in(C), C.GradOut));
 }
@@ -297,6 +301,7 @@ const GradRule Rules[] = {
     {"relu6", nullptr, relu6Backward},
     {"reshape", nullptr, viewBackward},
     {"sigmoid", nullptr, sigmoidBackward},
+    {"silu", nullptr, siluBackward},
     {"softmax", nullptr, softmaxBackward},
     {"tanh", nullptr, tanhBackward},
     {"transpose", nullptr, transposeBackward},

@@ -81,7 +81,7 @@ def activation_cases():
     save("act", x=x, relu=F.relu(x), relu6=F.relu6(x),
          hardtanh=F.hardtanh(x, -2.0, 1.5), hardswish=F.hardswish(x),
          hardsigmoid=F.hardsigmoid(x), sigmoid=torch.sigmoid(x),
-         tanh=torch.tanh(x), leaky_relu=F.leaky_relu(x, 0.1))
+         tanh=torch.tanh(x), leaky_relu=F.leaky_relu(x, 0.1), silu=F.silu(x))
 
 
 def pool_cases():

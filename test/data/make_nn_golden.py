@@ -159,6 +159,7 @@ def builtins():
                                  bias=False),
         "linear": nn.Linear(5, 3),
         "batch_norm": nn.BatchNorm2d(2, eps=0.1),
+        "silu": nn.SiLU(),
     }
 
 

@@ -46,6 +46,45 @@ class Net(nn.Module):
         return self.fc(x)
 
 
+def conv_bn(cin, cout, k, stride=1, groups=1, act=None):
+    """torchvision's Conv2dNormActivation with MobileNetV3's batch norm."""
+    from torchvision.ops.misc import Conv2dNormActivation
+    return Conv2dNormActivation(
+        cin, cout, k, stride, groups=groups, activation_layer=act,
+        norm_layer=lambda c: nn.BatchNorm2d(c, eps=0.001, momentum=0.01))
+
+
+class MobileNetV3CNN(nn.Module):
+    """qfx's mobilenet_v3_cnn: a MobileNetV3-style CNN for 28x28 inputs
+    (hardswish, x * sigmoid(x), depthwise convs, squeeze-excitation). Kept
+    identical to tools/qfx-bench/pytorch_fx_bench.py's copy."""
+
+    def __init__(self, num_classes=10):
+        super().__init__()
+        from torchvision.ops.misc import SqueezeExcitation
+        se = lambda c, s: SqueezeExcitation(c, s,
+                                            scale_activation=nn.Hardsigmoid)
+        self.stem = conv_bn(1, 16, 3, 2)
+        self.dw1 = conv_bn(16, 16, 3, 1, 16)
+        self.se1 = se(16, 8)
+        self.pw1 = conv_bn(16, 24, 1)
+        self.expand2 = conv_bn(24, 72, 1, act=nn.Hardswish)
+        self.dw2 = conv_bn(72, 72, 3, 2, 72, act=nn.Hardswish)
+        self.se2 = se(72, 24)
+        self.pw2 = conv_bn(72, 40, 1)
+        self.head = conv_bn(40, 128, 1, act=nn.Hardswish)
+        self.fc = nn.Linear(128, num_classes)
+
+    def forward(self, x):
+        x = F.hardswish(self.stem(x))
+        x = self.dw1(x)
+        x = x * torch.sigmoid(x)
+        x = self.pw1(self.se1(x))
+        x = self.pw2(self.se2(self.dw2(self.expand2(x))))
+        x = F.adaptive_avg_pool2d(self.head(x), (1, 1))
+        return self.fc(torch.flatten(x, 1))
+
+
 def hash_fill(k, name, shape):
     """Deterministic values for the k-th state_dict entry; ZooTest.cpp's
     hashFill computes the same float64 expressions and rounds alike. Weights
@@ -124,11 +163,15 @@ def main():
         "net": rng.standard_normal((2, 1, 28, 28)),
         "resnet18": rng.standard_normal((1, 3, 64, 64)),
         "mobilenet_v2": rng.standard_normal((1, 3, 64, 64)),
+        "mobilenet_v3_small": rng.standard_normal((1, 3, 64, 64)),
+        "mobilenet_v3_cnn": rng.standard_normal((2, 1, 28, 28)),
     }
     models = {
         "net": Net(),
         "resnet18": torchvision.models.resnet18(),
         "mobilenet_v2": torchvision.models.mobilenet_v2(),
+        "mobilenet_v3_small": torchvision.models.mobilenet_v3_small(),
+        "mobilenet_v3_cnn": MobileNetV3CNN(),
     }
     with torch.no_grad():
         for name, model in models.items():

@@ -92,6 +92,12 @@ TEST_CASE("grad: sigmoid and tanh match finite differences") {
              [&](const Tensor &G) { return grad::tanhBackward(T, G); }, X);
 }
 
+TEST_CASE("grad: silu matches finite differences") {
+  Tensor X = randomTensor({4, 9}, 7, -6.0f, 6.0f);
+  checkUnary([](const Tensor &V) { return ref::silu(V); },
+             [&](const Tensor &G) { return grad::siluBackward(X, G); }, X);
+}
+
 TEST_CASE("grad: softmax matches finite differences along every dim") {
   Tensor X = randomTensor({2, 3, 4}, 6, -2.0f, 2.0f);
   for (int64_t Dim : {0, 1, 2, -1}) {

@@ -577,6 +577,7 @@ TEST_CASE("activations match PyTorch", "[kernels]") {
   requireClose(sigmoid(X), golden("act.sigmoid"));
   requireClose(tanh(X), golden("act.tanh"));
   requireClose(leakyRelu(X, 0.1), golden("act.leaky_relu"));
+  requireClose(silu(X), golden("act.silu"));
 }
 
 TEST_CASE("pooling matches PyTorch", "[kernels]") {

@@ -646,9 +646,10 @@ TEST_CASE("lowering: ops without a lowering run through the op table",
   ConvSpec S;
   Node *Q = B.quantize(B.input("x", {1, 8, 6, 6}), 2.0 / 255, 128);
   Node *C = qconv(B, "c1", "QuantizedConv2d", Q, nullptr, S, 0.05, 128);
-  Node *Sig = B.fn("quantized_hardswish",
-                   {C, Argument::real(0.04), Argument::integer(20)});
-  Node *F = B.fn("sigmoid", {B.dequantize(Sig)});
+  Node *Sig = B.fn(
+      "quantized_leaky_relu",
+      {C, Argument::real(0.1), Argument::real(0.04), Argument::integer(20)});
+  Node *F = B.fn("leaky_relu", {B.dequantize(Sig)});
   B.output(F);
   std::vector<Tensor> In = {randomF32({1, 8, 6, 6}, 8)};
   Tensor Want = interpretAll(*B.GM, In)[0];
@@ -973,18 +974,22 @@ TEST_CASE("lowering: errors name the node or the input", "[lowering]") {
   }
 }
 
-/// A MobileNetV3-style block after a quantized conv: hardswish, then a
-/// sigmoid gate multiplied in, all int8 ops without a oneDNN lowering.
+/// Int8 ops without a oneDNN lowering after a quantized conv: two leaky
+/// relus on the host, and a mul of both that is lowered (a host loop on
+/// their layout, not the op table).
 Builder slowTailGraph() {
   Builder B;
   ConvSpec S;
   Node *Q = B.quantize(B.input("x", {1, 8, 6, 6}), 2.0 / 255, 128);
   Node *C = qconv(B, "c1", "QuantizedConv2d", Q, nullptr, S, 0.05, 128);
-  Node *HS = B.fn("quantized_hardswish",
-                  {C, Argument::real(0.04), Argument::integer(20)});
-  Node *Sig = B.fn("quantized_sigmoid", {HS});
+  Node *L1 = B.fn(
+      "quantized_leaky_relu",
+      {C, Argument::real(0.1), Argument::real(0.04), Argument::integer(20)});
+  Node *L2 = B.fn(
+      "quantized_leaky_relu",
+      {L1, Argument::real(0.2), Argument::real(0.04), Argument::integer(20)});
   Node *Mul = B.fn("quantized_mul",
-                   {HS, Sig, Argument::real(0.03), Argument::integer(10)});
+                   {L1, L2, Argument::real(0.03), Argument::integer(10)});
   B.output(B.dequantize(Mul));
   return B;
 }
@@ -994,33 +999,31 @@ TEST_CASE("lowering: nodes on reference kernels are reported with reasons",
   Builder B = slowTailGraph();
   auto M = compileOrFail(*B.GM);
   std::vector<FallbackInfo> F = M->fallbacks();
-  REQUIRE(F.size() == 3);
-  CHECK(F[0].NodeName == "quantized_hardswish");
-  CHECK(F[0].Op == "quantized_hardswish");
-  // The conv writes NHWC: the hardswish reads a reordered copy.
+  REQUIRE(F.size() == 2);
+  CHECK(F[0].NodeName == "quantized_leaky_relu");
+  CHECK(F[0].Op == "quantized_leaky_relu");
+  // The conv writes NHWC: the leaky relu reads a reordered copy.
   CHECK(F[0].Reason ==
-        "no oneDNN lowering for 'quantized_hardswish' (quint8 input); runs "
+        "no oneDNN lowering for 'quantized_leaky_relu' (quint8 input); runs "
         "the op-table kernel on the host with reorders to plain layout");
-  CHECK(F[1].NodeName == "quantized_sigmoid");
-  CHECK(F[1].Reason == "no oneDNN lowering for 'quantized_sigmoid' (quint8 "
-                       "input); runs the op-table kernel on the host");
-  CHECK(F[2].NodeName == "quantized_mul");
-  CHECK(F[2].Op == "quantized_mul");
-  CHECK(formatFallback(F[2]) ==
-        "node 'quantized_mul' (quantized_mul): no oneDNN lowering for "
-        "'quantized_mul' "
-        "(quint8 input); runs the op-table kernel on the host");
+  CHECK(F[1].NodeName == "quantized_leaky_relu_1");
+  CHECK(formatFallback(F[1]) ==
+        "node 'quantized_leaky_relu_1' (quantized_leaky_relu): no oneDNN "
+        "lowering for 'quantized_leaky_relu' (quint8 input); runs the "
+        "op-table kernel on the host");
   CHECK(countKind(*M, "fallback") == F.size());
+  CHECK(countKind(*M, "mul_int8") == 1);
   std::string Sum = M->summary();
-  CHECK(Sum.find("reference kernels: 3 node(s) without a oneDNN lowering\n"
-                 "  node 'quantized_hardswish' (quantized_hardswish): ") !=
+  CHECK(Sum.find("reference kernels: 2 node(s) without a oneDNN lowering\n"
+                 "  node 'quantized_leaky_relu' (quantized_leaky_relu): ") !=
         std::string::npos);
-  CHECK(Sum.find("  node 'quantized_sigmoid' (quantized_sigmoid): ") !=
+  CHECK(Sum.find("  node 'quantized_leaky_relu_1' (quantized_leaky_relu): ") !=
         std::string::npos);
   // A module kind is named by its kind; the float path has its own reason.
   Builder FB;
   Node *X = FB.input("x", {1, 8, 6, 6});
-  FB.GM->addModule("act", "Hardswish");
+  FB.GM->addModule("act", "LeakyReLU");
+  FB.GM->lookupModule("act")->setAttr("negative_slope", Argument::real(0.1));
   Node *A = FB.typed(FB.G().callModule("act", {X}));
   Node *Add =
       FB.fn("quantized_add", {FB.quantize(A, 0.1, 0), FB.quantize(X, 0.1, 0),
@@ -1030,8 +1033,8 @@ TEST_CASE("lowering: nodes on reference kernels are reported with reasons",
   std::vector<FallbackInfo> FF = FM->fallbacks();
   REQUIRE(FF.size() == 1);
   CHECK(FF[0].NodeName == "act");
-  CHECK(FF[0].Op == "Hardswish");
-  CHECK(FF[0].Reason == "no oneDNN lowering for 'Hardswish' (float input); "
+  CHECK(FF[0].Op == "LeakyReLU");
+  CHECK(FF[0].Reason == "no oneDNN lowering for 'LeakyReLU' (float input); "
                         "runs the op-table kernel on the host");
 }
 
@@ -1043,17 +1046,14 @@ TEST_CASE("lowering: strict mode rejects reference kernels, naming each",
   auto M = compile(*B.GM, Opts);
   REQUIRE(!M);
   std::string E = errorToString(M.takeError());
-  CHECK(E.rfind("strict lowering: 3 nodes would run on reference kernels:\n"
-                "  node 'quantized_hardswish' (quantized_hardswish): no oneDNN "
-                "lowering "
-                "for 'quantized_hardswish' (quint8 input)",
+  CHECK(E.rfind("strict lowering: 2 nodes would run on reference kernels:\n"
+                "  node 'quantized_leaky_relu' (quantized_leaky_relu): no "
+                "oneDNN lowering for 'quantized_leaky_relu' (quint8 input)",
                 0) == 0);
-  CHECK(E.find("\n  node 'quantized_sigmoid' (quantized_sigmoid): ") !=
-        std::string::npos);
-  CHECK(E.find("\n  node 'quantized_mul' (quantized_mul): ") !=
+  CHECK(E.find("\n  node 'quantized_leaky_relu_1' (quantized_leaky_relu): ") !=
         std::string::npos);
   // Without strict mode the same graph compiles and runs.
-  CHECK(compileOrFail(*B.GM)->fallbacks().size() == 3);
+  CHECK(compileOrFail(*B.GM)->fallbacks().size() == 2);
 }
 
 TEST_CASE("lowering: a fully lowered graph reports no reference kernels",
@@ -1086,4 +1086,261 @@ TEST_CASE("lowering: a graph with observers is rejected before lowering",
           "HistogramObserver): run convert (convert_fx / qopt "
           "--passes=convert) before compiling");
   }
+}
+
+//===----------------------------------------------------------------------===//
+// MobileNetV3 family: activations and mul (LowerEltwise.cpp)
+//===----------------------------------------------------------------------===//
+
+/// The share of elements of two int8 tensors (or their dequantized forms,
+/// in steps of \p Lsb) within one step of each other.
+double shareWithinOneStep(const Tensor &Got, const Tensor &Want, double Lsb) {
+  REQUIRE(Got.shape() == Want.shape());
+  int64_t Ok = 0;
+  for (int64_t I = 0; I < Want.numElements(); ++I)
+    Ok += std::fabs(Got.getAsDouble(I) - Want.getAsDouble(I)) / Lsb <= 1.0001;
+  return double(Ok) / double(Want.numElements());
+}
+
+/// An int8 placeholder, for graphs whose input is already quantized.
+Node *int8Input(Builder &B, llvm::StringRef Name, llvm::ArrayRef<int64_t> S,
+                double Scale, int64_t Zp) {
+  return B.G().placeholder(Name,
+                           TensorType{DType::U8, Shape(S.begin(), S.end()),
+                                      QuantParams::perTensor(Scale, Zp)});
+}
+
+Tensor randomU8(llvm::ArrayRef<int64_t> S, uint32_t Seed, double Scale,
+                int64_t Zp) {
+  std::mt19937 Gen(Seed);
+  Tensor T(DType::U8, S);
+  for (int64_t I = 0; I < T.numElements(); ++I)
+    T.data<uint8_t>()[I] = static_cast<uint8_t>(Gen() & 255);
+  T.setQuant(QuantParams::perTensor(Scale, Zp));
+  return T;
+}
+
+TEST_CASE("lowering: int8 activations after a conv or linear are post-ops "
+          "within 1 step of the reference on >= 99.9% of elements",
+          "[lowering][mnv3]") {
+  struct Case {
+    const char *Anchor, *Act;
+    double Scale;
+    int64_t Zp;
+  };
+  // hardswish keeps its observed qparams; the others are PyTorch's fixed
+  // ones (1/256 for [0, 1), 2/256 centred for tanh), which the op infers.
+  for (Case C : {Case{"QuantizedConv2d", "quantized_hardswish", 0.03, 20},
+                 Case{"QuantizedConvReLU2d", "quantized_hardsigmoid", 0, 0},
+                 Case{"QuantizedConv2d", "quantized_sigmoid", 0, 0},
+                 Case{"QuantizedConv2d", "quantized_tanh", 0, 0},
+                 Case{"QuantizedLinear", "quantized_hardswish", 0.02, 30}}) {
+    for (bool Dequant : {false, true}) {
+      INFO(C.Anchor << " + " << C.Act << (Dequant ? " + dequantize" : ""));
+      Builder B;
+      bool Linear = llvm::StringRef(C.Anchor).contains("Linear");
+      Shape InShape = Linear ? Shape{4, 40} : Shape{2, 8, 9, 9};
+      Node *Q = B.quantize(B.input("x", InShape), 2.0 / 255, 128);
+      ConvSpec S;
+      Node *A = Linear ? qlinear(B, "a", C.Anchor, Q, 40, 24, 0.05, 120)
+                       : qconv(B, "a", C.Anchor, Q, nullptr, S, 0.05, 120);
+      std::vector<Argument> Args = {A};
+      if (C.Scale > 0) {
+        Args.push_back(Argument::real(C.Scale));
+        Args.push_back(Argument::integer(C.Zp));
+      }
+      Node *Act = B.fn(C.Act, Args);
+      B.output(Dequant ? B.dequantize(Act) : Act);
+      std::vector<Tensor> In = {randomF32(InShape, 77, -1.5f, 1.5f)};
+      Tensor Want = interpretAll(*B.GM, In)[0];
+      auto M = compileOrFail(*B.GM);
+      Tensor Got = runOrFail(*M, In)[0];
+      double Lsb = Dequant ? Act->type()->Quant.Scale : 1.0;
+      double Share = shareWithinOneStep(Got, Want, Lsb);
+      report(std::string(C.Anchor) + " + " + C.Act, maxLsb(Got, Want, Lsb));
+      CHECK(Share >= 0.999);
+      CHECK(maxLsb(Got, Want, Lsb) <= 2.0);
+      // One primitive: the activation (and dequantize) are post-ops.
+      std::string Name = std::string("a+") + Act->name().str() +
+                         (Dequant ? "+dequantize" : "");
+      CHECK(findStep(*M, Linear ? "matmul" : "conv", Name));
+      CHECK(M->fallbacks().empty());
+      CHECK(countKind(*M, "table_int8") == 0);
+    }
+  }
+}
+
+TEST_CASE("lowering: an int8 activation alone is the op table's kernel as a "
+          "table, exact, on its input's layout",
+          "[lowering][mnv3]") {
+  for (const char *Op : {"quantized_hardswish", "quantized_hardsigmoid",
+                         "quantized_sigmoid", "quantized_tanh"}) {
+    INFO(Op);
+    Builder B;
+    Node *X = int8Input(B, "x", {2, 3, 5, 5}, 0.05, 100);
+    std::vector<Argument> Args = {X};
+    if (llvm::StringRef(Op) == "quantized_hardswish") {
+      Args.push_back(Argument::real(0.04));
+      Args.push_back(Argument::integer(10));
+    }
+    B.output(B.fn(Op, Args));
+    std::vector<Tensor> In = {randomU8({2, 3, 5, 5}, 5, 0.05, 100)};
+    Tensor Want = interpretAll(*B.GM, In)[0];
+    auto M = compileOrFail(*B.GM);
+    CHECK(maxLsb(runOrFail(*M, In)[0], Want, 1.0) == 0.0);
+    CHECK(countKind(*M, "table_int8") == 1);
+    CHECK(M->fallbacks().empty());
+  }
+  // After an int8 add (a host kernel) on NHWC conv outputs: no reorder.
+  Builder B;
+  ConvSpec S;
+  S.Out = 8;
+  Node *Q = B.quantize(B.input("x", {1, 8, 7, 7}), 2.0 / 255, 128);
+  Node *C1 = qconv(B, "c1", "QuantizedConv2d", Q, nullptr, S, 0.05, 120);
+  Node *C2 = qconv(B, "c2", "QuantizedConv2d", C1, nullptr, S, 0.05, 120);
+  Node *Add = B.fn("quantized_add",
+                   {C1, C2, Argument::real(0.08), Argument::integer(110)});
+  Node *HS = B.fn("quantized_hardswish",
+                  {Add, Argument::real(0.06), Argument::integer(15)});
+  Node *C3 = qconv(B, "c3", "QuantizedConv2d", HS, nullptr, S, 0.05, 120);
+  B.output(B.dequantize(C3));
+  std::vector<Tensor> In = {randomF32({1, 8, 7, 7}, 9)};
+  Tensor Want = interpretAll(*B.GM, In)[0];
+  auto M = compileOrFail(*B.GM);
+  CHECK(shareWithinOneStep(runOrFail(*M, In)[0], Want, 0.05) >= 0.999);
+  CHECK(countKind(*M, "table_int8") == 1);
+  CHECK(countKind(*M, "reorder") == 0);
+  CHECK(M->fallbacks().empty());
+}
+
+TEST_CASE("lowering: int8 mul, same shape or a squeeze-excitation gate, is "
+          "exact on its operands' layout",
+          "[lowering][mnv3]") {
+  {
+    // Exact against the reference on int8 inputs, the gate either side.
+    for (bool GateFirst : {true, false}) {
+      Builder B;
+      Node *X = int8Input(B, "x", {2, 6, 4, 5}, 0.05, 100);
+      Node *G = int8Input(B, "g", {2, 6, 1, 1}, 1.0 / 256, 0);
+      Node *Y = int8Input(B, "y", {2, 6, 4, 5}, 0.03, 128);
+      Node *M1 =
+          B.fn("quantized_mul", {GateFirst ? G : X, GateFirst ? X : G,
+                                 Argument::real(0.04), Argument::integer(90)});
+      Node *M2 = B.fn("quantized_mul",
+                      {M1, Y, Argument::real(0.05), Argument::integer(128)});
+      B.output(M2);
+      std::vector<Tensor> In = {randomU8({2, 6, 4, 5}, 1, 0.05, 100),
+                                randomU8({2, 6, 1, 1}, 2, 1.0 / 256, 0),
+                                randomU8({2, 6, 4, 5}, 3, 0.03, 128)};
+      Tensor Want = interpretAll(*B.GM, In)[0];
+      auto M = compileOrFail(*B.GM);
+      CHECK(maxLsb(runOrFail(*M, In)[0], Want, 1.0) == 0.0);
+      CHECK(countKind(*M, "mul_int8") == 2);
+      CHECK(M->fallbacks().empty());
+    }
+  }
+  // A MobileNetV3 squeeze-excitation block on NHWC conv outputs: pool, fc1
+  // (+relu), fc2 + hardsigmoid, the gate times the block input, the
+  // projection conv; no layout change anywhere.
+  Builder B;
+  ConvSpec S;
+  S.Out = 16;
+  Node *Q = B.quantize(B.input("x", {2, 8, 10, 10}), 2.0 / 255, 128);
+  Node *X = qconv(B, "dw", "QuantizedConvReLU2d", Q, nullptr, S, 0.04, 0);
+  Node *Pool = B.fn("adaptive_avg_pool2d", {X, Argument::ints({1, 1})});
+  ConvSpec F1;
+  F1.In = 16;
+  F1.Out = 8;
+  F1.K = 1;
+  F1.Pad = 0;
+  Node *Fc1 =
+      qconv(B, "fc1", "QuantizedConvReLU2d", Pool, nullptr, F1, 0.02, 0);
+  ConvSpec F2 = F1;
+  F2.In = 8;
+  F2.Out = 16;
+  Node *Fc2 = qconv(B, "fc2", "QuantizedConv2d", Fc1, nullptr, F2, 0.05, 128);
+  Node *Gate = B.fn("quantized_hardsigmoid", {Fc2});
+  Node *Mul = B.fn("quantized_mul",
+                   {Gate, X, Argument::real(0.03), Argument::integer(0)});
+  ConvSpec P = F1;
+  P.In = 16;
+  Node *Proj = qconv(B, "proj", "QuantizedConv2d", Mul, nullptr, P, 0.05, 128);
+  B.output(B.dequantize(Proj));
+  std::vector<Tensor> In = {randomF32({2, 8, 10, 10}, 21)};
+  Tensor Want = interpretAll(*B.GM, In)[0];
+  auto M = compileOrFail(*B.GM);
+  Tensor Got = runOrFail(*M, In)[0];
+  report("squeeze-excitation block", maxLsb(Got, Want, 0.05));
+  CHECK(shareWithinOneStep(Got, Want, 0.05) >= 0.999);
+  CHECK(findStep(*M, "conv", "fc2+quantized_hardsigmoid"));
+  CHECK(countKind(*M, "mul_int8") == 1);
+  CHECK(countKind(*M, "reorder") == 0);
+  CHECK(M->fallbacks().empty());
+}
+
+TEST_CASE("lowering: float activations fuse into conv, linear and add, and "
+          "alone are primitives; float mul broadcasts",
+          "[lowering][mnv3]") {
+  ReferenceKernels Naive;
+  Builder B;
+  ConvSpec S;
+  S.Out = 8;
+  Node *X = B.input("x", {2, 8, 6, 6});
+  B.GM->addModule("hs", "Hardswish");
+  Node *C1 = fconv(B, "c1", "Conv2d", X, nullptr, S);
+  Node *H = B.typed(B.G().callModule("hs", {C1}));
+  Node *C2 = B.fn("silu", {fconv(B, "c2", "Conv2d", H, nullptr, S)});
+  Node *C3 = B.fn("hardsigmoid", {fconv(B, "c3", "Conv2d", C2, nullptr, S)});
+  Node *Sum = B.fn("sigmoid", {B.fn("add", {C3, C2})});
+  // Alone (after a pool): every activation, and x * sigmoid(x) unfused.
+  Node *MP = B.fn("max_pool2d", {Sum, Argument::integer(2)});
+  Node *A1 = B.fn("hardswish", {MP});
+  Node *A2 = B.fn("hardsigmoid", {A1});
+  Node *A3 = B.fn("tanh", {A2});
+  Node *A4 = B.fn("silu", {A3});
+  Node *Sig = B.fn("sigmoid", {A4});
+  Node *XS = B.fn("mul", {A4, Sig});
+  // A squeeze-excitation gate, first operand broadcast, then a scalar.
+  Node *Gate = B.fn("adaptive_avg_pool2d", {XS, Argument::ints({1, 1})});
+  Node *SE = B.fn("mul", {Gate, XS});
+  Node *Half = B.fn("mul", {SE, Argument::real(0.5)});
+  Node *Flat = B.fn("flatten", {Half, Argument::integer(1)});
+  Node *FC = B.fn("tanh", {flinear(B, "fc", Flat, 8 * 3 * 3, 10)});
+  B.output(FC);
+  std::vector<Tensor> In = {randomF32({2, 8, 6, 6}, 13, -4.0f, 4.0f)};
+  Tensor Want = interpretAll(*B.GM, In)[0];
+  auto M = compileOrFail(*B.GM);
+  CHECK(closeF32(runOrFail(*M, In)[0], Want));
+  CHECK(findStep(*M, "conv", "c1+hs"));
+  CHECK(findStep(*M, "conv", "c2+silu"));
+  CHECK(findStep(*M, "conv", "c3+hardsigmoid"));
+  CHECK(findStep(*M, "binary", "add+sigmoid"));
+  CHECK(findStep(*M, "matmul", "fc+tanh"));
+  CHECK(countKind(*M, "eltwise") == 5);
+  CHECK(countKind(*M, "hardsigmoid_f32") == 1);
+  CHECK(countKind(*M, "binary") == 3);
+  CHECK(M->fallbacks().empty());
+}
+
+TEST_CASE("lowering: an int8 conv, then silu kept float between dequantize "
+          "and quantize, is one conv within 1 step on >= 99.9% of elements",
+          "[lowering][mnv3]") {
+  Builder B;
+  ConvSpec S;
+  Node *Q = B.quantize(B.input("x", {2, 8, 9, 9}), 2.0 / 255, 128);
+  Node *C = qconv(B, "c", "QuantizedConv2d", Q, nullptr, S, 0.05, 120);
+  // PyTorch 1.13's x86 config keeps silu float: convert_fx leaves it between
+  // a dequantize and the next quantize_per_tensor.
+  Node *Silu = B.fn("silu", {B.dequantize(C)});
+  Node *Requant = B.quantize(Silu, 0.03, 10);
+  B.output(B.dequantize(Requant));
+  std::vector<Tensor> In = {randomF32({2, 8, 9, 9}, 91, -1.5f, 1.5f)};
+  Tensor Want = interpretAll(*B.GM, In)[0];
+  auto M = compileOrFail(*B.GM);
+  Tensor Got = runOrFail(*M, In)[0];
+  report("conv + float silu island", maxLsb(Got, Want, 0.03));
+  CHECK(shareWithinOneStep(Got, Want, 0.03) >= 0.999);
+  CHECK(findStep(*M, "conv", "c+dequantize+silu+quantize_per_tensor"));
+  CHECK(countKind(*M, "eltwise") == 0);
+  CHECK(M->fallbacks().empty());
 }

@@ -119,6 +119,7 @@ std::vector<std::pair<std::string, std::shared_ptr<Module>>> builtins() {
       {"conv_nobias", std::make_shared<Conv2d>(NoBias)},
       {"linear", std::make_shared<Linear>(5, 3)},
       {"batch_norm", BN},
+      {"silu", std::make_shared<SiLU>()},
   };
 }
 
@@ -190,7 +191,8 @@ TEST_CASE("built-in modules are leaves named like PyTorch's classes", "[nn]") {
                                           "Conv2d",
                                           "Conv2d",
                                           "Linear",
-                                          "BatchNorm2d"});
+                                          "BatchNorm2d",
+                                          "SiLU"});
   Sequential S;
   CHECK(S.kind() == "Sequential");
   CHECK_FALSE(S.isStandardLeaf());

@@ -16,6 +16,7 @@
 #include "qfx/Pipeline/QuantizedModule.h"
 #include "qfx/Quant/QConfigMapping.h"
 #include "qfx/Runtime/Interpreter.h"
+#include "qfx/Runtime/Kernels.h"
 #include "qfx/Support/Error.h"
 #include "qfx/Support/Npy.h"
 #include "qfx/Trace/SymbolicTrace.h"
@@ -724,5 +725,41 @@ TEST_CASE("onnx import: PyTorch's exports of the trained Net compute "
         CHECK(ArgMax(Ref) == ArgMax(Int8Traced));
       }
     }
+  }
+}
+
+TEST_CASE("onnx import: x * Sigmoid(x), how torch.onnx.export writes SiLU, "
+          "becomes one silu at opsets 13 and 17") {
+  for (int Opset : {13, 17}) {
+    INFO("opset " << Opset);
+    std::string Text = "<\n  ir_version: 8,\n  opset_import: [\"\" : " +
+                       std::to_string(Opset) + R"(]
+>
+g (float[1,3,4,4] x) => (float[1,3,4,4] y, float[1,3,4,4] z)
+{
+  s = Sigmoid (x)
+  y = Mul (x, s)
+  t = Sigmoid (y)
+  u = Mul (t, y)
+  z = Add (u, t)
+}
+)";
+    auto GM = take(importOnnxBuffer(bytesOf(parseModel(Text)), "m.onnx"));
+    std::vector<std::string> Targets;
+    for (const Node &N : GM->graph())
+      if (N.op() == OpCode::CallFunction)
+        Targets.push_back(N.target().str());
+    // The second gate has another reader (the add): it stays a sigmoid and
+    // a mul, as PyTorch computes and quantizes them.
+    CHECK(Targets == std::vector<std::string>{"silu", "sigmoid", "mul", "add"});
+    Tensor X(DType::F32, {1, 3, 4, 4});
+    for (int64_t I = 0; I < X.numElements(); ++I)
+      X.data<float>()[I] = -6.0f + 0.25f * static_cast<float>(I);
+    auto Got = Interpreter(*GM).run({X});
+    if (!Got)
+      FAIL(errorToString(Got.takeError()));
+    Tensor Want = ref::silu(X);
+    for (int64_t I = 0; I < X.numElements(); ++I)
+      CHECK((*Got)[0].data<float>()[I] == Want.data<float>()[I]);
   }
 }

@@ -40,6 +40,43 @@ class Net(nn.Module):
         return self.fc(x.reshape(-1, 1000))
 
 
+def conv_bn(cin, cout, k, stride=1, groups=1, act=None):
+    """torchvision's Conv2dNormActivation with MobileNetV3's batch norm."""
+    from torchvision.ops.misc import Conv2dNormActivation
+    return Conv2dNormActivation(
+        cin, cout, k, stride, groups=groups, activation_layer=act,
+        norm_layer=lambda c: nn.BatchNorm2d(c, eps=0.001, momentum=0.01))
+
+
+class MobileNetV3CNN(nn.Module):
+    """qfx's mobilenet_v3_cnn (lib/Models/Zoo.cpp), module for module."""
+
+    def __init__(self, num_classes=10):
+        super().__init__()
+        from torchvision.ops.misc import SqueezeExcitation
+        se = lambda c, s: SqueezeExcitation(c, s,
+                                            scale_activation=nn.Hardsigmoid)
+        self.stem = conv_bn(1, 16, 3, 2)
+        self.dw1 = conv_bn(16, 16, 3, 1, 16)
+        self.se1 = se(16, 8)
+        self.pw1 = conv_bn(16, 24, 1)
+        self.expand2 = conv_bn(24, 72, 1, act=nn.Hardswish)
+        self.dw2 = conv_bn(72, 72, 3, 2, 72, act=nn.Hardswish)
+        self.se2 = se(72, 24)
+        self.pw2 = conv_bn(72, 40, 1)
+        self.head = conv_bn(40, 128, 1, act=nn.Hardswish)
+        self.fc = nn.Linear(128, num_classes)
+
+    def forward(self, x):
+        x = F.hardswish(self.stem(x))
+        x = self.dw1(x)
+        x = x * torch.sigmoid(x)
+        x = self.pw1(self.se1(x))
+        x = self.pw2(self.se2(self.dw2(self.expand2(x))))
+        x = F.adaptive_avg_pool2d(self.head(x), (1, 1))
+        return self.fc(torch.flatten(x, 1))
+
+
 def torchvision_model(name):
     """A torchvision constructor, imported only when used: the net needs
     nothing beyond torch."""
@@ -67,6 +104,9 @@ MODELS = {
     "resnet18": (torchvision_model("resnet18"), (3, 224, 224)),
     "mobilenet_v2": (torchvision_model("mobilenet_v2"), (3, 224, 224)),
     "vit_fashion": (vit_fashion, (1, 28, 28)),
+    "mobilenet_v3_small": (torchvision_model("mobilenet_v3_small"),
+                           (3, 224, 224)),
+    "mobilenet_v3_cnn": (MobileNetV3CNN, (1, 28, 28)),
 }
 
 
@@ -116,7 +156,8 @@ def median_ms(model, x, iterations, budget):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--models", default="net,resnet18,mobilenet_v2")
+    p.add_argument("--models", default="net,resnet18,mobilenet_v2,"
+                   "mobilenet_v3_small,mobilenet_v3_cnn")
     p.add_argument("--batches", default="1,32")
     p.add_argument("--threads", default="1,2")
     p.add_argument("--iterations", type=int, default=0)

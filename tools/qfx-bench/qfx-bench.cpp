@@ -648,7 +648,8 @@ static llvm::Error run() {
     Batches.push_back(1);
   }
   if (ModelNames.empty())
-    for (const char *M : {"net", "resnet18", "mobilenet_v2"})
+    for (const char *M : {"net", "resnet18", "mobilenet_v2",
+                          "mobilenet_v3_small", "mobilenet_v3_cnn"})
       ModelNames.push_back(M);
   if (Batches.empty())
     for (int B : {1, 32})

@@ -2,8 +2,9 @@
 //
 // The seed Net of PyTorch's quantization notes (written with functional
 // relu and max_pool2d, because tracing functional calls is the point), and
-// ResNet-18 and MobileNetV2 with torchvision's module and parameter names, so
-// a torchvision state_dict saved as .safetensors loads unchanged.
+// ResNet-18, MobileNetV2 and MobileNetV3-Small with torchvision's module and
+// parameter names, so a torchvision state_dict saved as .safetensors loads
+// unchanged.
 //
 //===----------------------------------------------------------------------===//
 
@@ -37,6 +38,17 @@ std::shared_ptr<nn::Module> resnet18(int64_t NumClasses = 1000);
 /// torchvision.models.mobilenet_v2 (width 1.0); input [N,3,224,224].
 std::shared_ptr<nn::Module> mobilenet_v2(int64_t NumClasses = 1000);
 
+/// torchvision.models.mobilenet_v3_small (width 1.0): hardswish, depthwise
+/// convs and squeeze-excitation blocks with a hardsigmoid gate; module names
+/// as torchvision's (features.1.block.0.fc1, classifier.3, ...); input
+/// [N,3,224,224].
+std::shared_ptr<nn::Module> mobilenet_v3_small(int64_t NumClasses = 1000);
+
+/// A MobileNetV3-style CNN for Fashion-MNIST-sized input [N,1,28,28]:
+/// hardswish, x * sigmoid(x), depthwise convs and two squeeze-excitation
+/// blocks (stem, dw1, se1, pw1, expand2, dw2, se2, pw2, head, fc).
+std::shared_ptr<nn::Module> mobilenet_v3_cnn(int64_t NumClasses = 10);
+
 /// A zoo entry: name, constructor, example input shape.
 struct ZooEntry {
   std::string Name;
@@ -44,7 +56,8 @@ struct ZooEntry {
   std::vector<int64_t> InputShape;
 };
 
-/// "net", "resnet18", "mobilenet_v2".
+/// "net", "resnet18", "mobilenet_v2", "mobilenet_v3_small",
+/// "mobilenet_v3_cnn".
 const std::vector<ZooEntry> &zoo();
 
 } // namespace models

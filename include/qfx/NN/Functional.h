@@ -28,6 +28,8 @@ Value hardsigmoid(const Value &X);
 Value sigmoid(const Value &X);
 Value tanh(const Value &X);
 Value leaky_relu(const Value &X, double NegativeSlope = 0.01);
+/// x * sigmoid(x), one op (F.silu), not a sigmoid and a mul.
+Value silu(const Value &X);
 
 /// Stride defaults to the kernel size (an empty vector means default).
 Value max_pool2d(const Value &X, std::vector<int64_t> KernelSize,

@@ -114,6 +114,12 @@ class Tanh : public StandardModule {
 public:
   Tanh();
 };
+// MobileNetV3 / EfficientNet family.
+/// x * sigmoid(x) (torch.nn.SiLU).
+class SiLU : public StandardModule {
+public:
+  SiLU();
+};
 class LeakyReLU : public StandardModule {
 public:
   explicit LeakyReLU(double NegativeSlope = 0.01);

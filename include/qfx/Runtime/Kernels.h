@@ -111,6 +111,8 @@ Tensor hardswish(const Tensor &X);
 Tensor hardsigmoid(const Tensor &X);
 Tensor sigmoid(const Tensor &X);
 Tensor tanh(const Tensor &X);
+/// x / (1 + exp(-x)), PyTorch's silu kernel.
+Tensor silu(const Tensor &X);
 Tensor leakyRelu(const Tensor &X, double NegativeSlope);
 
 Tensor maxPool2d(const Tensor &X, const Pool2dParams &P);

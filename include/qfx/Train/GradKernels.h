@@ -116,6 +116,9 @@ Tensor leakyReluBackward(const Tensor &X, double NegativeSlope,
 /// sigmoid and tanh take the forward output Y.
 Tensor sigmoidBackward(const Tensor &Y, const Tensor &GradOut);
 Tensor tanhBackward(const Tensor &Y, const Tensor &GradOut);
+/// silu from its input X: g * s * (1 + x * (1 - s)), s = sigmoid(x)
+/// (PyTorch's silu_backward).
+Tensor siluBackward(const Tensor &X, const Tensor &GradOut);
 /// softmax along Dim, from its output Y: y * (g - sum(g * y)).
 Tensor softmaxBackward(const Tensor &Y, int64_t Dim, const Tensor &GradOut);
 
