@@ -423,6 +423,8 @@ weightAndBias(const Node &N, const ModuleInfo &M, int64_t Rank,
 llvm::Expected<bool> Lowerer::lowerConv(const Group &G) {
   const Node &N = *G.Anchor;
   const ModuleInfo &CM = weightModule(*GM.lookupModule(N.target()));
+  if (const Tensor *W1 = CM.tensor("weight"); W1 && W1->rank() == 3)
+    return lowerConv1d(G);
   auto WB = weightAndBias(N, CM, 4, "conv", "out_channels");
   if (!WB)
     return WB.takeError();
@@ -741,8 +743,8 @@ llvm::Expected<bool> Lowerer::lowerBatchNorm(const Group &G) {
     return XV.takeError();
   const Value X = Vals[*XV];
   if (!Mean || !Var || !Mean->hasData() || !Var->hasData() ||
-      X.Dims.size() != 4 || Mean->numElements() != X.Dims[1] ||
-      Var->numElements() != X.Dims[1])
+      X.Dims.size() < 2 || X.Dims.size() > 4 ||
+      Mean->numElements() != X.Dims[1] || Var->numElements() != X.Dims[1])
     return false;
   const Argument *EpsA = BM.attr("eps");
   float Eps =
@@ -1169,7 +1171,7 @@ llvm::Expected<bool> Lowerer::lowerQuantize(const Node &N) {
   if (OutT.Dtype == DType::F32 || !OutT.Quant.isPerTensor())
     return false;
   const Value X = Vals[*XV];
-  Layout L = X.Dims.size() == 4 ? Layout::NHWC : Layout::Plain;
+  Layout L = hasChannelsLast(X.Dims) ? Layout::NHWC : Layout::Plain;
   int Dst = newValue(OutT.Dtype, X.Dims, L, OutT.Quant, N.name().str());
   dnnl::primitive_attr Attr;
   // quantize_val multiplies by 1.0f / float(scale).

@@ -8,6 +8,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "ConvFamilyOpTable.h"
 #include "QuantKernels.h"
 
 #include "qfx/Backend/OneDNN/FloatKernels.h"
@@ -646,6 +647,9 @@ const std::vector<OpDef> &table() {
     };
     std::vector<OpDef> Q = quantizedOpDefs();
     T.insert(T.end(), Q.begin(), Q.end());
+    // Conv family (conv1d, quantized_conv1d[_relu]).
+    std::vector<OpDef> CF = convFamilyOpDefs();
+    T.insert(T.end(), CF.begin(), CF.end());
     auto ByName = [](const OpDef &A, const OpDef &B) {
       return llvm::StringRef(A.Name) < B.Name;
     };
