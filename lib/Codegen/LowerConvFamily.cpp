@@ -13,6 +13,8 @@
 #include "qfx/Runtime/ModuleRunner.h"
 #include "qfx/Support/Error.h"
 
+#include <cmath>
+
 using namespace qfx;
 using namespace qfx::codegen;
 using dnnl::memory;
@@ -319,6 +321,97 @@ llvm::Expected<bool> Lowerer::lowerConvTranspose2d(const Group &G) {
       addPrimitive(PD, Deconv(PD), G.name(), "deconv", std::move(Args));
   if (Gr > 1)
     Op->Detail += " groups=" + std::to_string(Gr);
+  finishWeighted(S, G, *Op, SumMode::None, Dst);
+  return true;
+}
+
+//===----------------------------------------------------------------------===//
+// Quantized batch norm
+//===----------------------------------------------------------------------===//
+
+/// PyTorch's quantized batch norm is, per channel c, out = alpha[c] * (x -
+/// x_zp) + beta[c] in output units (compute_fused_params). That is a
+/// depthwise 1x1 convolution with weight sign(alpha[c]) and weight scale
+/// |alpha[c]| * out_scale / x_scale, and bias beta[c] * out_scale in real
+/// units, which weightedOp turns into oneDNN's scales, zero points and
+/// post-ops like any int8 conv's.
+llvm::Expected<bool> Lowerer::lowerQuantizedBatchNorm(const Group &G) {
+  const Node &N = *G.Anchor;
+  const ModuleInfo &BM = *GM.lookupModule(N.target());
+  const Tensor *Mean = BM.tensor("running_mean");
+  const Tensor *Var = BM.tensor("running_var");
+  const Tensor *Gamma = BM.tensor("weight");
+  const Tensor *Beta = BM.tensor("bias");
+  const Argument *EpsA = BM.attr("eps");
+  const Argument *OutS = BM.attr("scale");
+  auto XV = valueOf(N.arg(0).getNode());
+  if (!XV)
+    return XV.takeError();
+  if (Vals[*XV].Dims.size() != 4 || !OutS || !OutS->isFloat())
+    return false;
+  const int64_t C = Vals[*XV].Dims[1];
+  for (const Tensor *T : {Mean, Var, Gamma, Beta})
+    if (T &&
+        (!T->hasData() || T->dtype() != DType::F32 || T->numElements() != C))
+      return false;
+  if (!Mean || !Var)
+    return false;
+  int X = inLayout(*XV, Layout::NHWC);
+  const Value XI = Vals[X];
+  const double InScale = XI.Q.Scale, OutScale = OutS->getFloat();
+  const float Eps =
+      EpsA && EpsA->isFloat() ? static_cast<float>(EpsA->getFloat()) : 1e-5f;
+  Tensor W(DType::S8, {C, 1, 1, 1}), B(DType::F32, {C});
+  std::vector<double> WScales(C);
+  for (int64_t Ch = 0; Ch < C; ++Ch) {
+    // The reference kernel's alpha and beta (qref::batchNorm).
+    float InvSigma =
+        static_cast<float>(1.0 / std::sqrt(Var->data<float>()[Ch] + Eps));
+    float Ga = Gamma ? Gamma->data<float>()[Ch] : 1.0f;
+    float Be = Beta ? Beta->data<float>()[Ch] : 0.0f;
+    float Alpha = static_cast<float>(InvSigma * Ga * (InScale / OutScale));
+    float BetaU = static_cast<float>(
+        (Be - Mean->data<float>()[Ch] * InvSigma * Ga) / OutScale);
+    if (!(Alpha != 0.0f) || !std::isfinite(Alpha) || !std::isfinite(BetaU))
+      return false;
+    W.data<int8_t>()[Ch] = Alpha > 0 ? 1 : -1;
+    WScales[Ch] = std::fabs(double(Alpha)) * OutScale / InScale;
+    B.data<float>()[Ch] = static_cast<float>(double(BetaU) * OutScale);
+  }
+  W.setQuant(QuantParams::perChannel(WScales, std::vector<int64_t>(C, 0), 0));
+  auto Op = weightedOp(G, XI, W, &B);
+  if (!Op)
+    return Op.takeError();
+  const Shape &Dims = XI.Dims;
+  memory::dims WDims{C, 1, 1, 1, 1};
+  memory::desc UserW(WDims, memory::data_type::s8, Tag::goihw);
+  memory::desc BiasMd({C}, memory::data_type::f32, Tag::x);
+  memory::desc DstMd = makeDesc(Op->OutDt, Dims, Layout::NHWC);
+  using Conv = dnnl::convolution_forward;
+  Conv::primitive_desc PD;
+  try {
+    PD = Conv::primitive_desc(
+        Conv::desc(dnnl::prop_kind::forward_inference,
+                   dnnl::algorithm::convolution_direct, XI.Md,
+                   memory::desc(WDims, memory::data_type::s8, Tag::any), BiasMd,
+                   DstMd, {1, 1}, {0, 0}, {0, 0}, {0, 0}),
+        Op->Attr, P.Engine);
+  } catch (const dnnl::error &) {
+    return false;
+  }
+  int Dst = newValue(Op->OutDt, Dims, Layout::NHWC, Op->OutQ, G.name());
+  std::string Name = N.target().str();
+  std::vector<MemArg> Args = {
+      arg(DNNL_ARG_SRC, X),
+      {DNNL_ARG_WEIGHTS,
+       addConstant(W, UserW, PD.weights_desc(), Name + ".weight"), 0,
+       PD.weights_desc()},
+      {DNNL_ARG_BIAS, addConstant(Op->Bias, BiasMd, BiasMd, Name + ".bias"), 0,
+       BiasMd},
+      arg(DNNL_ARG_DST, Dst)};
+  PrimitiveStep &S =
+      addPrimitive(PD, Conv(PD), G.name(), "batch_norm", std::move(Args));
+  Op->Detail += " depthwise 1x1";
   finishWeighted(S, G, *Op, SumMode::None, Dst);
   return true;
 }

@@ -742,6 +742,8 @@ llvm::Expected<bool> Lowerer::lowerBatchNorm(const Group &G) {
   if (!XV)
     return XV.takeError();
   const Value X = Vals[*XV];
+  if (X.Dt != DType::F32)
+    return lowerQuantizedBatchNorm(G);
   if (!Mean || !Var || !Mean->hasData() || !Var->hasData() ||
       X.Dims.size() < 2 || X.Dims.size() > 4 ||
       Mean->numElements() != X.Dims[1] || Var->numElements() != X.Dims[1])

@@ -167,6 +167,9 @@ public:
   /// Conv family (LowerConvFamily.cpp): a Conv1d kind as a unit-height 2-d
   /// convolution on its nwc input.
   llvm::Expected<bool> lowerConv1d(const Group &G);
+  /// QuantizedBatchNorm2d / QuantizedBNReLU2d as an int8 depthwise 1x1
+  /// convolution (oneDNN's batch normalization takes no u8).
+  llvm::Expected<bool> lowerQuantizedBatchNorm(const Group &G);
   /// ConvTranspose2d kinds as oneDNN deconvolutions on nhwc activations.
   llvm::Expected<bool> lowerConvTranspose2d(const Group &G);
   /// The shared part of conv and linear for input \p XI, weight \p W.

@@ -74,6 +74,11 @@ const LoweringRule Rules[] = {
     module("QuantizedConvReLU1d", LowerKind::Conv, DtInt8, EltDeq, false,
            ClampKind::Relu),
     module("QuantizedConvTranspose2d", LowerKind::Deconv, DtInt8, EltDeq),
+    // int8 batch norms (BatchNorm2d / BNReLU2d after convert) as depthwise
+    // 1x1 convolutions, LowerConvFamily.cpp.
+    module("QuantizedBNReLU2d", LowerKind::BatchNorm, DtInt8, EltDeq, false,
+           ClampKind::Relu),
+    module("QuantizedBatchNorm2d", LowerKind::BatchNorm, DtInt8, EltDeq),
 
     module("ReLU6", LowerKind::Eltwise, All, 0, false, ClampKind::Relu6),
 

@@ -712,3 +712,116 @@ TEST_CASE("conv family: ConvTranspose2d quantizes as PyTorch's FX x86 "
         "1 (output channels), got axis 0; use a per-tensor weight observer as "
         "PyTorch 1.13's get_default_qconfig_mapping(\"x86\") does");
 }
+
+//===----------------------------------------------------------------------===//
+// QAT
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+/// conv -> bn -> relu with a Conv1d + BatchNorm1d, or the same as a
+/// Conv2d with a [1, k] kernel + BatchNorm2d (PyTorch's conv1d is that
+/// conv2d over a unit height).
+struct ConvBnRelu : Module {
+  std::shared_ptr<Module> conv, bn;
+  explicit ConvBnRelu(bool OneD) : Module("ConvBnRelu") {
+    if (OneD) {
+      conv = register_module(
+          "conv", std::make_shared<Conv1d>(Conv1dOptions(4, 6, 3).padding(1)));
+      bn = register_module("bn", std::make_shared<BatchNorm1d>(6));
+    } else {
+      Conv2dOptions O(4, 6, std::array<int64_t, 2>{1, 3});
+      O.Padding = {0, 1};
+      conv = register_module("conv", std::make_shared<Conv2d>(O));
+      bn = register_module("bn", std::make_shared<BatchNorm2d>(6));
+    }
+  }
+  Value forward(Value X) override { return F::relu((*bn)((*conv)(X))); }
+};
+
+} // namespace
+
+TEST_CASE("conv family: a QAT ConvBnReLU1d trains as the unit-height "
+          "ConvBnReLU2d",
+          "[convfamily][qat]") {
+  ConvBnRelu M1(true), M2(false);
+  // Same parameters: the 2-d conv's [6, 4, 1, 3] weight holds the 1-d one's
+  // [6, 4, 3] bytes.
+  auto Params1 = M1.named_parameters();
+  auto Params2 = M2.named_parameters();
+  REQUIRE(Params1.size() == Params2.size());
+  for (size_t I = 0; I < Params1.size(); ++I) {
+    Tensor &T = Params1[I].second;
+    REQUIRE(Params1[I].first == Params2[I].first);
+    Tensor R = gradcheck::randomTensor(T.shape(), 20 + I, 0.5f, 1.5f);
+    std::memcpy(T.rawData(), R.rawData(), T.byteSize());
+    std::memcpy(Params2[I].second.rawData(), R.rawData(), T.byteSize());
+  }
+  QConfigMapping Map;
+  Map.setGlobal(take(QConfig::preset("qat_x86")));
+  Tensor X = gradcheck::randomTensor({2, 4, 7}, 30);
+  Tensor X4 = X.reshaped({2, 4, 1, 7});
+  M1.train();
+  M2.train();
+  auto O1 = take(prepare_qat_fx(
+      M1, Map, {InputSpec::symbolic("x", DType::F32, {2, 4, 7})}));
+  auto O2 = take(prepare_qat_fx(
+      M2, Map, {InputSpec::symbolic("x", DType::F32, {2, 4, 1, 7})}));
+  CHECK(O1.graphModule().lookupModule("conv")->kind() == "ConvBnReLU1d");
+  CHECK(O2.graphModule().lookupModule("conv")->kind() == "ConvBnReLU2d");
+  auto Step = [](GraphModule &GM, const Tensor &In, const Tensor &R) {
+    TapeOptions TO;
+    TO.InputGradients = true;
+    Tape T(GM, TO);
+    Tensor Y = take(T.forward({In}))[0];
+    if (llvm::Error E = T.backward({R}))
+      FAIL(errorToString(std::move(E)));
+    return std::make_tuple(Y, T.inputGrad(0), T.grads());
+  };
+  Tensor R = gradcheck::randomTensor({2, 6, 7}, 31);
+  auto [Y1, DX1, G1] = Step(O1.graphModule(), X, R);
+  auto [Y2, DX2, G2] = Step(O2.graphModule(), X4, R.reshaped({2, 6, 1, 7}));
+  CHECK(maxRelDiff(Y1, Y2.reshaped({2, 6, 7})) < 1e-6);
+  CHECK(maxRelDiff(DX1, DX2.reshaped({2, 4, 7})) < 1e-6);
+  for (const char *P :
+       {"conv.0.weight", "conv.0.bias", "conv.1.weight", "conv.1.bias"}) {
+    INFO(P);
+    REQUIRE(G1.count(P));
+    REQUIRE(G2.count(P));
+    CHECK(maxRelDiff(G1.at(P), G2.at(P).reshaped(G1.at(P).shape())) < 1e-6);
+  }
+}
+
+TEST_CASE("conv family: ConvTranspose2d with per-channel weights on axis 1 "
+          "compiles to int8 like its reference",
+          "[convfamily]") {
+  QConfig QC = take(QConfig::preset("x86"));
+  QConfig Transpose = QC;
+  Transpose.Weight = ObserverSpec::make(
+      ObserverKind::PerChannelMinMax, DType::S8, QScheme::PerChannelSymmetric);
+  Transpose.Weight.ChAxis = 1;
+  QConfigMapping Map;
+  Map.setGlobal(QC);
+  Map.setObjectType("ConvTranspose2d", Transpose);
+  auto M = up();
+  auto Obs = take(prepare_fx(*M, Map, {UpInput}));
+  take(Obs({readGolden("up_calibration.npy")}));
+  auto Ref = take(convert_to_reference_fx(Obs.graphModule()));
+  const Tensor *W = Ref->lookupModule("up1")->tensor("weight");
+  REQUIRE(W);
+  CHECK(W->quant().isPerChannel());
+  CHECK(W->quant().Axis == 1);
+  CHECK(W->quant().Scales.size() == 8);
+  Tensor X = readGolden("up_test_input.npy");
+  Tensor Q = take(Interpreter(*Ref).run({X}))[0];
+  auto C = take(compile(*Ref));
+  CHECK(C->fallbacks().empty());
+  const Node *Deq = Ref->graph().outputNode()->arg(0).getNode();
+  double Step = Deq->arg(0).getNode()->type()->Quant.Scale;
+  std::vector<double> D = stepsApart(take(C->run({X}))[0], Q, Step);
+  CHECK(*std::max_element(D.begin(), D.end()) <= 1.0 + 1e-6);
+  // And close to the float model (a few output steps).
+  std::vector<double> F =
+      stepsApart(Q, readGolden("up_float_output.npy"), Step);
+  CHECK(*std::max_element(F.begin(), F.end()) <= 8.0);
+}
