@@ -415,3 +415,14 @@ llvm::Expected<bool> Lowerer::lowerQuantizedBatchNorm(const Group &G) {
   finishWeighted(S, G, *Op, SumMode::None, Dst);
   return true;
 }
+
+int Lowerer::unitHeightView(int V) {
+  Value Y = Vals[V];
+  if (Y.Dims.size() == 4)
+    return V;
+  assert((Y.Dims.size() == 2 || Y.Dims.size() == 3) && Y.PermSource < 0 &&
+         "unit-height views are of 2-d and 3-d values");
+  Y.Dims = {Y.Dims[0], Y.Dims[1], 1, Y.Dims.size() == 3 ? Y.Dims[2] : 1};
+  Y.Md = makeDesc(Y.Dt, Y.Dims, Y.L);
+  return addValue(std::move(Y));
+}

@@ -764,19 +764,23 @@ llvm::Expected<bool> Lowerer::lowerBatchNorm(const Group &G) {
   } else {
     Attr.set_post_ops(postOps(G, DType::F32, QuantParams(), nullptr, Detail));
   }
+  // BatchNorm1d's [N, C] / [N, C, L] run as [N, C, 1, L]: oneDNN's jit
+  // batch norms take 4-d and 5-d data only.
+  int Src =
+      unitHeightView(X.PermSource >= 0 ? inLayout(*XV, Layout::Plain) : *XV);
   using BN = dnnl::batch_normalization_forward;
   BN::primitive_desc PD;
   try {
     PD = BN::primitive_desc(
-        BN::desc(dnnl::prop_kind::forward_inference, X.Md, Eps, Flags), Attr,
-        P.Engine);
+        BN::desc(dnnl::prop_kind::forward_inference, Vals[Src].Md, Eps, Flags),
+        Attr, P.Engine);
   } catch (const dnnl::error &) {
     return false;
   }
   memory::desc Vec({C}, memory::data_type::f32, Tag::x);
   std::string Name = N.target().str();
   std::vector<MemArg> Args = {
-      arg(DNNL_ARG_SRC, *XV),
+      arg(DNNL_ARG_SRC, Src),
       {DNNL_ARG_MEAN, addConstant(*Mean, Vec, Vec, Name + ".running_mean"), 0,
        Vec},
       {DNNL_ARG_VARIANCE, addConstant(*Var, Vec, Vec, Name + ".running_var"), 0,
@@ -789,7 +793,7 @@ llvm::Expected<bool> Lowerer::lowerBatchNorm(const Group &G) {
        addConstant(affineParam(BM, "bias", C, 0.0f), Vec, Vec, Name + ".bias"),
        0, Vec}};
   int Dst = newValue(DType::F32, X.Dims, X.L, QuantParams(), G.name());
-  Args.push_back(arg(DNNL_ARG_DST, Dst));
+  Args.push_back(arg(DNNL_ARG_DST, unitHeightView(Dst)));
   PrimitiveStep &S =
       addPrimitive(PD, BN(PD), G.name(), "batch_norm", std::move(Args));
   S.Info.Detail = llvm::StringRef(Detail).trim().str();

@@ -170,6 +170,9 @@ public:
   /// QuantizedBatchNorm2d / QuantizedBNReLU2d as an int8 depthwise 1x1
   /// convolution (oneDNN's batch normalization takes no u8).
   llvm::Expected<bool> lowerQuantizedBatchNorm(const Group &G);
+  /// \p V itself if 4-d, else a 4-d view of the same bytes: [N, C] as
+  /// [N, C, 1, 1], [N, C, L] (ncw or nwc) as [N, C, 1, L].
+  int unitHeightView(int V);
   /// ConvTranspose2d kinds as oneDNN deconvolutions on nhwc activations.
   llvm::Expected<bool> lowerConvTranspose2d(const Group &G);
   /// The shared part of conv and linear for input \p XI, weight \p W.

@@ -302,6 +302,17 @@ TEST_CASE("conv family: conv1d gradients match finite differences",
 
 namespace {
 
+/// The oneDNN implementations of \p C's conv1d, deconv and batch_norm steps
+/// that are oneDNN's reference (slow) code, one line each.
+std::string referenceImpls(const CompiledModule &C) {
+  std::string R;
+  for (const StepInfo &S : C.steps())
+    if ((S.Kind == "conv1d" || S.Kind == "deconv" || S.Kind == "batch_norm") &&
+        llvm::StringRef(S.Impl).contains("ref"))
+      R += S.Name + " (" + S.Kind + "): " + S.Impl + "\n";
+  return R;
+}
+
 /// make_convfamily_golden.py's Tiny.
 struct Tiny : Module {
   std::shared_ptr<Conv1d> conv1, conv2, conv3;
@@ -364,6 +375,7 @@ TEST_CASE("conv family: the tiny model's float forward matches PyTorch, "
   auto C = take(compile(*GM));
   for (const FallbackInfo &F : C->fallbacks())
     FAIL_CHECK(formatFallback(F));
+  CHECK(referenceImpls(*C) == "");
   CHECK(maxRelDiff(take(C->run({X}))[0], Want) < 1e-4);
 }
 
@@ -422,6 +434,7 @@ TEST_CASE("conv family: the tiny model quantizes as PyTorch's FX x86 and "
   auto C = take(compile(*Ref));
   for (const FallbackInfo &F : C->fallbacks())
     FAIL_CHECK(formatFallback(F));
+  CHECK(referenceImpls(*C) == "");
   std::vector<double> D = stepsApart(take(C->run({X}))[0], Q, Step);
   CHECK(*std::max_element(D.begin(), D.end()) <= 1.0 + 1e-6);
 }
@@ -630,6 +643,7 @@ TEST_CASE("conv family: ConvTranspose2d + BatchNorm2d fuse as PyTorch's and "
   auto C = take(compile(*GM));
   for (const FallbackInfo &F : C->fallbacks())
     FAIL_CHECK(formatFallback(F));
+  CHECK(referenceImpls(*C) == "");
   CHECK(maxRelDiff(take(C->run({X}))[0], Want) < 1e-4);
   for (const char *File : {"up_opset13.onnx", "up_opset17.onnx"}) {
     INFO(File);
@@ -698,6 +712,7 @@ TEST_CASE("conv family: ConvTranspose2d quantizes as PyTorch's FX x86 "
   auto C = take(compile(*Ref));
   for (const FallbackInfo &F : C->fallbacks())
     FAIL_CHECK(formatFallback(F));
+  CHECK(referenceImpls(*C) == "");
   std::vector<double> D = stepsApart(take(C->run({X}))[0], Q, Step);
   CHECK(*std::max_element(D.begin(), D.end()) <= 1.0 + 1e-6);
 
