@@ -439,6 +439,8 @@ weightAndBias(const Node &N, const ModuleInfo &M, int64_t Rank,
 llvm::Expected<bool> Lowerer::lowerConv(const Group &G) {
   const Node &N = *G.Anchor;
   const ModuleInfo &CM = weightModule(*GM.lookupModule(N.target()));
+  if (const Tensor *W1 = CM.tensor("weight"); W1 && W1->rank() == 3)
+    return lowerConv1d(G);
   auto WB = weightAndBias(N, CM, 4, "conv", "out_channels");
   if (!WB)
     return WB.takeError();
@@ -756,9 +758,11 @@ llvm::Expected<bool> Lowerer::lowerBatchNorm(const Group &G) {
   if (!XV)
     return XV.takeError();
   const Value X = Vals[*XV];
+  if (X.Dt != DType::F32)
+    return lowerQuantizedBatchNorm(G);
   if (!Mean || !Var || !Mean->hasData() || !Var->hasData() ||
-      X.Dims.size() != 4 || Mean->numElements() != X.Dims[1] ||
-      Var->numElements() != X.Dims[1])
+      X.Dims.size() < 2 || X.Dims.size() > 4 ||
+      Mean->numElements() != X.Dims[1] || Var->numElements() != X.Dims[1])
     return false;
   const Argument *EpsA = BM.attr("eps");
   float Eps =
@@ -776,19 +780,23 @@ llvm::Expected<bool> Lowerer::lowerBatchNorm(const Group &G) {
   } else {
     Attr.set_post_ops(postOps(G, DType::F32, QuantParams(), nullptr, Detail));
   }
+  // BatchNorm1d's [N, C] / [N, C, L] run as [N, C, 1, L]: oneDNN's jit
+  // batch norms take 4-d and 5-d data only.
+  int Src =
+      unitHeightView(X.PermSource >= 0 ? inLayout(*XV, Layout::Plain) : *XV);
   using BN = dnnl::batch_normalization_forward;
   BN::primitive_desc PD;
   try {
     PD = BN::primitive_desc(
-        BN::desc(dnnl::prop_kind::forward_inference, X.Md, Eps, Flags), Attr,
-        P.Engine);
+        BN::desc(dnnl::prop_kind::forward_inference, Vals[Src].Md, Eps, Flags),
+        Attr, P.Engine);
   } catch (const dnnl::error &) {
     return false;
   }
   memory::desc Vec({C}, memory::data_type::f32, Tag::x);
   std::string Name = N.target().str();
   std::vector<MemArg> Args = {
-      arg(DNNL_ARG_SRC, *XV),
+      arg(DNNL_ARG_SRC, Src),
       {DNNL_ARG_MEAN, addConstant(*Mean, Vec, Vec, Name + ".running_mean"), 0,
        Vec},
       {DNNL_ARG_VARIANCE, addConstant(*Var, Vec, Vec, Name + ".running_var"), 0,
@@ -801,7 +809,7 @@ llvm::Expected<bool> Lowerer::lowerBatchNorm(const Group &G) {
        addConstant(affineParam(BM, "bias", C, 0.0f), Vec, Vec, Name + ".bias"),
        0, Vec}};
   int Dst = newValue(DType::F32, X.Dims, X.L, QuantParams(), G.name());
-  Args.push_back(arg(DNNL_ARG_DST, Dst));
+  Args.push_back(arg(DNNL_ARG_DST, unitHeightView(Dst)));
   PrimitiveStep &S =
       addPrimitive(PD, BN(PD), G.name(), "batch_norm", std::move(Args));
   S.Info.Detail = llvm::StringRef(Detail).trim().str();
@@ -1185,7 +1193,7 @@ llvm::Expected<bool> Lowerer::lowerQuantize(const Node &N) {
   if (OutT.Dtype == DType::F32 || !OutT.Quant.isPerTensor())
     return false;
   const Value X = Vals[*XV];
-  Layout L = X.Dims.size() == 4 ? Layout::NHWC : Layout::Plain;
+  Layout L = hasChannelsLast(X.Dims) ? Layout::NHWC : Layout::Plain;
   int Dst = newValue(OutT.Dtype, X.Dims, L, OutT.Quant, N.name().str());
   dnnl::primitive_attr Attr;
   // quantize_val multiplies by 1.0f / float(scale).

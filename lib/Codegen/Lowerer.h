@@ -30,7 +30,7 @@ class ModuleInfo;
 
 namespace codegen {
 
-/// Physical layout of an activation.
+/// Physical layout of an activation (NHWC: channels last, nwc at rank 3).
 enum class Layout : uint8_t { Plain, NHWC };
 
 /// A tensor of the program: bytes in a buffer and how to read them.
@@ -177,6 +177,17 @@ public:
   /// Each returns true when lowered, false when the parameters are outside
   /// what the primitive supports (the caller falls back to the op table).
   llvm::Expected<bool> lowerConv(const Group &G);
+  /// Conv family (LowerConvFamily.cpp): a Conv1d kind as a unit-height 2-d
+  /// convolution on its nwc input.
+  llvm::Expected<bool> lowerConv1d(const Group &G);
+  /// QuantizedBatchNorm2d / QuantizedBNReLU2d as an int8 depthwise 1x1
+  /// convolution (oneDNN's batch normalization takes no u8).
+  llvm::Expected<bool> lowerQuantizedBatchNorm(const Group &G);
+  /// \p V itself if 4-d, else a 4-d view of the same bytes: [N, C] as
+  /// [N, C, 1, 1], [N, C, L] (ncw or nwc) as [N, C, 1, L].
+  int unitHeightView(int V);
+  /// ConvTranspose2d kinds as oneDNN deconvolutions on nhwc activations.
+  llvm::Expected<bool> lowerConvTranspose2d(const Group &G);
   /// The shared part of conv and linear for input \p XI, weight \p W.
   llvm::Expected<WeightedOp> weightedOp(const Group &G, const Value &XI,
                                         const Tensor &W, const Tensor *B);
@@ -271,8 +282,11 @@ public:
 dnnl::memory::data_type toDnnl(DType T);
 /// A dense descriptor of \p Dims in layout \p L.
 dnnl::memory::desc makeDesc(DType T, llvm::ArrayRef<int64_t> Dims, Layout L);
-/// Whether NCHW and NHWC order the bytes of \p Dims identically (trivial
-/// channels or spatial plane; always for other ranks).
+/// Whether values of \p Dims have a channels-last form (rank 4: nhwc; rank
+/// 3, the conv family's 1-d ops: nwc).
+bool hasChannelsLast(llvm::ArrayRef<int64_t> Dims);
+/// Whether plain and channels-last order the bytes of \p Dims identically
+/// (trivial channels or spatial extent; always for other ranks).
 bool layoutsAgree(llvm::ArrayRef<int64_t> Dims);
 /// An error naming node \p N.
 llvm::Error nodeError(const Node &N, const llvm::Twine &Msg);

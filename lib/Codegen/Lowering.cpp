@@ -57,8 +57,9 @@ memory::desc codegen::makeDesc(DType T, llvm::ArrayRef<int64_t> Dims,
   if (D.empty())
     D.push_back(1);
   if (L == Layout::NHWC) {
-    assert(D.size() == 4 && "NHWC is a 4-d layout");
-    return memory::desc(D, toDnnl(T), Tag::nhwc);
+    assert(hasChannelsLast(Dims) && "NHWC is a 3-d or 4-d layout");
+    // Rank 3 ([N, C, L], the conv family's 1-d ops): channels last is nwc.
+    return memory::desc(D, toDnnl(T), D.size() == 3 ? Tag::nwc : Tag::nhwc);
   }
   memory::dims Strides(D.size());
   int64_t Stride = 1;
@@ -86,8 +87,14 @@ std::string Group::name() const {
   return S;
 }
 
+bool codegen::hasChannelsLast(llvm::ArrayRef<int64_t> Dims) {
+  return Dims.size() == 3 || Dims.size() == 4;
+}
+
 bool codegen::layoutsAgree(llvm::ArrayRef<int64_t> Dims) {
-  return Dims.size() != 4 || Dims[1] == 1 || Dims[2] * Dims[3] == 1;
+  if (!hasChannelsLast(Dims) || Dims[1] == 1)
+    return true;
+  return Dims.size() == 3 ? Dims[2] == 1 : Dims[2] * Dims[3] == 1;
 }
 
 static TensorType tensorType(const Tensor &T) {
@@ -393,9 +400,9 @@ std::optional<Group> Lowerer::growGroup(const Node &Anchor,
 
 /// Kinds that fuse the ops after them.
 static bool isAnchor(LowerKind K) {
-  return K == LowerKind::Conv || K == LowerKind::Linear ||
-         K == LowerKind::LinearDynamic || K == LowerKind::Add ||
-         K == LowerKind::BatchNorm;
+  return K == LowerKind::Conv || K == LowerKind::Deconv ||
+         K == LowerKind::Linear || K == LowerKind::LinearDynamic ||
+         K == LowerKind::Add || K == LowerKind::BatchNorm;
 }
 
 void Lowerer::planGroups() {
@@ -449,7 +456,7 @@ llvm::Expected<int> Lowerer::valueOf(const Node *N) const {
 
 int Lowerer::inLayout(int V, Layout L) {
   bool Permuted = Vals[V].PermSource >= 0;
-  if (!Permuted && (Vals[V].L == L || Vals[V].Dims.size() != 4))
+  if (!Permuted && (Vals[V].L == L || !hasChannelsLast(Vals[V].Dims)))
     return V;
   auto Key = std::make_pair(V, static_cast<int>(L));
   auto It = Converted.find(Key);
@@ -629,8 +636,8 @@ llvm::Error Lowerer::lowerAlias(const Node &N) {
 /// only (each reading it as its input).
 static bool flattensForLinears(const Lowerer &L, const Node &N, const Value &X,
                                llvm::ArrayRef<int64_t> Dims) {
-  if (X.L != Layout::NHWC || layoutsAgree(X.Dims) || Dims.size() != 2 ||
-      Dims[0] != X.Dims[0] || !N.hasUsers())
+  if (X.L != Layout::NHWC || X.Dims.size() != 4 || layoutsAgree(X.Dims) ||
+      Dims.size() != 2 || Dims[0] != X.Dims[0] || !N.hasUsers())
     return false;
   return llvm::all_of(N.users(), [&](const Node *U) {
     const LoweringRule *R = lookupLoweringRule(*U, L.GM);
@@ -965,6 +972,8 @@ llvm::Error Lowerer::lowerGroup(const Group &G) {
     switch (G.Rule->Kind) {
     case LowerKind::Conv:
       return lowerConv(G);
+    case LowerKind::Deconv:
+      return lowerConvTranspose2d(G);
     case LowerKind::Linear:
       return lowerLinear(G);
     case LowerKind::LinearDynamic:
@@ -1021,6 +1030,7 @@ llvm::Error Lowerer::lowerNode(const Node &N) {
   llvm::Expected<bool> Done = false;
   switch (R->Kind) {
   case LowerKind::Conv:
+  case LowerKind::Deconv:
   case LowerKind::Linear:
   case LowerKind::LinearDynamic:
   case LowerKind::Add:

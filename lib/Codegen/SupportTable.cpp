@@ -66,6 +66,25 @@ const LoweringRule Rules[] = {
     module("QuantizedLinearReLU", LowerKind::Linear, DtInt8, EltDeq, false,
            ClampKind::Relu),
     module("ReLU", LowerKind::Eltwise, All, 0, false, ClampKind::Relu),
+
+    // Conv family (LowerConvFamily.cpp): 1-d convs as unit-height 2-d ones
+    // on nwc activations, without a residual (sum) form; transposed convs
+    // as deconvolutions; BatchNorm1d on [N, C] or [N, C, L] input.
+    module("BatchNorm1d", LowerKind::BatchNorm, DtF32, PostRelu),
+    module("Conv1d", LowerKind::Conv, DtF32, PostEltwise),
+    module("ConvTranspose2d", LowerKind::Deconv, DtF32, PostEltwise),
+    module("ConvReLU1d", LowerKind::Conv, DtF32, PostEltwise, false,
+           ClampKind::Relu),
+    module("QuantizedConv1d", LowerKind::Conv, DtInt8, EltDeq),
+    module("QuantizedConvReLU1d", LowerKind::Conv, DtInt8, EltDeq, false,
+           ClampKind::Relu),
+    module("QuantizedConvTranspose2d", LowerKind::Deconv, DtInt8, EltDeq),
+    // int8 batch norms (BatchNorm2d / BNReLU2d after convert) as depthwise
+    // 1x1 convolutions, LowerConvFamily.cpp.
+    module("QuantizedBNReLU2d", LowerKind::BatchNorm, DtInt8, EltDeq, false,
+           ClampKind::Relu),
+    module("QuantizedBatchNorm2d", LowerKind::BatchNorm, DtInt8, EltDeq),
+
     module("ReLU6", LowerKind::Eltwise, All, 0, false, ClampKind::Relu6),
 
     function("adaptive_avg_pool2d", LowerKind::AdaptiveAvgPool, All, 0),

@@ -26,6 +26,8 @@ namespace codegen {
 /// The step an op becomes.
 enum class LowerKind : uint8_t {
   Conv,
+  /// Transposed convolution (conv family): oneDNN's deconvolution.
+  Deconv,
   Linear,
   /// Inference batch norm (f32), running statistics.
   BatchNorm,

@@ -84,6 +84,23 @@ Value F::conv2d(const Value &X, const Value &Weight, const Value &Bias,
                              intOrList(Padding), intOrList(Dilation), Groups});
 }
 
+Value F::conv1d(const Value &X, const Value &Weight, const Value &Bias,
+                int64_t Stride, int64_t Padding, int64_t Dilation,
+                int64_t Groups) {
+  return dispatch("conv1d",
+                  {X, Weight, Bias, Stride, Padding, Dilation, Groups});
+}
+
+Value F::conv_transpose2d(const Value &X, const Value &Weight,
+                          const Value &Bias, std::vector<int64_t> Stride,
+                          std::vector<int64_t> Padding,
+                          std::vector<int64_t> OutputPadding, int64_t Groups,
+                          std::vector<int64_t> Dilation) {
+  return dispatch("conv_transpose2d",
+                  {X, Weight, Bias, intOrList(Stride), intOrList(Padding),
+                   intOrList(OutputPadding), Groups, intOrList(Dilation)});
+}
+
 Value F::batch_norm(const Value &X, const Value &RunningMean,
                     const Value &RunningVar, const Value &Weight,
                     const Value &Bias, bool Training, double Momentum,

@@ -135,6 +135,94 @@ BatchNorm2d::BatchNorm2d(int64_t NumFeatures, double Eps, double Momentum)
 }
 
 //===----------------------------------------------------------------------===//
+// Conv family
+//===----------------------------------------------------------------------===//
+
+Conv1d::Conv1d(const Conv1dOptions &O) : StandardModule("Conv1d") {
+  if (O.In <= 0 || O.Out <= 0 || O.Groups <= 0 || O.Kernel <= 0)
+    throw Error("Conv1d: channels, groups and kernel size must be positive");
+  if (O.Stride <= 0 || O.Dilation <= 0 || O.Padding < 0)
+    throw Error("Conv1d: stride and dilation must be positive, padding "
+                "non-negative");
+  if (O.In % O.Groups || O.Out % O.Groups)
+    throw Error("Conv1d: in_channels (" + std::to_string(O.In) +
+                ") and out_channels (" + std::to_string(O.Out) +
+                ") must be divisible by groups (" + std::to_string(O.Groups) +
+                ")");
+  setAttr("in_channels", Argument::integer(O.In));
+  setAttr("out_channels", Argument::integer(O.Out));
+  setAttr("kernel_size", Argument::ints({O.Kernel}));
+  setAttr("stride", Argument::ints({O.Stride}));
+  setAttr("padding", Argument::ints({O.Padding}));
+  setAttr("dilation", Argument::ints({O.Dilation}));
+  setAttr("groups", Argument::integer(O.Groups));
+  // torch's reset_parameters bounds both tensors by 1/sqrt(fan_in).
+  int64_t InPerGroup = O.In / O.Groups;
+  double Bound = 1.0 / std::sqrt(double(InPerGroup * O.Kernel));
+  weight = register_parameter(
+      "weight", uniformInit({O.Out, InPerGroup, O.Kernel}, Bound));
+  bias = register_parameter("bias",
+                            O.Bias ? uniformInit({O.Out}, Bound) : Tensor());
+}
+
+ConvTranspose2d::ConvTranspose2d(const ConvTranspose2dOptions &O)
+    : StandardModule("ConvTranspose2d") {
+  if (O.In <= 0 || O.Out <= 0 || O.Groups <= 0 || O.Kernel[0] <= 0 ||
+      O.Kernel[1] <= 0)
+    throw Error("ConvTranspose2d: channels, groups and kernel size must be "
+                "positive");
+  if (O.In % O.Groups || O.Out % O.Groups)
+    throw Error("ConvTranspose2d: in_channels (" + std::to_string(O.In) +
+                ") and out_channels (" + std::to_string(O.Out) +
+                ") must be divisible by groups (" + std::to_string(O.Groups) +
+                ")");
+  for (int I = 0; I < 2; ++I)
+    if (O.OutputPadding[I] >= O.Stride[I] &&
+        O.OutputPadding[I] >= O.Dilation[I])
+      throw Error("ConvTranspose2d: output_padding must be smaller than "
+                  "either stride or dilation");
+  setAttr("in_channels", Argument::integer(O.In));
+  setAttr("out_channels", Argument::integer(O.Out));
+  setAttr("kernel_size", pairAttr(O.Kernel));
+  setAttr("stride", pairAttr(O.Stride));
+  setAttr("padding", pairAttr(O.Padding));
+  setAttr("output_padding", pairAttr(O.OutputPadding));
+  setAttr("groups", Argument::integer(O.Groups));
+  setAttr("dilation", pairAttr(O.Dilation));
+  // torch computes fan_in from weight.size(1) = out / groups.
+  int64_t OutPerGroup = O.Out / O.Groups;
+  double Bound =
+      1.0 / std::sqrt(double(OutPerGroup * O.Kernel[0] * O.Kernel[1]));
+  weight = register_parameter(
+      "weight",
+      uniformInit({O.In, OutPerGroup, O.Kernel[0], O.Kernel[1]}, Bound));
+  bias = register_parameter("bias",
+                            O.Bias ? uniformInit({O.Out}, Bound) : Tensor());
+}
+
+BatchNorm1d::BatchNorm1d(int64_t NumFeatures, double Eps, double Momentum)
+    : StandardModule("BatchNorm1d") {
+  if (NumFeatures <= 0)
+    throw Error("BatchNorm1d: num_features must be positive");
+  setAttr("num_features", Argument::integer(NumFeatures));
+  setAttr("eps", Argument::real(Eps));
+  setAttr("momentum", Argument::real(Momentum));
+  weight = register_parameter("weight", filled(NumFeatures, 1.0f));
+  bias = register_parameter("bias", filled(NumFeatures, 0.0f));
+  running_mean = register_buffer("running_mean", filled(NumFeatures, 0.0f));
+  running_var = register_buffer("running_var", filled(NumFeatures, 1.0f));
+  num_batches_tracked =
+      register_buffer("num_batches_tracked", Tensor(DType::S64, {}));
+}
+
+Value BatchNorm1d::forward(Value X) {
+  if (X.defined() && X.dim() != 2 && X.dim() != 3)
+    throw Error("BatchNorm1d: expected 2D or 3D input (got " +
+                std::to_string(X.dim()) + "D input)");
+  return StandardModule::forward(std::move(X));
+}
+
+//===----------------------------------------------------------------------===//
 // Activations
 //===----------------------------------------------------------------------===//
 

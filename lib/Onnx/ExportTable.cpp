@@ -554,6 +554,11 @@ Result emitPassFloat(ExportState &S, const NodeCall &C) {
   return S.floatInput(C, 0);
 }
 
+// Conv family: the importer reads torch.onnx.export's forms of these ops,
+// the exporter has none yet.
+constexpr const char *ConvFamilyNoForm =
+    "ONNX export of 1-d and transposed convolutions is not implemented";
+
 // Sorted by op name; lookupExportRule checks it.
 const ExportRule Rules[] = {
     {"adaptive_avg_pool2d", emitAdaptiveAvgPool, nullptr}, // GlobalAveragePool
@@ -562,7 +567,9 @@ const ExportRule Rules[] = {
     {"batch_norm", emitBatchNorm, nullptr},
     {"cat", emitCat, nullptr},
     {"contiguous", emitIdentity, nullptr},
+    {"conv1d", nullptr, ConvFamilyNoForm},
     {"conv2d", emitConv, nullptr},
+    {"conv_transpose2d", nullptr, ConvFamilyNoForm},
     {"dequantize", emitPassFloat, nullptr}, // DequantizeLinear
     {"div", emitDiv, nullptr},              // arith family
     {"dropout", emitIdentity, nullptr},     // eval mode
@@ -587,11 +594,14 @@ const ExportRule Rules[] = {
     {"quantized_add_relu", emitAddRelu, nullptr},    // QLinearAdd
     {"quantized_batch_norm", emitBatchNorm, nullptr},
     {"quantized_batch_norm_relu", emitBatchNormRelu, nullptr},
-    {"quantized_cat", emitCat, nullptr},             // QLinearConcat
+    {"quantized_cat", emitCat, nullptr}, // QLinearConcat
+    {"quantized_conv1d", nullptr, ConvFamilyNoForm},
+    {"quantized_conv1d_relu", nullptr, ConvFamilyNoForm},
     {"quantized_conv2d", emitQConv, nullptr},        // QLinearConv
     {"quantized_conv2d_add", emitQConvAdd, nullptr}, // float Conv+Add
     {"quantized_conv2d_add_relu", emitQConvAddRelu, nullptr},
     {"quantized_conv2d_relu", emitQConvRelu, nullptr}, // QLinearConv
+    {"quantized_conv_transpose2d", nullptr, ConvFamilyNoForm},
     {"quantized_hardsigmoid", emitHardsigmoid, nullptr},
     {"quantized_hardswish", emitHardswish, nullptr},
     {"quantized_leaky_relu", emitLeakyRelu, nullptr}, // QLinearLeakyRelu

@@ -111,8 +111,11 @@ llvm::Error qfx::onnximport::importConv(NodeReader &R) {
     return X.takeError();
   if (!W)
     return W.takeError();
+  if (rankOf(*W) == 3)
+    return importConv1d(R);
   if (rankOf(*W) != 4)
-    return R.error("only 2-d convolution is supported (the weight has rank " +
+    return R.error("only 1-d and 2-d convolution are supported (the weight "
+                   "has rank " +
                    llvm::Twine(rankOf(*W)) + ")");
   auto Group = R.attrInt("group", 1);
   auto Strides = pairAttr(R, "strides", 1);
@@ -326,8 +329,10 @@ llvm::Error qfx::onnximport::importBatchNorm(NodeReader &R) {
   auto X = R.node(0);
   if (!X)
     return X.takeError();
-  if ((*X)->type()->Dims.size() != 4)
-    return R.error("only 4-d input (BatchNorm2d) is supported");
+  size_t Rank = (*X)->type()->Dims.size();
+  if (Rank < 2 || Rank > 4)
+    return R.error("only 2-d and 3-d input (BatchNorm1d) and 4-d input "
+                   "(BatchNorm2d) are supported");
   int64_t C = (*X)->type()->Dims[1];
   static const char *Names[] = {"scale", "B", "input_mean", "input_var"};
   static const char *Tensors[] = {"weight", "bias", "running_mean",
@@ -347,7 +352,8 @@ llvm::Error qfx::onnximport::importBatchNorm(NodeReader &R) {
       WName = (*V)->InitName;
   }
   std::string Path = R.newModulePath(WName, "bn");
-  ModuleInfo &M = R.gm().addModule(Path, "BatchNorm2d");
+  ModuleInfo &M =
+      R.gm().addModule(Path, Rank == 4 ? "BatchNorm2d" : "BatchNorm1d");
   M.setAttr("num_features", Argument::integer(C));
   // ONNX stores float attributes; PyTorch's doubles (1e-5, not 1e-5f).
   M.setAttr("eps", Argument::real(shortestDouble(*Eps)));

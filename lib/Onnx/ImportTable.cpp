@@ -18,6 +18,8 @@ static const ImportRule Rules[] = {
     {"", "Gemm", {7, 9, 11, 13}, importGemm}, // Linear (transB, alpha, beta)
     {"", "MatMul", {9, 13}, importMatMul},    // Linear from a [in, out] weight
     {"", "BatchNormalization", {9, 14, 15}, importBatchNorm}, // inference form
+    // Conv family (ImportConvFamily.cpp); Conv with a 1-d kernel is Conv1d.
+    {"", "ConvTranspose", {1, 11}, importConvTranspose}, // ConvTranspose2d
     // Activations and arithmetic (ImportElementwise.cpp).
     {"", "Relu", {6, 13, 14}, importRelu},
     {"", "Sigmoid", {6, 13}, importSigmoid},

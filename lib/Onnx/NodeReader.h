@@ -192,6 +192,9 @@ llvm::Error importConv(NodeReader &R);
 llvm::Error importGemm(NodeReader &R);
 llvm::Error importMatMul(NodeReader &R);
 llvm::Error importBatchNorm(NodeReader &R);
+/// Conv family (ImportConvFamily.cpp): Conv with a 1-d kernel as Conv1d.
+llvm::Error importConv1d(NodeReader &R);
+llvm::Error importConvTranspose(NodeReader &R);
 llvm::Error importRelu(NodeReader &R);
 llvm::Error importSigmoid(NodeReader &R);
 llvm::Error importHardSwish(NodeReader &R);

@@ -37,7 +37,8 @@ using HookResult = std::optional<llvm::Expected<Tensor>>;
 static llvm::Expected<std::vector<float>> bnScaleFactor(const ModuleInfo &M,
                                                         llvm::StringRef Path) {
   llvm::StringRef K = M.kind();
-  if (K != "ConvBn2d" && K != "ConvBnReLU2d" && K != "LinearBn1d")
+  if (K != "ConvBn2d" && K != "ConvBnReLU2d" && K != "LinearBn1d" &&
+      K != "ConvBn1d" && K != "ConvBnReLU1d")
     return std::vector<float>();
   const ModuleInfo *BN = M.child("1");
   const Tensor *Var = BN ? BN->tensor("running_var") : nullptr;

@@ -366,7 +366,9 @@ static StringRef scopeKind(const GraphModule &GM, StringRef Scope) {
 /// checked by update_qconfig_for_fusion.
 static bool isTorchFusedKind(StringRef Kind) {
   return Kind == "ConvReLU2d" || Kind == "ConvBn2d" || Kind == "ConvBnReLU2d" ||
-         Kind == "LinearReLU" || Kind == "LinearBn1d" || Kind == "BNReLU2d";
+         Kind == "LinearReLU" || Kind == "LinearBn1d" || Kind == "BNReLU2d" ||
+         // Conv family.
+         Kind == "ConvReLU1d" || Kind == "ConvBn1d" || Kind == "ConvBnReLU1d";
 }
 
 /// qfx's own fused kinds, which PyTorch 1.13 never forms.

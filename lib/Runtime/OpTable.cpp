@@ -9,6 +9,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "ArithOps.h"
+#include "ConvFamilyOpTable.h"
 #include "QuantKernels.h"
 
 #include "qfx/Backend/OneDNN/FloatKernels.h"
@@ -651,6 +652,9 @@ const std::vector<OpDef> &table() {
     // arith family: sub, div, interpolate, embedding, narrow (ArithOpTable).
     std::vector<OpDef> Arith = arithOpDefs();
     T.insert(T.end(), Arith.begin(), Arith.end());
+    // Conv family (conv1d, quantized_conv1d[_relu]).
+    std::vector<OpDef> CF = convFamilyOpDefs();
+    T.insert(T.end(), CF.begin(), CF.end());
     auto ByName = [](const OpDef &A, const OpDef &B) {
       return llvm::StringRef(A.Name) < B.Name;
     };

@@ -22,7 +22,8 @@ using namespace qfx;
 using namespace qfx::train;
 
 bool qfx::train::isConvBnQatKind(llvm::StringRef Kind) {
-  return Kind == "ConvBn2d" || Kind == "ConvBnReLU2d" || Kind == "LinearBn1d";
+  return Kind == "ConvBn2d" || Kind == "ConvBnReLU2d" || Kind == "LinearBn1d" ||
+         Kind == "ConvBn1d" || Kind == "ConvBnReLU1d"; // conv family
 }
 
 namespace {
@@ -95,6 +96,9 @@ public:
   Source XSrc;
   ref::Conv2dParams P;
   bool IsLinear = false;
+  /// ConvBn1d kinds: X, W and everything after are the unit-height 2-d
+  /// views conv1d runs as; gradients leave with the 1-d shapes.
+  bool Is1d = false;
   Tensor X, W, WQ, Mask, Y, Yo, Z, Gamma, RunningMean, RunningVar;
   std::vector<float> SF, Std;
   bool HasBias = false, HasReLU = false, BatchStats = false;
@@ -104,7 +108,18 @@ public:
 
 } // namespace
 
-llvm::Error ConvBnBackward::backward(const Tensor &GradOut, GradSink &Sink) {
+/// \p T with a unit dimension inserted at 2 (\p Insert) or removed there.
+static Tensor unitHeight(const Tensor &T, bool Insert) {
+  Shape S(T.shape().begin(), T.shape().end());
+  if (Insert)
+    S.insert(S.begin() + 2, 1);
+  else
+    S.erase(S.begin() + 2);
+  return T.reshaped(S);
+}
+
+llvm::Error ConvBnBackward::backward(const Tensor &GradOut1, GradSink &Sink) {
+  const Tensor GradOut = Is1d ? unitHeight(GradOut1, true) : GradOut1;
   Tensor GZ = HasReLU ? grad::reluBackward(Z, GradOut) : GradOut;
   grad::BatchNormGrads BG =
       BatchStats ? grad::batchNormTrainBackward(Yo, BN, &Gamma, GZ)
@@ -130,11 +145,12 @@ llvm::Error ConvBnBackward::backward(const Tensor &GradOut, GradSink &Sink) {
                                                 Sink.needs(XSrc), true);
     GX = CG.X, GWq = CG.W;
   }
-  Sink.add(XSrc, GX);
+  Sink.add(XSrc, Is1d && GX.hasData() ? unitHeight(GX, false) : GX);
   // Through the straight-through estimator to w * sf, then to w and sf.
   Tensor GWs = Mask.hasData() ? grad::mulElementwise(GWq, Mask) : GWq;
+  Tensor GW = scaleChannels(GWs, SF, 0, /*Divide=*/false);
   Sink.add(Source::param(Path + ".0.weight"),
-           scaleChannels(GWs, SF, 0, /*Divide=*/false));
+           Is1d ? unitHeight(GW, false) : GW);
   std::vector<double> FromW = channelDot(GWs, &W, 0);
   // sf = gamma / std: d gamma = d sf / std, plus BatchNorm's own.
   Tensor GGamma = BG.Weight.clone();
@@ -191,8 +207,9 @@ static llvm::Error loadWeighted(ConvBnBackward &S, const ModuleInfo &M,
                                 llvm::StringRef Path,
                                 const std::vector<Operand> &Inputs) {
   S.IsLinear = M.kind() == "LinearBn1d";
-  const char *WKind = S.IsLinear ? "Linear" : "Conv2d";
-  const char *BKind = S.IsLinear ? "BatchNorm1d" : "BatchNorm2d";
+  S.Is1d = M.kind() == "ConvBn1d" || M.kind() == "ConvBnReLU1d";
+  const char *WKind = S.IsLinear ? "Linear" : S.Is1d ? "Conv1d" : "Conv2d";
+  const char *BKind = S.IsLinear || S.Is1d ? "BatchNorm1d" : "BatchNorm2d";
   const ModuleInfo *Wd = M.child("0");
   const ModuleInfo *Bn = M.child("1");
   if (!Wd || !Bn || Wd->kind() != WKind || Bn->kind() != BKind)
@@ -210,10 +227,17 @@ static llvm::Error loadWeighted(ConvBnBackward &S, const ModuleInfo &M,
   auto B = bindModuleCall(*Wd, {Inputs[0]});
   if (!B)
     return B.takeError();
-  auto CP = conv2dParams(B->second);
+  auto CP = S.Is1d ? conv1dParams(B->second) : conv2dParams(B->second);
   if (!CP)
     return CP.takeError();
   S.P = *CP;
+  if (S.Is1d) {
+    if (S.X.rank() != 3 || S.W.rank() != 3)
+      return makeError(M.kind() + " '" + Path +
+                       "' needs a 3-d input and weight");
+    S.X = unitHeight(S.X, true);
+    S.W = unitHeight(S.W, true);
+  }
   return llvm::Error::success();
 }
 
@@ -256,8 +280,10 @@ llvm::Expected<Tensor> qfx::train::recordConvBnQat(
   else
     S->Z = ref::batchNorm(S->Yo, S->RunningMean, S->RunningVar, &S->Gamma,
                           &Beta, S->Eps);
-  S->HasReLU = M.kind() == "ConvBnReLU2d";
+  S->HasReLU = M.kind() == "ConvBnReLU2d" || M.kind() == "ConvBnReLU1d";
   Tensor Out = S->HasReLU ? ref::relu(S->Z) : S->Z;
+  if (S->Is1d)
+    Out = unitHeight(Out, false);
   R.Custom = std::move(S);
   return Out;
 }

@@ -284,7 +284,9 @@ const GradRule Rules[] = {
     {"batch_norm", batchNormForward, batchNormBackward},
     {"cat", nullptr, catBackward},
     {"contiguous", nullptr, identityBackward},
+    {"conv1d", nullptr, train::conv1dBackward}, // conv family
     {"conv2d", nullptr, conv2dBackward},
+    {"conv_transpose2d", nullptr, train::convTranspose2dBackward},
     {"dropout", dropoutForward, dropoutBackward},
     {"flatten", nullptr, viewBackward},
     {"hardsigmoid", nullptr, hardsigmoidBackward},

@@ -64,6 +64,10 @@ struct GradRule {
   llvm::Expected<SlotGrads> (*Backward)(const BackwardCtx &);
 };
 
+/// Conv family (ConvFamilyGrads.cpp): conv1d through conv2d's kernels.
+llvm::Expected<SlotGrads> conv1dBackward(const BackwardCtx &C);
+llvm::Expected<SlotGrads> convTranspose2dBackward(const BackwardCtx &C);
+
 /// The rule of op \p Op, or nullptr if it cannot be differentiated.
 const GradRule *lookupGradRule(llvm::StringRef Op);
 

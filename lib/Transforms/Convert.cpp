@@ -478,6 +478,17 @@ llvm::Expected<bool> Converter::convertWeighted(Node *N, const OpPattern &P) {
   auto QW = quantizeWeight(FP->Tensors[0].Value, **WObs, N->target());
   if (!QW)
     return QW.takeError();
+  // Conv family: a transposed conv's output channels are weight axis 1;
+  // PyTorch 1.13 refuses per-channel weight observers for it (its default
+  // x86 mapping gives ConvTranspose2d per-tensor weights).
+  if (M->kind() == "ConvTranspose2d" && QW->quant().isPerChannel() &&
+      QW->quant().Axis != 1)
+    return makeError(
+        "ConvTranspose2d: per-channel weight quantization must be along "
+        "axis 1 (output channels), got axis " +
+        llvm::Twine(QW->quant().Axis) +
+        "; use a per-tensor weight observer as PyTorch 1.13's "
+        "get_default_qconfig_mapping(\"x86\") does");
   auto T = quantType(N, *OutQ);
   if (!T)
     return T.takeError();

@@ -48,6 +48,11 @@ const Replacement Replacements[] = {
     {"tanh", false, "quantized_tanh", false},
     {"BNReLU2d", true, "QuantizedBNReLU2d", true, FloatPart::Child0},
     {"BatchNorm2d", true, "QuantizedBatchNorm2d", true},
+    // Conv family.
+    {"Conv1d", true, "QuantizedConv1d", true},
+    {"ConvBn1d", true, "QuantizedConv1d", true, FloatPart::FoldBn},
+    {"ConvBnReLU1d", true, "QuantizedConvReLU1d", true, FloatPart::FoldBn},
+    {"ConvReLU1d", true, "QuantizedConvReLU1d", true, FloatPart::Child0},
     {"Conv2d", true, "QuantizedConv2d", true},
     {"ConvAdd2d", true, "QuantizedConvAdd2d", true, FloatPart::Child0, true},
     {"ConvAddReLU2d", true, "QuantizedConvAddReLU2d", true, FloatPart::Child0,
@@ -55,6 +60,7 @@ const Replacement Replacements[] = {
     {"ConvBn2d", true, "QuantizedConv2d", true, FloatPart::FoldBn},
     {"ConvBnReLU2d", true, "QuantizedConvReLU2d", true, FloatPart::FoldBn},
     {"ConvReLU2d", true, "QuantizedConvReLU2d", true, FloatPart::Child0},
+    {"ConvTranspose2d", true, "QuantizedConvTranspose2d", true}, // conv family
     {"Hardsigmoid", true, "quantized_hardsigmoid", false},
     {"Hardswish", true, "quantized_hardswish", false},
     {"LeakyReLU", true, "quantized_leaky_relu", false},

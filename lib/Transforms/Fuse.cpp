@@ -63,6 +63,11 @@ static Node *fuseAt(const Node &Root, GraphModule &GM, PassContext &Ctx,
     }
     if (!M.matched())
       continue;
+    if (Ctx.QAT && !P.QATKind) {
+      AddMiss(P, "PyTorch 1.13 has no quantization-aware training form of "
+                 "this fusion");
+      continue;
+    }
     std::string Mismatch = qconfigMismatch(M, Ds);
     // PyTorch never fuses conv -> add, so each op keeps its own qconfig
     // there: qfx fuses them only when that changes nothing.

@@ -43,6 +43,25 @@ static const FusionPattern Patterns[] = {
      "ConvAddReLU2d"},
     {"conv-add", {module("Conv2d"), add()}, "ConvAdd2d", "ConvAdd2d"},
     {"conv-relu", {module("Conv2d"), relu()}, "ConvReLU2d", "ConvReLU2d"},
+    // Conv family: PyTorch 1.13's 1-d conv fusions.
+    {"conv1d-bn-relu",
+     {module("Conv1d"), module("BatchNorm1d"), relu()},
+     "ConvReLU1d",
+     "ConvBnReLU1d",
+     /*FoldsBN=*/true},
+    {"conv1d-bn",
+     {module("Conv1d"), module("BatchNorm1d")},
+     "Conv1d",
+     "ConvBn1d",
+     /*FoldsBN=*/true},
+    {"conv1d-relu", {module("Conv1d"), relu()}, "ConvReLU1d", "ConvReLU1d"},
+    // ConvTranspose2d + BatchNorm2d folds for post-training quantization
+    // only (PyTorch's fuse_convtranspose_bn refuses QAT).
+    {"convtranspose-bn",
+     {module("ConvTranspose2d"), module("BatchNorm2d")},
+     "ConvTranspose2d",
+     nullptr,
+     /*FoldsBN=*/true},
     {"linear-bn",
      {module("Linear"), module("BatchNorm1d")},
      "Linear",
@@ -187,7 +206,19 @@ static std::string batchNormReason(const Node &Lin, const Node &BN,
                B.tensor("bias")}))
     return quoted(Lin.name()) + " and " + quoted(BN.name()) +
            " must hold f32 tensors";
-  int64_t C = W->dim(0);
+  // A transposed conv's weight is [in, out / groups, kH, kW].
+  bool Transposed = L.kind() == "ConvTranspose2d";
+  const Argument *Groups = L.attr("groups");
+  if (Transposed && Groups && !(Groups->isInt() && Groups->getInt() == 1))
+    return quoted(Lin.name()) + " has groups " + formatArgument(*Groups) +
+           "; PyTorch folds BatchNorm into ConvTranspose2d only for groups 1";
+  // PyTorch 1.13 matches patterns from the end of the chain, so a relu
+  // after the batch norm takes it (BNReLU2d) before the transposed conv can.
+  if (Transposed && BN.users().size() == 1 &&
+      accepts(OpMatcher{OpMatcher::Kind::ReLU}, *BN.users()[0], &BN, GM))
+    return quoted(BN.name()) + " is followed by a relu, which PyTorch 1.13 "
+                               "fuses with it (BNReLU2d) instead";
+  int64_t C = W->dim(Transposed ? 1 : 0);
   for (const Tensor *T : {Mean, Var, B.tensor("weight"), B.tensor("bias")})
     if (T && T->numElements() != C)
       return quoted(BN.name()) + " has " + std::to_string(T->numElements()) +
@@ -273,15 +304,17 @@ static double batchNormEps(const ModuleInfo &BN) {
 /// in float32 one tensor op at a time; each loop below is one of those ops,
 /// in the same order, so that the results are bitwise PyTorch's. The
 /// originals are read only: they may share storage with the user's model.
-static std::pair<Tensor, Tensor>
-foldBatchNorm(const ModuleInfo &Lin, const ModuleInfo &BN, bool IsConv) {
+static std::pair<Tensor, Tensor> foldBatchNorm(const ModuleInfo &Lin,
+                                               const ModuleInfo &BN,
+                                               bool IsConv, bool Transposed) {
   const Tensor &W = *Lin.tensor("weight");
   const Tensor &Mean = *BN.tensor("running_mean");
   const Tensor &Var = *BN.tensor("running_var");
   ChannelValues Bias{Lin.tensor("bias"), 0.0f};
   ChannelValues Gamma{BN.tensor("weight"), 1.0f};
   ChannelValues Beta{BN.tensor("bias"), 0.0f};
-  const int64_t C = W.dim(0);
+  // Output channels: axis 0, or axis 1 of a transposed conv's weight.
+  const int64_t C = W.dim(Transposed ? 1 : 0);
   bool HasData = W.hasData() && Mean.hasData() && Var.hasData();
   for (const ChannelValues *V : {&Bias, &Gamma, &Beta})
     HasData &= !V->T || V->T->hasData();
@@ -296,11 +329,14 @@ foldBatchNorm(const ModuleInfo &Lin, const ModuleInfo &BN, bool IsConv) {
   for (int64_t I = 0; I < C; ++I) // bn_w * bn_var_rsqrt
     Scale[I] = Gamma[I] * Rsqrt[I];
   Tensor NewW(DType::F32, W.shape());
-  const int64_t Inner = W.numElements() / C;
-  for (int64_t I = 0; I < C; ++I)
-    for (int64_t J = 0; J < Inner; ++J)
-      NewW.data<float>()[I * Inner + J] =
-          W.data<float>()[I * Inner + J] * Scale[I];
+  const int64_t Outer = Transposed ? W.dim(0) : 1;
+  const int64_t Inner = W.numElements() / C / Outer;
+  for (int64_t O = 0; O < Outer; ++O)
+    for (int64_t I = 0; I < C; ++I)
+      for (int64_t J = 0; J < Inner; ++J) {
+        int64_t K = (O * C + I) * Inner + J;
+        NewW.data<float>()[K] = W.data<float>()[K] * Scale[I];
+      }
   for (int64_t I = 0; I < C; ++I) // conv_b - bn_rm
     Diff[I] = Bias[I] - Mean.data<float>()[I];
   Tensor NewB(DType::F32, {C});
@@ -358,8 +394,9 @@ static ModuleInfo buildFusedModule(const FusionPattern &P,
       Parts.emplace_back("ReLU");
   }
   if (P.folds(QAT)) {
-    bool IsConv = Parts[0].kind() == "Conv2d";
-    auto [W, B] = foldBatchNorm(Parts[0], Parts[1], IsConv);
+    bool IsConv = Parts[0].kind() != "Linear";
+    auto [W, B] = foldBatchNorm(Parts[0], Parts[1], IsConv,
+                                Parts[0].kind() == "ConvTranspose2d");
     Parts[0].setTensor("weight", W);
     Parts[0].setTensor("bias", B);
     Parts.erase(Parts.begin() + 1);

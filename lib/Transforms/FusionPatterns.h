@@ -55,7 +55,8 @@ struct FusionPattern {
   /// Name used in remarks ("conv-bn-relu").
   const char *Name;
   std::vector<OpMatcher> Ops;
-  /// The kind of the fused module without and with QAT.
+  /// The kind of the fused module without and with QAT (nullptr: not fused
+  /// for QAT).
   const char *EvalKind;
   const char *QATKind;
   /// Whether, without QAT, the BatchNorm at position 1 folds into the

@@ -50,6 +50,16 @@ Value conv2d(const Value &X, const Value &Weight, const Value &Bias = {},
              std::vector<int64_t> Stride = {1},
              std::vector<int64_t> Padding = {0},
              std::vector<int64_t> Dilation = {1}, int64_t Groups = 1);
+// Conv family.
+Value conv1d(const Value &X, const Value &Weight, const Value &Bias = {},
+             int64_t Stride = 1, int64_t Padding = 0, int64_t Dilation = 1,
+             int64_t Groups = 1);
+Value conv_transpose2d(const Value &X, const Value &Weight,
+                       const Value &Bias = {},
+                       std::vector<int64_t> Stride = {1},
+                       std::vector<int64_t> Padding = {0},
+                       std::vector<int64_t> OutputPadding = {0},
+                       int64_t Groups = 1, std::vector<int64_t> Dilation = {1});
 Value batch_norm(const Value &X, const Value &RunningMean,
                  const Value &RunningVar, const Value &Weight = {},
                  const Value &Bias = {}, bool Training = false,

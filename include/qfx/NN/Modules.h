@@ -86,6 +86,102 @@ public:
   Tensor weight, bias, running_mean, running_var, num_batches_tracked;
 };
 
+//===--- Conv family ---===//
+
+/// Conv1d(in, out, kernel) with builder-style options, as libtorch's
+/// Conv1dOptions; the weight is [out, in / groups, kernel].
+struct Conv1dOptions {
+  Conv1dOptions(int64_t In, int64_t Out, int64_t Kernel)
+      : In(In), Out(Out), Kernel(Kernel) {}
+  Conv1dOptions &stride(int64_t S) {
+    Stride = S;
+    return *this;
+  }
+  Conv1dOptions &padding(int64_t P) {
+    Padding = P;
+    return *this;
+  }
+  Conv1dOptions &dilation(int64_t D) {
+    Dilation = D;
+    return *this;
+  }
+  Conv1dOptions &groups(int64_t G) {
+    Groups = G;
+    return *this;
+  }
+  Conv1dOptions &bias(bool B) {
+    Bias = B;
+    return *this;
+  }
+
+  int64_t In, Out, Kernel;
+  int64_t Stride = 1, Padding = 0, Dilation = 1, Groups = 1;
+  bool Bias = true;
+};
+
+class Conv1d : public StandardModule {
+public:
+  explicit Conv1d(const Conv1dOptions &O);
+  Conv1d(int64_t In, int64_t Out, int64_t Kernel)
+      : Conv1d(Conv1dOptions(In, Out, Kernel)) {}
+  Tensor weight, bias; ///< bias has no data when created with bias(false)
+};
+
+/// ConvTranspose2d(in, out, kernel) with builder-style options, as
+/// libtorch's ConvTranspose2dOptions; the weight is [in, out / groups, kH,
+/// kW] as PyTorch's.
+struct ConvTranspose2dOptions {
+  ConvTranspose2dOptions(int64_t In, int64_t Out, int64_t Kernel)
+      : In(In), Out(Out), Kernel{Kernel, Kernel} {}
+  ConvTranspose2dOptions &stride(int64_t S) {
+    Stride = {S, S};
+    return *this;
+  }
+  ConvTranspose2dOptions &padding(int64_t P) {
+    Padding = {P, P};
+    return *this;
+  }
+  ConvTranspose2dOptions &output_padding(int64_t P) {
+    OutputPadding = {P, P};
+    return *this;
+  }
+  ConvTranspose2dOptions &dilation(int64_t D) {
+    Dilation = {D, D};
+    return *this;
+  }
+  ConvTranspose2dOptions &groups(int64_t G) {
+    Groups = G;
+    return *this;
+  }
+  ConvTranspose2dOptions &bias(bool B) {
+    Bias = B;
+    return *this;
+  }
+
+  int64_t In, Out;
+  std::array<int64_t, 2> Kernel;
+  std::array<int64_t, 2> Stride{1, 1}, Padding{0, 0}, OutputPadding{0, 0},
+      Dilation{1, 1};
+  int64_t Groups = 1;
+  bool Bias = true;
+};
+
+class ConvTranspose2d : public StandardModule {
+public:
+  explicit ConvTranspose2d(const ConvTranspose2dOptions &O);
+  Tensor weight, bias; ///< bias has no data when created with bias(false)
+};
+
+/// BatchNorm1d over [N, C] or [N, C, L] input (eval: running statistics).
+class BatchNorm1d : public StandardModule {
+public:
+  explicit BatchNorm1d(int64_t NumFeatures, double Eps = 1e-5,
+                       double Momentum = 0.1);
+  /// Checks the rank (2 or 3, as PyTorch's _check_input_dim) first.
+  Value forward(Value X) override;
+  Tensor weight, bias, running_mean, running_var, num_batches_tracked;
+};
+
 class ReLU : public StandardModule {
 public:
   ReLU();

@@ -14,6 +14,7 @@
 
 #include "qfx/IR/Graph.h"
 #include "qfx/Runtime/Kernels.h"
+#include "qfx/Runtime/KernelsConvFamily.h"
 #include "qfx/Support/Tensor.h"
 
 #include "llvm/ADT/ArrayRef.h"
@@ -136,6 +137,13 @@ runOp(llvm::StringRef Name, std::vector<Operand> Positional,
 /// conv2d's stride / padding / dilation / groups from its bound arguments
 /// (also what its gradient needs).
 llvm::Expected<ref::Conv2dParams> conv2dParams(const BoundArgs &B);
+/// conv1d's (and quantized_conv1d's) parameters as those of the conv2d it
+/// runs as: input [N, C, 1, L], stride (1, s), padding (0, p), dilation
+/// (1, d) (also what its gradient needs).
+llvm::Expected<ref::Conv2dParams> conv1dParams(const BoundArgs &B);
+/// conv_transpose2d's stride / padding / output_padding / groups / dilation.
+llvm::Expected<ref::ConvTranspose2dParams>
+convTranspose2dParams(const BoundArgs &B);
 /// max_pool2d's (\p IsMax) or avg_pool2d's window parameters, PyTorch's
 /// defaults applied.
 llvm::Expected<ref::Pool2dParams> pool2dParams(const BoundArgs &B, bool IsMax);
