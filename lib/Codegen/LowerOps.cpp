@@ -213,9 +213,20 @@ dnnl::post_ops Lowerer::postOps(const Group &G, DType OutDt,
     }
     Detail += " sum";
   }
+  auto AppendGelu = [&] {
+    if (G.Gelu == Group::GeluKind::None)
+      return;
+    bool Tanh = G.Gelu == Group::GeluKind::Tanh;
+    PO.append_eltwise(1.0f,
+                      Tanh ? dnnl::algorithm::eltwise_gelu_tanh
+                           : dnnl::algorithm::eltwise_gelu_erf,
+                      0.0f, 0.0f);
+    Detail += Tanh ? " gelu_tanh" : " gelu_erf";
+  };
   if (!Int8) {
     if (G.Clamp.Active)
       appendClamp(PO, G.Clamp.Lo, G.Clamp.Hi, Detail);
+    AppendGelu();
     return PO;
   }
   // Clamps act on the value in units of the output scale before the zero
@@ -238,6 +249,7 @@ dnnl::post_ops Lowerer::postOps(const Group &G, DType OutDt,
   Lo = std::max<double>(Lo, Min - OutQ.ZeroPoint) * OutQ.Scale;
   Hi = std::min<double>(Hi, Max - OutQ.ZeroPoint) * OutQ.Scale;
   appendClamp(PO, Lo, Hi, Detail);
+  AppendGelu();
   Detail += " f32-dst";
   return PO;
 }
@@ -806,6 +818,17 @@ static bool plainAdd(const Node &N) {
   });
 }
 
+/// Whether \p From (of \p To's rank, not equal to it) broadcasts to \p To.
+static bool broadcastsTo(llvm::ArrayRef<int64_t> From,
+                         llvm::ArrayRef<int64_t> To) {
+  if (From.size() != To.size() || From == To)
+    return false;
+  for (size_t I = 0; I < From.size(); ++I)
+    if (From[I] != To[I] && From[I] != 1)
+      return false;
+  return true;
+}
+
 llvm::Expected<bool> Lowerer::lowerAdd(const Group &G) {
   const Node &N = *G.Anchor;
   if (N.numArgs() < 2 || !N.arg(0).isNode() || !N.arg(1).isNode())
@@ -817,8 +840,18 @@ llvm::Expected<bool> Lowerer::lowerAdd(const Group &G) {
   if (!BV)
     return BV.takeError();
   bool Float = N.target() == "add";
+  if (Float && plainAdd(N) && !G.SumOther &&
+      broadcastsTo(Vals[*BV].Dims, Vals[*AV].Dims))
+    // The binary primitive broadcasts its second source (a transformer's
+    // position embedding [1, T, C] onto [N, T, C]).
+    return lowerAddF32(G, inLayout(*AV, Layout::Plain),
+                       inLayout(*BV, Layout::Plain));
+  if (Float && plainAdd(N) && !G.SumOther &&
+      broadcastsTo(Vals[*AV].Dims, Vals[*BV].Dims))
+    return lowerAddF32(G, inLayout(*BV, Layout::Plain),
+                       inLayout(*AV, Layout::Plain));
   if (Vals[*AV].Dims != Vals[*BV].Dims || (Float && !plainAdd(N)))
-    return false; // broadcasting, scaled adds: the op table
+    return false; // other broadcasts, scaled adds: the op table
   int A = *AV, B = inLayout(*BV, Vals[*AV].L);
   return Float ? lowerAddF32(G, A, B) : lowerAddInt8(G, A, B);
 }

@@ -66,6 +66,7 @@ const BackendOpEntry Table[] = {
     {"hardswish", false, G},
     {"hardtanh", false, S},
     {"leaky_relu", false, G},
+    {"matmul", false, G}, // transformer: activation x activation
     {"max_pool2d", false, S},
     {"mean", false, S},
     {"mul", false, G},
@@ -93,6 +94,7 @@ const BackendOpEntry Table[] = {
     {"Hardswish", true, G},
     {"Hardtanh", true, S},
     {"Identity", true, S},
+    {"LayerNorm", true, G}, // transformer: f32 weight and bias
     {"LeakyReLU", true, G},
     dynamic("Linear"),
     {"LinearBn1d", true, W},

@@ -9,6 +9,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "QuantKernels.h"
+#include "TransformerOpTable.h"
 
 #include "qfx/Backend/OneDNN/FloatKernels.h"
 #include "qfx/Runtime/Kernels.h"
@@ -646,6 +647,9 @@ const std::vector<OpDef> &table() {
     };
     std::vector<OpDef> Q = quantizedOpDefs();
     T.insert(T.end(), Q.begin(), Q.end());
+    // Transformer ops (layer_norm, gelu, matmul, expand, select ...).
+    std::vector<OpDef> Tr = transformerOpDefs();
+    T.insert(T.end(), Tr.begin(), Tr.end());
     auto ByName = [](const OpDef &A, const OpDef &B) {
       return llvm::StringRef(A.Name) < B.Name;
     };

@@ -321,5 +321,8 @@ const GradRule *qfx::train::lookupGradRule(llvm::StringRef Op) {
       Rules, [&](const GradRule &R) { return llvm::StringRef(R.Op) < Op; });
   if (It != std::end(Rules) && Op == It->Op)
     return It;
+  for (const GradRule &R : transformerGradRules())
+    if (Op == R.Op)
+      return &R;
   return nullptr;
 }

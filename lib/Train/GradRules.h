@@ -64,6 +64,9 @@ struct GradRule {
   llvm::Expected<SlotGrads> (*Backward)(const BackwardCtx &);
 };
 
+/// The transformer ops' rules (TransformerGrads.cpp), sorted by op name.
+llvm::ArrayRef<GradRule> transformerGradRules();
+
 /// The rule of op \p Op, or nullptr if it cannot be differentiated.
 const GradRule *lookupGradRule(llvm::StringRef Op);
 

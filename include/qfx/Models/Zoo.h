@@ -37,6 +37,13 @@ std::shared_ptr<nn::Module> resnet18(int64_t NumClasses = 1000);
 /// torchvision.models.mobilenet_v2 (width 1.0); input [N,3,224,224].
 std::shared_ptr<nn::Module> mobilenet_v2(int64_t NumClasses = 1000);
 
+/// The zoo ViT for Fashion-MNIST (docs/models.md): patch embedding
+/// conv_proj 7x7/7 -> 16 tokens of 64 + class_token, encoder of 4 pre-norm
+/// blocks (LayerNorm, 4-head self-attention with q/k/v/out projections,
+/// GELU MLP 64-128-64), encoder.ln, the class token, heads.head -> 10;
+/// torchvision's VisionTransformer names. Input [N,1,28,28], any N.
+std::shared_ptr<nn::Module> vit_fashion();
+
 /// A zoo entry: name, constructor, example input shape.
 struct ZooEntry {
   std::string Name;
@@ -44,7 +51,7 @@ struct ZooEntry {
   std::vector<int64_t> InputShape;
 };
 
-/// "net", "resnet18", "mobilenet_v2".
+/// "net", "resnet18", "mobilenet_v2", "vit_fashion".
 const std::vector<ZooEntry> &zoo();
 
 } // namespace models

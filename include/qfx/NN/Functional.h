@@ -13,6 +13,7 @@
 #include "qfx/NN/Value.h"
 
 #include <optional>
+#include <string>
 #include <vector>
 
 namespace qfx {
@@ -58,6 +59,18 @@ Value cat(const std::vector<Value> &Tensors, int64_t Dim = 0);
 Value flatten(const Value &X, int64_t StartDim = 0, int64_t EndDim = -1);
 Value softmax(const Value &X, int64_t Dim);
 Value dropout(const Value &X, double P = 0.5, bool Training = false);
+
+// Transformer ops.
+/// F.layer_norm over the trailing \p NormalizedShape dimensions.
+Value layer_norm(const Value &X, std::vector<int64_t> NormalizedShape,
+                 const Value &Weight = {}, const Value &Bias = {},
+                 double Eps = 1e-5);
+/// F.gelu; \p Approximate is "none" (erf) or "tanh".
+Value gelu(const Value &X, const std::string &Approximate = "none");
+/// torch.matmul (broadcasting batch dimensions).
+Value matmul(const Value &A, const Value &B);
+/// torch.bmm ([b,n,k] x [b,k,m]).
+Value bmm(const Value &A, const Value &B);
 
 } // namespace F
 } // namespace nn
