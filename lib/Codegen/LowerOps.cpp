@@ -243,9 +243,25 @@ dnnl::post_ops Lowerer::postOps(const Group &G, DType OutDt,
       appendClamp(PO, Lo, Hi, Detail);
     return PO;
   }
+  auto [Min, Max] = intRange(AnchorT.Dtype);
+  if (G.Gelu != Group::GeluKind::None) {
+    // Transformer MLPs (linear -> dequantize -> gelu): the value in output
+    // steps is rounded and saturated as the int8 result is, then scaled to
+    // real units for the gelu, so the result equals the reference's.
+    PO.append_eltwise(1.0f, dnnl::algorithm::eltwise_round, 0.0f, 0.0f);
+    double L = std::max<double>(Lo, Min - OutQ.ZeroPoint);
+    double H = std::min<double>(Hi, Max - OutQ.ZeroPoint);
+    PO.append_eltwise(1.0f, dnnl::algorithm::eltwise_clip,
+                      static_cast<float>(L), static_cast<float>(H));
+    PO.append_eltwise(1.0f, dnnl::algorithm::eltwise_linear,
+                      static_cast<float>(OutQ.Scale), 0.0f);
+    Detail += " round";
+    AppendGelu();
+    Detail += " f32-dst";
+    return PO;
+  }
   // A fused dequantize writes real values: the clamp, and the saturation
   // the int8 result would have had, in real units.
-  auto [Min, Max] = intRange(AnchorT.Dtype);
   Lo = std::max<double>(Lo, Min - OutQ.ZeroPoint) * OutQ.Scale;
   Hi = std::min<double>(Hi, Max - OutQ.ZeroPoint) * OutQ.Scale;
   appendClamp(PO, Lo, Hi, Detail);
@@ -359,8 +375,11 @@ llvm::Expected<WeightedOp> Lowerer::weightedOp(const Group &G, const Value &XI,
     auto WS = weightScales(N, W);
     if (!WS)
       return WS.takeError();
+    // A gelu after a fused dequantize needs the int8 result's rounding
+    // first (postOps): the scales then give output steps, as without it.
+    bool RealUnits = G.Dequant && G.Gelu == Group::GeluKind::None;
     Op.Attr.set_output_scales(1 << 1,
-                              requantScales(XI.Q, *WS, Op.OutQ, G.Dequant));
+                              requantScales(XI.Q, *WS, Op.OutQ, RealUnits));
     if (B)
       Op.Bias = scaledBias(*B, XI.Q, *WS, {W.dim(0)});
     // Zero points are attributes only when present: without one, oneDNN
@@ -618,7 +637,8 @@ memory::desc zeroPointMd() {
 /// binary-mul post-op and the bias a binary-add after it, so the bias needs
 /// no per-run rescaling and the fast kernel keeps static scales.
 dnnl::primitive_attr dynamicAttr(llvm::ArrayRef<double> WS, bool HasBias,
-                                 const RealClamp &Clamp, std::string &Detail) {
+                                 const RealClamp &Clamp, Group::GeluKind Gelu,
+                                 std::string &Detail) {
   dnnl::primitive_attr Attr = userAttr();
   Attr.set_output_scales(1 << 1, std::vector<float>(WS.begin(), WS.end()));
   Attr.set_zero_points(DNNL_ARG_SRC, 0, {DNNL_RUNTIME_S32_VAL});
@@ -630,6 +650,14 @@ dnnl::primitive_attr dynamicAttr(llvm::ArrayRef<double> WS, bool HasBias,
                                   memory::data_type::f32, Tag::ab));
   if (Clamp.Active)
     appendClamp(PO, Clamp.Lo, Clamp.Hi, Detail);
+  if (Gelu != Group::GeluKind::None) {
+    bool Tanh = Gelu == Group::GeluKind::Tanh;
+    PO.append_eltwise(1.0f,
+                      Tanh ? dnnl::algorithm::eltwise_gelu_tanh
+                           : dnnl::algorithm::eltwise_gelu_erf,
+                      0.0f, 0.0f);
+    Detail += Tanh ? " gelu_tanh" : " gelu_erf";
+  }
   Attr.set_post_ops(PO);
   return Attr;
 }
@@ -694,7 +722,7 @@ llvm::Expected<bool> Lowerer::lowerLinearDynamic(const Group &G) {
   dnnl::matmul::primitive_desc PD;
   try {
     PD = dnnl::matmul::primitive_desc(dnnl::matmul::desc(Src2, AnyW, Dst2),
-                                      dynamicAttr(*WS, B, G.Clamp, Detail),
+                                      dynamicAttr(*WS, B, G.Clamp, G.Gelu, Detail),
                                       P.Engine);
   } catch (const dnnl::error &) {
     return false;
@@ -850,6 +878,12 @@ llvm::Expected<bool> Lowerer::lowerAdd(const Group &G) {
       broadcastsTo(Vals[*AV].Dims, Vals[*BV].Dims))
     return lowerAddF32(G, inLayout(*BV, Layout::Plain),
                        inLayout(*AV, Layout::Plain));
+  if (!Float && broadcastsTo(Vals[*BV].Dims, Vals[*AV].Dims))
+    BV = broadcastValue(inLayout(*BV, Layout::Plain), Vals[*AV].Dims,
+                        G.name() + ".broadcast");
+  else if (!Float && broadcastsTo(Vals[*AV].Dims, Vals[*BV].Dims))
+    AV = broadcastValue(inLayout(*AV, Layout::Plain), Vals[*BV].Dims,
+                        G.name() + ".broadcast");
   if (Vals[*AV].Dims != Vals[*BV].Dims || (Float && !plainAdd(N)))
     return false; // other broadcasts, scaled adds: the op table
   int A = *AV, B = inLayout(*BV, Vals[*AV].L);

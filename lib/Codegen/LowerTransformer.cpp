@@ -140,13 +140,48 @@ int Lowerer::denseValue(int V) {
   return R;
 }
 
+int Lowerer::broadcastValue(int V, llvm::ArrayRef<int64_t> To,
+                            const std::string &Name) {
+  V = denseValue(V);
+  const Value X = Vals[V];
+  int R = newValue(X.Dt, To, Layout::Plain, X.Q, Name);
+  const Value Y = Vals[R];
+  // Source strides with 0 on broadcast dimensions.
+  memory::dims St = denseStrides(X.Dims);
+  for (size_t I = 0; I < St.size(); ++I)
+    if (X.Dims[I] != To[I])
+      St[I] = 0;
+  Shape Dims(To.begin(), To.end());
+  size_t Elem = dtypeSize(X.Dt);
+  auto Fn = [X, Y, St, Dims, Elem](Program &Prog) -> llvm::Error {
+    const char *In = static_cast<const char *>(Prog.address(X.Buf, X.Offset));
+    char *Out = static_cast<char *>(Prog.address(Y.Buf, Y.Offset));
+    Shape Idx(Dims.size(), 0);
+    for (int64_t I = 0, N = numElements(Dims); I < N; ++I) {
+      int64_t Off = 0;
+      for (size_t D = 0; D < Dims.size(); ++D)
+        Off += Idx[D] * St[D];
+      std::memcpy(Out + I * Elem, In + Off * Elem, Elem);
+      for (size_t D = Dims.size(); D-- > 0;) {
+        if (++Idx[D] < Dims[D])
+          break;
+        Idx[D] = 0;
+      }
+    }
+    return llvm::Error::success();
+  };
+  addHost(Name, "broadcast", std::move(Fn), {X.Buf}, {Y.Buf});
+  return R;
+}
+
 //===----------------------------------------------------------------------===//
 // matmul
 //===----------------------------------------------------------------------===//
 
 llvm::Expected<bool> Lowerer::lowerMatmul(const Group &G) {
   const Node &N = *G.Anchor;
-  if (N.numArgs() != 2 || !N.arg(0).isNode() || !N.arg(1).isNode())
+  // matmul(a, b) / quantized_matmul(a, b, scale, zero_point).
+  if (N.numArgs() < 2 || !N.arg(0).isNode() || !N.arg(1).isNode())
     return false;
   auto AV = valueOf(N.arg(0).getNode());
   if (!AV)
@@ -164,16 +199,20 @@ llvm::Expected<bool> Lowerer::lowerMatmul(const Group &G) {
   size_t R = std::max(Vals[A].Dims.size(), Vals[B].Dims.size());
   if (OutDims.size() != R)
     return false;
-  DType OutDt = Int8 && !G.Dequant ? NT.Dtype : DType::F32;
+  // An int8 matmul writes its int8 output (rounded to the node's qparams,
+  // as the reference does); a fused dequantize (and `* c`) is one reorder
+  // after it.
+  if (Int8 && G.Gelu != Group::GeluKind::None)
+    return false;
+  DType OutDt = Int8 ? NT.Dtype : DType::F32;
   std::string Detail;
   dnnl::primitive_attr Attr = scratchpadAttr();
-  double Scale = G.OutScale;
+  double Scale = Int8 ? 1.0 : G.OutScale;
   if (Int8) {
     // oneDNN's int8 matmul takes s8 weights: a u8 right operand moves to s8
     // (its zero point with it) in the reorder that also makes it dense.
     if (Vals[B].Dt == DType::U8) {
       Value BV2 = Vals[B];
-      QuantParams Shift = QuantParams::perTensor(1.0, 128);
       int S8 = newValue(DType::S8, BV2.Dims, Layout::Plain,
                         QuantParams::perTensor(BV2.Q.Scale,
                                                BV2.Q.ZeroPoint - 128),
@@ -181,7 +220,6 @@ llvm::Expected<bool> Lowerer::lowerMatmul(const Group &G) {
       dnnl::primitive_attr RA = scratchpadAttr();
       RA.set_zero_points(DNNL_ARG_SRC, 0, {128});
       addReorder(B, S8, RA, G.name() + ".rhs_s8", "reorder");
-      (void)Shift;
       B = S8;
     }
     const QuantParams &QA = Vals[A].Q, &QB = Vals[B].Q;
@@ -197,13 +235,12 @@ llvm::Expected<bool> Lowerer::lowerMatmul(const Group &G) {
     if (OutDt != DType::F32 && NT.Quant.ZeroPoint != 0)
       Attr.set_zero_points(DNNL_ARG_DST, 0,
                            {static_cast<int32_t>(NT.Quant.ZeroPoint)});
-    Detail += OutDt == DType::F32 ? " int8 f32-dst" : " int8";
+    Detail += G.Dequant ? " int8 f32-dst" : " int8";
   }
-  if (Scale != 1.0) {
+  if (Scale != 1.0)
     Attr.set_output_scales(0, {static_cast<float>(Scale)});
-    if (G.OutScale != 1.0)
-      Detail += " scale";
-  }
+  if (G.OutScale != 1.0)
+    Detail += " scale";
   Attr.set_post_ops(
       postOps(G, OutDt, OutDt == DType::F32 ? QuantParams() : NT.Quant,
               nullptr, Detail));
@@ -247,6 +284,14 @@ llvm::Expected<bool> Lowerer::lowerMatmul(const Group &G) {
   if (Vals[A].Strided || Vals[B].Strided)
     Detail += " strided";
   S.Info.Detail = llvm::StringRef(Detail).trim().str();
+  if (Int8 && G.Dequant) {
+    QuantParams Q = NT.Quant;
+    Q.Scale *= G.OutScale;
+    int F = newValue(DType::F32, OutDims, Layout::Plain, QuantParams(),
+                     G.name() + ".f32");
+    addReorder(Dst, F, requantAttr(Q, true), G.name() + ".f32", "dequantize");
+    Dst = F;
+  }
   for (const Node *M : G.Members)
     bindNode(M, Dst);
   return true;

@@ -207,6 +207,10 @@ public:
   llvm::Expected<bool> lowerTransformerOp(const Node &N, const LoweringRule &R);
   /// \p V as a dense plain value: itself, or a reorder of a strided view.
   int denseValue(int V);
+  /// Dense \p V (plain) broadcast to \p To by a host copy (int8 adds of a
+  /// position embedding).
+  int broadcastValue(int V, llvm::ArrayRef<int64_t> To,
+                     const std::string &Name);
 
   /// The post-ops of \p G: the sum (with \p Other's scale and zero point
   /// for int8) and the clamp, in units of \p OutQ for an int8 destination,

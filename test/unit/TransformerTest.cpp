@@ -18,6 +18,8 @@
 #include "qfx/Runtime/Op.h"
 #include "qfx/Support/Npy.h"
 #include "qfx/Train/GradKernels.h"
+#include "qfx/Train/Optim.h"
+#include "qfx/Train/Tape.h"
 #include "qfx/Trace/SymbolicTrace.h"
 
 #include <catch2/catch.hpp>
@@ -352,7 +354,49 @@ TEST_CASE("the ViT quantizes statically and dynamically and compiles with "
       CHECK(fallbacksOf(*C) == "");
       Tensor XB = batchOf(Batch);
       CHECK(relError(take(C->run({XB}))[0], take(interpret(*Q, {XB}))) <
-            0.05);
+            0.01);
     }
   }
+}
+
+
+TEST_CASE("prepare_qat_fx, training steps and convert_fx work on the ViT",
+          "[transformer][qat]") {
+  auto M = hashFilledVit();
+  QConfigMapping Map;
+  Map.setGlobal(take(QConfig::preset("qat_x86")));
+  auto Obs = take(prepare_qat_fx(
+      *M, Map, {InputSpec::symbolic("x", DType::F32, {4, 1, 28, 28})}));
+  GraphModule &GM = Obs.graphModule();
+  Tape T(GM);
+  T.setTraining(true);
+  SGDOptions O;
+  O.LR = 1e-3;
+  auto Opt = take(SGD::create(O));
+  Tensor X = batchOf(4);
+  std::vector<int64_t> Labels = {0, 1, 2, 3};
+  double First = 0, Last = 0;
+  for (int Step = 0; Step < 4; ++Step) {
+    auto Out = take(T.forward({X}));
+    auto L = take(grad::crossEntropy(Out[0], Labels));
+    if (Step == 0)
+      First = L.Loss;
+    Last = L.Loss;
+    T.zeroGrad();
+    if (llvm::Error E = T.backward({L.GradLogits}))
+      FAIL(errorToString(std::move(E)));
+    // Every trained tensor of the new ops gets a gradient.
+    for (const char *P : {"class_token", "encoder.pos_embedding",
+                          "encoder.layers.encoder_layer_0.ln_1.weight",
+                          "encoder.layers.encoder_layer_3.mlp.0.weight"})
+      CHECK(T.grads().count(P) == 1);
+    if (llvm::Error E = Opt.step(GM, T.grads()))
+      FAIL(errorToString(std::move(E)));
+  }
+  INFO("loss " << First << " -> " << Last);
+  CHECK(Last < First);
+  auto Q = take(convert_to_reference_fx(GM));
+  auto C = compileVit(*Q, 4);
+  CHECK(fallbacksOf(*C) == "");
+  CHECK(relError(take(C->run({X}))[0], take(interpret(*Q, {X}))) < 0.01);
 }
