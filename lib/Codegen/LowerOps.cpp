@@ -1236,7 +1236,17 @@ llvm::Expected<bool> Lowerer::lowerQuantize(const Node &N) {
   if (OutT.Dtype == DType::F32 || !OutT.Quant.isPerTensor())
     return false;
   const Value X = Vals[*XV];
-  Layout L = X.Dims.size() == 4 ? Layout::NHWC : Layout::Plain;
+  // NHWC for convolutions; transformer ops (attention's 4-d scores) read
+  // plain layouts.
+  bool ForTransformer = llvm::all_of(N.users(), [&](const Node *U) {
+    const LoweringRule *R = lookupLoweringRule(*U, GM);
+    return R && (R->Kind == LowerKind::Matmul ||
+                 R->Kind == LowerKind::Softmax ||
+                 R->Kind == LowerKind::LayerNorm ||
+                 R->Kind == LowerKind::Permute);
+  });
+  Layout L =
+      X.Dims.size() == 4 && !ForTransformer ? Layout::NHWC : Layout::Plain;
   int Dst = newValue(OutT.Dtype, X.Dims, L, OutT.Quant, N.name().str());
   dnnl::primitive_attr Attr;
   // quantize_val multiplies by 1.0f / float(scale).

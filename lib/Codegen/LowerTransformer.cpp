@@ -146,24 +146,29 @@ int Lowerer::broadcastValue(int V, llvm::ArrayRef<int64_t> To,
   const Value X = Vals[V];
   int R = newValue(X.Dt, To, Layout::Plain, X.Q, Name);
   const Value Y = Vals[R];
-  // Source strides with 0 on broadcast dimensions.
+  // The trailing dimensions that agree form one contiguous block, copied
+  // whole; the outer dimensions step through the source (stride 0 where
+  // broadcast).
+  size_t Inner = To.size();
+  while (Inner > 0 && X.Dims[Inner - 1] == To[Inner - 1])
+    --Inner;
+  size_t Block = static_cast<size_t>(numElements(To.drop_front(Inner))) *
+                 dtypeSize(X.Dt);
   memory::dims St = denseStrides(X.Dims);
-  for (size_t I = 0; I < St.size(); ++I)
-    if (X.Dims[I] != To[I])
-      St[I] = 0;
-  Shape Dims(To.begin(), To.end());
-  size_t Elem = dtypeSize(X.Dt);
-  auto Fn = [X, Y, St, Dims, Elem](Program &Prog) -> llvm::Error {
+  Shape Outer(To.begin(), To.begin() + Inner), SrcSt;
+  for (size_t I = 0; I < Inner; ++I)
+    SrcSt.push_back(X.Dims[I] == To[I] ? St[I] * dtypeSize(X.Dt) : 0);
+  auto Fn = [X, Y, Outer, SrcSt, Block](Program &Prog) -> llvm::Error {
     const char *In = static_cast<const char *>(Prog.address(X.Buf, X.Offset));
     char *Out = static_cast<char *>(Prog.address(Y.Buf, Y.Offset));
-    Shape Idx(Dims.size(), 0);
-    for (int64_t I = 0, N = numElements(Dims); I < N; ++I) {
+    Shape Idx(Outer.size(), 0);
+    for (int64_t I = 0, N = numElements(Outer); I < N; ++I) {
       int64_t Off = 0;
-      for (size_t D = 0; D < Dims.size(); ++D)
-        Off += Idx[D] * St[D];
-      std::memcpy(Out + I * Elem, In + Off * Elem, Elem);
-      for (size_t D = Dims.size(); D-- > 0;) {
-        if (++Idx[D] < Dims[D])
+      for (size_t D = 0; D < Outer.size(); ++D)
+        Off += Idx[D] * SrcSt[D];
+      std::memcpy(Out + I * Block, In + Off, Block);
+      for (size_t D = Outer.size(); D-- > 0;) {
+        if (++Idx[D] < Outer[D])
           break;
         Idx[D] = 0;
       }
