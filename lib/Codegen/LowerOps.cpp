@@ -721,9 +721,9 @@ llvm::Expected<bool> Lowerer::lowerLinearDynamic(const Group &G) {
   memory::desc AnyW({K, NOut}, memory::data_type::s8, Tag::any);
   dnnl::matmul::primitive_desc PD;
   try {
-    PD = dnnl::matmul::primitive_desc(dnnl::matmul::desc(Src2, AnyW, Dst2),
-                                      dynamicAttr(*WS, B, G.Clamp, G.Gelu, Detail),
-                                      P.Engine);
+    PD = dnnl::matmul::primitive_desc(
+        dnnl::matmul::desc(Src2, AnyW, Dst2),
+        dynamicAttr(*WS, B, G.Clamp, G.Gelu, Detail), P.Engine);
   } catch (const dnnl::error &) {
     return false;
   }
@@ -1240,10 +1240,9 @@ llvm::Expected<bool> Lowerer::lowerQuantize(const Node &N) {
   // plain layouts.
   bool ForTransformer = llvm::all_of(N.users(), [&](const Node *U) {
     const LoweringRule *R = lookupLoweringRule(*U, GM);
-    return R && (R->Kind == LowerKind::Matmul ||
-                 R->Kind == LowerKind::Softmax ||
-                 R->Kind == LowerKind::LayerNorm ||
-                 R->Kind == LowerKind::Permute);
+    return R &&
+           (R->Kind == LowerKind::Matmul || R->Kind == LowerKind::Softmax ||
+            R->Kind == LowerKind::LayerNorm || R->Kind == LowerKind::Permute);
   });
   Layout L =
       X.Dims.size() == 4 && !ForTransformer ? Layout::NHWC : Layout::Plain;

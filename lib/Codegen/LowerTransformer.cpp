@@ -55,9 +55,8 @@ memory::dims padRank(llvm::ArrayRef<int64_t> Dims, size_t R) {
 
 /// The permutation a permute / transpose node applies (nullopt if its
 /// operands are not constant).
-std::optional<std::vector<int64_t>> permutation(const BoundArgs &B,
-                                                llvm::StringRef Op,
-                                                int64_t Rank) {
+std::optional<std::vector<int64_t>>
+permutation(const BoundArgs &B, llvm::StringRef Op, int64_t Rank) {
   std::vector<int64_t> Perm(Rank);
   for (int64_t I = 0; I < Rank; ++I)
     Perm[I] = I;
@@ -97,8 +96,8 @@ std::optional<std::vector<int64_t>> permutation(const BoundArgs &B,
 /// dst = scale * (src - src_zp) + dst_zp.
 dnnl::primitive_attr requantAttr(const QuantParams &Q, bool ToFloat) {
   dnnl::primitive_attr A = scratchpadAttr();
-  A.set_output_scales(0, {static_cast<float>(ToFloat ? Q.Scale
-                                                     : 1.0 / Q.Scale)});
+  A.set_output_scales(0,
+                      {static_cast<float>(ToFloat ? Q.Scale : 1.0 / Q.Scale)});
   if (Q.ZeroPoint != 0)
     A.set_zero_points(ToFloat ? DNNL_ARG_SRC : DNNL_ARG_DST, 0,
                       {static_cast<int32_t>(Q.ZeroPoint)});
@@ -152,8 +151,8 @@ int Lowerer::broadcastValue(int V, llvm::ArrayRef<int64_t> To,
   size_t Inner = To.size();
   while (Inner > 0 && X.Dims[Inner - 1] == To[Inner - 1])
     --Inner;
-  size_t Block = static_cast<size_t>(numElements(To.drop_front(Inner))) *
-                 dtypeSize(X.Dt);
+  size_t Block =
+      static_cast<size_t>(numElements(To.drop_front(Inner))) * dtypeSize(X.Dt);
   memory::dims St = denseStrides(X.Dims);
   Shape Outer(To.begin(), To.begin() + Inner), SrcSt;
   for (size_t I = 0; I < Inner; ++I)
@@ -218,10 +217,10 @@ llvm::Expected<bool> Lowerer::lowerMatmul(const Group &G) {
     // (its zero point with it) in the reorder that also makes it dense.
     if (Vals[B].Dt == DType::U8) {
       Value BV2 = Vals[B];
-      int S8 = newValue(DType::S8, BV2.Dims, Layout::Plain,
-                        QuantParams::perTensor(BV2.Q.Scale,
-                                               BV2.Q.ZeroPoint - 128),
-                        G.name() + ".rhs_s8");
+      int S8 =
+          newValue(DType::S8, BV2.Dims, Layout::Plain,
+                   QuantParams::perTensor(BV2.Q.Scale, BV2.Q.ZeroPoint - 128),
+                   G.name() + ".rhs_s8");
       dnnl::primitive_attr RA = scratchpadAttr();
       RA.set_zero_points(DNNL_ARG_SRC, 0, {128});
       addReorder(B, S8, RA, G.name() + ".rhs_s8", "reorder");
@@ -246,23 +245,24 @@ llvm::Expected<bool> Lowerer::lowerMatmul(const Group &G) {
     Attr.set_output_scales(0, {static_cast<float>(Scale)});
   if (G.OutScale != 1.0)
     Detail += " scale";
-  Attr.set_post_ops(
-      postOps(G, OutDt, OutDt == DType::F32 ? QuantParams() : NT.Quant,
-              nullptr, Detail));
+  Attr.set_post_ops(postOps(G, OutDt,
+                            OutDt == DType::F32 ? QuantParams() : NT.Quant,
+                            nullptr, Detail));
   // Operands of lower rank broadcast: leading 1s keep their strides valid.
   auto Desc = [&](int V) {
     const Value &X = Vals[V];
-    memory::dims St = X.Md.data.format_kind == dnnl_blocked
-                          ? memory::dims(X.Md.data.format_desc.blocking.strides,
-                                         X.Md.data.format_desc.blocking.strides +
-                                             X.Dims.size())
-                          : denseStrides(X.Dims);
+    memory::dims St =
+        X.Md.data.format_kind == dnnl_blocked
+            ? memory::dims(X.Md.data.format_desc.blocking.strides,
+                           X.Md.data.format_desc.blocking.strides +
+                               X.Dims.size())
+            : denseStrides(X.Dims);
     memory::dims D = padRank(X.Dims, R);
-    St.insert(St.begin(), R - X.Dims.size(), St.empty() ? 1 : St[0] * X.Dims[0]);
+    St.insert(St.begin(), R - X.Dims.size(),
+              St.empty() ? 1 : St[0] * X.Dims[0]);
     return memory::desc(D, toDnnl(X.Dt), St);
   };
-  memory::desc DstMd(padRank(OutDims, R), toDnnl(OutDt),
-                     denseStrides(OutDims));
+  memory::desc DstMd(padRank(OutDims, R), toDnnl(OutDt), denseStrides(OutDims));
   auto Make = [&](int X, int Y) -> std::optional<dnnl::matmul::primitive_desc> {
     try {
       return dnnl::matmul::primitive_desc(
@@ -281,11 +281,11 @@ llvm::Expected<bool> Lowerer::lowerMatmul(const Group &G) {
     return false;
   int Dst = newValue(OutDt, OutDims, Layout::Plain,
                      OutDt == DType::F32 ? QuantParams() : NT.Quant, G.name());
-  PrimitiveStep &S = addPrimitive(
-      *PD, dnnl::matmul(*PD), G.name(), "matmul",
-      {{DNNL_ARG_SRC, Vals[A].Buf, Vals[A].Offset, Desc(A)},
-       {DNNL_ARG_WEIGHTS, Vals[B].Buf, Vals[B].Offset, Desc(B)},
-       {DNNL_ARG_DST, Vals[Dst].Buf, Vals[Dst].Offset, DstMd}});
+  PrimitiveStep &S =
+      addPrimitive(*PD, dnnl::matmul(*PD), G.name(), "matmul",
+                   {{DNNL_ARG_SRC, Vals[A].Buf, Vals[A].Offset, Desc(A)},
+                    {DNNL_ARG_WEIGHTS, Vals[B].Buf, Vals[B].Offset, Desc(B)},
+                    {DNNL_ARG_DST, Vals[Dst].Buf, Vals[Dst].Offset, DstMd}});
   if (Vals[A].Strided || Vals[B].Strided)
     Detail += " strided";
   S.Info.Detail = llvm::StringRef(Detail).trim().str();
@@ -356,16 +356,15 @@ static llvm::Expected<bool> lowerLayerNorm(Lowerer &L, const Node &N,
   try {
     PD = dnnl::layer_normalization_forward::primitive_desc(
         dnnl::layer_normalization_forward::desc(
-            dnnl::prop_kind::forward_inference, XI.Md,
-            static_cast<float>(*Eps), Flags),
+            dnnl::prop_kind::forward_inference, XI.Md, static_cast<float>(*Eps),
+            Flags),
         scratchpadAttr(), L.P.Engine);
   } catch (const dnnl::error &) {
     return false;
   }
   int Dst = L.newValue(DType::F32, XI.Dims, Layout::Plain, QuantParams(),
                        N.name().str());
-  std::vector<MemArg> Args = {L.arg(DNNL_ARG_SRC, X),
-                              L.arg(DNNL_ARG_DST, Dst)};
+  std::vector<MemArg> Args = {L.arg(DNNL_ARG_SRC, X), L.arg(DNNL_ARG_DST, Dst)};
   int64_t C = (*Norm)[0];
   memory::desc CMd({C}, memory::data_type::f32, memory::format_tag::a);
   if (W)
@@ -418,8 +417,8 @@ static llvm::Expected<bool> lowerSoftmax(Lowerer &L, const Node &N,
   try {
     PD = dnnl::softmax_v2_forward::primitive_desc(
         dnnl::softmax_v2_forward::desc(dnnl::prop_kind::forward_inference,
-                                       dnnl::algorithm::softmax_accurate,
-                                       XI.Md, DstMd, static_cast<int>(*Axis)),
+                                       dnnl::algorithm::softmax_accurate, XI.Md,
+                                       DstMd, static_cast<int>(*Axis)),
         Attr, L.P.Engine);
   } catch (const dnnl::error &) {
     return false;
@@ -457,8 +456,8 @@ static llvm::Expected<bool> lowerGelu(Lowerer &L, const Node &N,
   } catch (const dnnl::error &) {
     return false;
   }
-  int Dst = L.newValue(DType::F32, XI.Dims, XI.L, QuantParams(),
-                       N.name().str());
+  int Dst =
+      L.newValue(DType::F32, XI.Dims, XI.L, QuantParams(), N.name().str());
   PrimitiveStep &S =
       L.addPrimitive(PD, dnnl::eltwise_forward(PD), N.name().str(), "eltwise",
                      {L.arg(DNNL_ARG_SRC, X), L.arg(DNNL_ARG_DST, Dst)});

@@ -277,8 +277,9 @@ public:
     Value V = Heads((*v_proj)(X));
     Value Scores = F::matmul(Q, K.transpose(-2, -1)) * 0.25; // 1/sqrt(16)
     Value Attn = F::softmax(Scores, -1);
-    Value Ctx = F::matmul(Attn, V).permute({0, 2, 1, 3}).reshape(
-        {-1, VitTokens, VitHidden});
+    Value Ctx = F::matmul(Attn, V)
+                    .permute({0, 2, 1, 3})
+                    .reshape({-1, VitTokens, VitHidden});
     return (*out_proj)(Ctx);
   }
 
@@ -296,15 +297,13 @@ public:
         register_module("self_attention", std::make_shared<SelfAttention>());
     ln_2 = register_module("ln_2", std::make_shared<LayerNorm>(
                                        std::vector<int64_t>{VitHidden}, 1e-6));
-    mlp = register_module("mlp", std::make_shared<Sequential>(
-                                     std::vector<std::shared_ptr<Module>>{
-                                         std::make_shared<Linear>(VitHidden,
-                                                                  VitMlp),
-                                         std::make_shared<GELU>(),
-                                         std::make_shared<Dropout>(0.0),
-                                         std::make_shared<Linear>(VitMlp,
-                                                                  VitHidden),
-                                         std::make_shared<Dropout>(0.0)}));
+    mlp = register_module(
+        "mlp",
+        std::make_shared<Sequential>(std::vector<std::shared_ptr<Module>>{
+            std::make_shared<Linear>(VitHidden, VitMlp),
+            std::make_shared<GELU>(), std::make_shared<Dropout>(0.0),
+            std::make_shared<Linear>(VitMlp, VitHidden),
+            std::make_shared<Dropout>(0.0)}));
   }
 
   Value forward(Value X) override {
@@ -362,8 +361,9 @@ class VisionTransformer : public Module {
 public:
   VisionTransformer() : Module("VisionTransformer") {
     conv_proj = register_module(
-        "conv_proj", std::make_shared<Conv2d>(
-                         Conv2dOptions(1, VitHidden, VitPatch).stride(VitPatch)));
+        "conv_proj",
+        std::make_shared<Conv2d>(
+            Conv2dOptions(1, VitHidden, VitPatch).stride(VitPatch)));
     class_token =
         register_parameter("class_token", uniformInit({1, 1, VitHidden}, 0.02));
     encoder = register_module("encoder", std::make_shared<Encoder>());

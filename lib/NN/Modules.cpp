@@ -251,11 +251,11 @@ LayerNorm::LayerNorm(std::vector<int64_t> NormalizedShape, double Eps,
   setAttr("elementwise_affine", Argument::boolean(ElementwiseAffine));
   int64_t N = numElements(NormalizedShape);
   weight = register_parameter(
-      "weight", ElementwiseAffine ? filled(N, 1.0f).reshaped(NormalizedShape)
-                                  : Tensor());
+      "weight",
+      ElementwiseAffine ? filled(N, 1.0f).reshaped(NormalizedShape) : Tensor());
   bias = register_parameter(
-      "bias", ElementwiseAffine ? filled(N, 0.0f).reshaped(NormalizedShape)
-                                : Tensor());
+      "bias",
+      ElementwiseAffine ? filled(N, 0.0f).reshaped(NormalizedShape) : Tensor());
 }
 
 GELU::GELU(const std::string &Approximate) : StandardModule("GELU") {

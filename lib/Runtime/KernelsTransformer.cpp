@@ -276,8 +276,7 @@ Tensor ref::select(const Tensor &X, int64_t Dim, int64_t Index) {
   const char *In = static_cast<const char *>(X.rawData());
   char *Out = static_cast<char *>(Y.rawData());
   for (int64_t O = 0; O < Outer; ++O)
-    std::memcpy(Out + O * Inner, In + (O * Sh[S.Dim] + S.Index) * Inner,
-                Inner);
+    std::memcpy(Out + O * Inner, In + (O * Sh[S.Dim] + S.Index) * Inner, Inner);
   return Y;
 }
 

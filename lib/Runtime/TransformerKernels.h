@@ -1,4 +1,4 @@
-//===- TransformerKernels.h - Reference kernels of the transformer ops -*- C++ -*-===//
+//===- TransformerKernels.h - Transformer reference kernels ----*- C++ -*-===//
 //
 // layer_norm, gelu, matmul / bmm, expand and select: shape functions (which
 // report the errors users cause) and f32 reference kernels (which assume

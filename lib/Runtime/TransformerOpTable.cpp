@@ -266,7 +266,11 @@ Argument None() { return Argument::none(); }
 
 std::vector<OpDef> qfx::transformerOpDefs() {
   std::vector<OpDef> T = {
-      {"bmm", true, true, {P{"input"}, P{"mat2"}}, inferMatmul<true>,
+      {"bmm",
+       true,
+       true,
+       {P{"input"}, P{"mat2"}},
+       inferMatmul<true>,
        runMatmul<true>},
       {"expand",
        false,
@@ -287,7 +291,11 @@ std::vector<OpDef> qfx::transformerOpDefs() {
         P{"bias", None()}, P{"eps", F64(1e-5)}},
        inferLayerNorm,
        runLayerNorm},
-      {"matmul", true, true, {P{"input"}, P{"other"}}, inferMatmul<false>,
+      {"matmul",
+       true,
+       true,
+       {P{"input"}, P{"other"}},
+       inferMatmul<false>,
        runMatmul<false>},
       {"quantized_layer_norm",
        true,

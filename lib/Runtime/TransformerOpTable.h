@@ -1,4 +1,4 @@
-//===- TransformerOpTable.h - Op-table entries of the transformer ops -*- C++ -*-===//
+//===- TransformerOpTable.h - Transformer op-table entries ----*- C++ -*-===//
 
 #ifndef QFX_LIB_RUNTIME_TRANSFORMEROPTABLE_H
 #define QFX_LIB_RUNTIME_TRANSFORMEROPTABLE_H

@@ -71,9 +71,7 @@ Tensor grad::geluBackward(const Tensor &X, bool Tanh, const Tensor &GradOut) {
 }
 
 /// The last two dimensions swapped (a copy).
-static Tensor swapLast(const Tensor &T) {
-  return ref::transpose(T, -2, -1);
-}
+static Tensor swapLast(const Tensor &T) { return ref::transpose(T, -2, -1); }
 
 std::array<Tensor, 2> grad::matmulBackward(const Tensor &A, const Tensor &B,
                                            const Tensor &GradOut) {
@@ -172,9 +170,9 @@ llvm::Expected<SlotGrads> selectRule(const BackwardCtx &C) {
 
 // Sorted by op name.
 const GradRule Rules[] = {
-    {"bmm", nullptr, matmulRule},        {"expand", nullptr, expandRule},
-    {"gelu", nullptr, geluRule},         {"layer_norm", nullptr, layerNormRule},
-    {"matmul", nullptr, matmulRule},     {"select", nullptr, selectRule},
+    {"bmm", nullptr, matmulRule},    {"expand", nullptr, expandRule},
+    {"gelu", nullptr, geluRule},     {"layer_norm", nullptr, layerNormRule},
+    {"matmul", nullptr, matmulRule}, {"select", nullptr, selectRule},
 };
 
 } // namespace

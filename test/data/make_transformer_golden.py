@@ -8,6 +8,10 @@
 #     C++ zoo's vit_fashion) with every state_dict tensor filled by
 #     make_zoo_golden.py's hash_fill (the C++ test fills identically);
 #   vit_state_dict.txt: "name shape" per state_dict entry, in order;
+#   attention_opset17.onnx, attention_input.npy, attention_output.npy:
+#     torch.onnx.export (opset 17, dynamic batch) of AttentionHead below
+#     (LayerNormalization, MatMul of activations, Softmax, Transpose, Gather
+#     of x[:, 0]) and its output on a seeded input;
 #   ../zoo/vit_fashion_input.npy: the same input, for ZooTest's loops over
 #     the zoo.
 import os
@@ -96,6 +100,20 @@ class ViT(nn.Module):
         return self.heads(x[:, 0])
 
 
+class AttentionHead(nn.Module):
+    """ln_1, self-attention and its residual, then the class token: the
+    ONNX import test's model (GELU exports as Erf, which qfx lacks)."""
+
+    def __init__(self):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(HIDDEN, eps=1e-6)
+        self.self_attention = SelfAttention()
+
+    def forward(self, x):
+        x = x + self.self_attention(self.ln_1(x))
+        return x[:, 0]
+
+
 def save(name, t):
     np.save(os.path.join(OUT, name), np.ascontiguousarray(
         t.detach().numpy().astype(np.float32)))
@@ -139,6 +157,14 @@ def main():
         x = torch.from_numpy(np.random.RandomState(0).standard_normal(
             (2, 1, 28, 28)).astype(np.float32))
         save("vit_input.npy", x)
+        head = AttentionHead().eval()
+        xa = torch.randn(2, TOKENS, HIDDEN, generator=g)
+        torch.onnx.export(head, xa, os.path.join(OUT, "attention_opset17.onnx"),
+                          opset_version=17, input_names=["x"],
+                          output_names=["y"],
+                          dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}})
+        save("attention_input.npy", xa)
+        save("attention_output.npy", head(xa))
         np.save(os.path.join(HERE, "zoo", "vit_fashion_input.npy"), x.numpy())
         save("vit_output.npy", vit(x))
 

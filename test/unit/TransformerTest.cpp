@@ -10,17 +10,18 @@
 #include "qfx/Codegen/CompiledModule.h"
 #include "qfx/Codegen/Lowering.h"
 #include "qfx/Models/Zoo.h"
+#include "qfx/NN/Functional.h"
+#include "qfx/Onnx/Import.h"
 #include "qfx/Pipeline/QuantizeFx.h"
 #include "qfx/Quant/QConfig.h"
 #include "qfx/Quant/QConfigMapping.h"
-#include "qfx/NN/Functional.h"
 #include "qfx/Runtime/Interpreter.h"
 #include "qfx/Runtime/Op.h"
 #include "qfx/Support/Npy.h"
+#include "qfx/Trace/SymbolicTrace.h"
 #include "qfx/Train/GradKernels.h"
 #include "qfx/Train/Optim.h"
 #include "qfx/Train/Tape.h"
-#include "qfx/Trace/SymbolicTrace.h"
 
 #include <catch2/catch.hpp>
 
@@ -35,8 +36,7 @@ using namespace qfx::testutil;
 namespace {
 
 Tensor golden(const std::string &File) {
-  return take(
-      readNpy(std::string(QFX_TEST_DATA_DIR) + "/transformer/" + File));
+  return take(readNpy(std::string(QFX_TEST_DATA_DIR) + "/transformer/" + File));
 }
 
 /// Largest |a - b| / (1 + |b|).
@@ -118,8 +118,7 @@ Tensor batchOf(int64_t N) {
 
 /// The ViT quantized with preset \p Preset (calibrated on two batches), as
 /// its reference quantized graph.
-std::unique_ptr<GraphModule> quantizedVit(nn::Module &M,
-                                          const char *Preset) {
+std::unique_ptr<GraphModule> quantizedVit(nn::Module &M, const char *Preset) {
   QConfigMapping Map;
   Map.setGlobal(take(QConfig::preset(Preset)));
   auto Obs = take(prepare_fx(
@@ -150,15 +149,15 @@ TEST_CASE("gelu matches PyTorch in its erf and tanh forms", "[transformer]") {
   CHECK(relError(nn::F::gelu(X).tensor(), golden("gelu_erf.npy")) < 1e-6);
   CHECK(relError(nn::F::gelu(X, "tanh").tensor(), golden("gelu_tanh.npy")) <
         1e-6);
-  CHECK(relError(nn::GELU("tanh")(X).tensor(), golden("gelu_tanh.npy")) <
-        1e-6);
+  CHECK(relError(nn::GELU("tanh")(X).tensor(), golden("gelu_tanh.npy")) < 1e-6);
 }
 
 TEST_CASE("matmul broadcasts like torch.matmul", "[transformer]") {
   for (const char *Case : {"4x4", "3x2", "1x3", "3x1", "bcast"}) {
     INFO(Case);
     std::string P = std::string("mm_") + Case;
-    Tensor Y = nn::F::matmul(golden(P + "_a.npy"), golden(P + "_b.npy")).tensor();
+    Tensor Y =
+        nn::F::matmul(golden(P + "_a.npy"), golden(P + "_b.npy")).tensor();
     CHECK(relError(Y, golden(P + "_out.npy")) < 1e-5);
   }
   Tensor A = golden("mm_4x4_a.npy").reshaped({6, 4, 5});
@@ -167,16 +166,14 @@ TEST_CASE("matmul broadcasts like torch.matmul", "[transformer]") {
                  golden("mm_4x4_out.npy").reshaped({6, 4, 6})) < 1e-5);
 }
 
-TEST_CASE("expand and select move elements as PyTorch does",
-          "[transformer]") {
+TEST_CASE("expand and select move elements as PyTorch does", "[transformer]") {
   Tensor X = Tensor::fromFloats({1, 1, 3}, {1, 2, 3});
   Tensor Y = run("expand", {X, Argument::ints({2, -1, -1})});
   REQUIRE(Y.shape() == llvm::ArrayRef<int64_t>({2, 1, 3}));
   CHECK(Y.data<float>()[4] == 2.0f);
   // batch_like overrides size[0], so a traced graph runs at any batch.
   Tensor Like(DType::F32, {5, 7});
-  CHECK(run("expand", {X, Argument::ints({2, -1, -1})},
-            {{"batch_like", Like}})
+  CHECK(run("expand", {X, Argument::ints({2, -1, -1})}, {{"batch_like", Like}})
             .dim(0) == 5);
   Tensor Z = Tensor::fromFloats({2, 3}, {1, 2, 3, 4, 5, 6});
   Tensor S = run("select", {Z, Argument::integer(1), Argument::integer(-1)});
@@ -193,19 +190,26 @@ TEST_CASE("transformer ops reject bad operands with exact messages",
     const char *Msg;
   };
   std::vector<Case> Cases = {
-      {"matmul", {A, B}, "matmul: shapes [2,3] and [4,5] cannot be "
-                         "multiplied (3 vs 4)"},
+      {"matmul",
+       {A, B},
+       "matmul: shapes [2,3] and [4,5] cannot be "
+       "multiplied (3 vs 4)"},
       {"bmm", {A, B}, "bmm: expected 3-d tensors, got [2,3] and [4,5]"},
-      {"expand", {A, Argument::ints({3})},
+      {"expand",
+       {A, Argument::ints({3})},
        "expand: the number of sizes (1) must be at least the tensor's rank "
        "(2)"},
-      {"expand", {A, Argument::ints({4, 3})},
+      {"expand",
+       {A, Argument::ints({4, 3})},
        "expand: cannot expand [2,3] to [4,3]"},
-      {"select", {A, Argument::integer(1), Argument::integer(3)},
+      {"select",
+       {A, Argument::integer(1), Argument::integer(3)},
        "select: index 3 out of range for dimension 1 of size 3"},
-      {"layer_norm", {A, Argument::ints({2})},
+      {"layer_norm",
+       {A, Argument::ints({2})},
        "layer_norm: input [2,3] does not end in normalized_shape [2]"},
-      {"gelu", {V, Argument::string("fast")},
+      {"gelu",
+       {V, Argument::string("fast")},
        "gelu: approximate: expected 'none' or 'tanh', got 'fast'"},
   };
   for (Case &C : Cases) {
@@ -248,8 +252,8 @@ TEST_CASE("transformer gradients agree with finite differences",
   using gradcheck::compareWithFiniteDifferences;
   using gradcheck::randomTensor;
   auto Check = [](const std::function<Tensor(const Tensor &)> &F,
-                  const Tensor &X, const std::function<Tensor(const Tensor &)>
-                                       &Analytic) {
+                  const Tensor &X,
+                  const std::function<Tensor(const Tensor &)> &Analytic) {
     Tensor R = randomTensor(F(X).shape(), 7);
     return compareWithFiniteDifferences(F, X, R, Analytic(R));
   };
@@ -257,12 +261,14 @@ TEST_CASE("transformer gradients agree with finite differences",
   Tensor W = randomTensor({6}, 2, 0.5f, 1.5f), B = randomTensor({6}, 3);
   for (bool Tanh : {false, true}) {
     INFO("gelu tanh " << Tanh);
-    CHECK(Check([&](const Tensor &T) {
-                  return nn::F::gelu(T, Tanh ? "tanh" : "none").tensor();
-                }, X,
-                [&](const Tensor &R) {
-                  return grad::geluBackward(X, Tanh, R);
-                }) == "");
+    CHECK(Check(
+              [&](const Tensor &T) {
+                return nn::F::gelu(T, Tanh ? "tanh" : "none").tensor();
+              },
+              X,
+              [&](const Tensor &R) {
+                return grad::geluBackward(X, Tanh, R);
+              }) == "");
   }
   auto LN = [&](const Tensor &T, const Tensor &Wt, const Tensor &Bt) {
     return take(runOp("layer_norm", {T, Argument::ints({6}), Wt, Bt}));
@@ -280,9 +286,10 @@ TEST_CASE("transformer gradients agree with finite differences",
                 return grad::layerNormBackward(X, 6, &W, true, 1e-5, R).Bias;
               }) == "");
   // matmul with broadcasting and 1-d operands, both gradients.
-  std::vector<std::pair<Shape, Shape>> Cases = {
-      {{2, 3, 4, 5}, {2, 3, 5, 2}}, {{2, 1, 4, 5}, {3, 5, 2}},
-      {{5}, {2, 5, 3}}, {{2, 4, 5}, {5}}};
+  std::vector<std::pair<Shape, Shape>> Cases = {{{2, 3, 4, 5}, {2, 3, 5, 2}},
+                                                {{2, 1, 4, 5}, {3, 5, 2}},
+                                                {{5}, {2, 5, 3}},
+                                                {{2, 4, 5}, {5}}};
   for (auto &[SA, SB] : Cases) {
     INFO(formatShape(SA) << " x " << formatShape(SB));
     Tensor A = randomTensor(SA, 4), Bm = randomTensor(SB, 5);
@@ -309,8 +316,8 @@ TEST_CASE("transformer gradients agree with finite differences",
             }) == "");
   CHECK(Check(
             [](const Tensor &T) {
-              return take(runOp("select",
-                                {T, Argument::integer(1), Argument::integer(1)}));
+              return take(runOp(
+                  "select", {T, Argument::integer(1), Argument::integer(1)}));
             },
             X,
             [&](const Tensor &R) {
@@ -353,12 +360,10 @@ TEST_CASE("the ViT quantizes statically and dynamically and compiles with "
       auto C = compileVit(*Q, Batch);
       CHECK(fallbacksOf(*C) == "");
       Tensor XB = batchOf(Batch);
-      CHECK(relError(take(C->run({XB}))[0], take(interpret(*Q, {XB}))) <
-            0.01);
+      CHECK(relError(take(C->run({XB}))[0], take(interpret(*Q, {XB}))) < 0.01);
     }
   }
 }
-
 
 TEST_CASE("prepare_qat_fx, training steps and convert_fx work on the ViT",
           "[transformer][qat]") {
@@ -399,4 +404,18 @@ TEST_CASE("prepare_qat_fx, training steps and convert_fx work on the ViT",
   auto C = compileVit(*Q, 4);
   CHECK(fallbacksOf(*C) == "");
   CHECK(relError(take(C->run({X}))[0], take(interpret(*Q, {X}))) < 0.01);
+}
+
+TEST_CASE("PyTorch's ONNX export of attention imports, runs and compiles",
+          "[transformer][onnx]") {
+  // LayerNormalization (opset 17), MatMul of two activations, Transpose,
+  // Softmax and Gather of x[:, 0].
+  auto GM = take(importOnnx(std::string(QFX_TEST_DATA_DIR) +
+                            "/transformer/attention_opset17.onnx"));
+  Tensor X = golden("attention_input.npy"),
+         Want = golden("attention_output.npy");
+  CHECK(relError(take(interpret(*GM, {X})), Want) < 1e-4);
+  auto C = compileVit(*GM, 2);
+  CHECK(fallbacksOf(*C) == "");
+  CHECK(relError(take(C->run({X}))[0], Want) < 1e-4);
 }
