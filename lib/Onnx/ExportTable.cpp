@@ -547,24 +547,34 @@ Result emitPassFloat(ExportState &S, const NodeCall &C) {
   return S.floatInput(C, 0);
 }
 
+/// The transformer ops (layer_norm, gelu, matmul ...) import from ONNX but
+/// have no export form yet.
+constexpr const char *NoTransformerForm =
+    "no ONNX export form for this transformer op yet";
+
 // Sorted by op name; lookupExportRule checks it.
 const ExportRule Rules[] = {
     {"adaptive_avg_pool2d", emitAdaptiveAvgPool, nullptr}, // GlobalAveragePool
     {"add", emitAdd, nullptr},
     {"avg_pool2d", emitAvgPool, nullptr},
     {"batch_norm", emitBatchNorm, nullptr},
+    {"bmm", nullptr, NoTransformerForm},
     {"cat", emitCat, nullptr},
     {"contiguous", emitIdentity, nullptr},
     {"conv2d", emitConv, nullptr},
     {"dequantize", emitPassFloat, nullptr}, // DequantizeLinear
     {"dropout", emitIdentity, nullptr},     // eval mode
-    {"flatten", emitFlatten, nullptr},      // Flatten(axis=1) or Reshape
+    {"expand", nullptr, NoTransformerForm},
+    {"flatten", emitFlatten, nullptr}, // Flatten(axis=1) or Reshape
+    {"gelu", nullptr, NoTransformerForm},
     {"hardsigmoid", emitHardsigmoid, nullptr},
     {"hardswish", emitHardswish, nullptr}, // HardSwish (opset 14) or x*HS(x)
     {"hardtanh", emitHardtanh, nullptr},   // Clip
     {"identity", emitIdentity, nullptr},
+    {"layer_norm", nullptr, NoTransformerForm},
     {"leaky_relu", emitLeakyRelu, nullptr},
     {"linear", emitLinear, nullptr}, // Gemm(transB=1); MatMul+Add if not 2-D
+    {"matmul", nullptr, NoTransformerForm},
     {"max_pool2d", emitMaxPool, nullptr},
     {"mean", emitMean, nullptr}, // ReduceMean
     {"mul", emitMul, nullptr},
@@ -581,18 +591,21 @@ const ExportRule Rules[] = {
     {"quantized_conv2d_relu", emitQConvRelu, nullptr}, // QLinearConv
     {"quantized_hardsigmoid", emitHardsigmoid, nullptr},
     {"quantized_hardswish", emitHardswish, nullptr},
+    {"quantized_layer_norm", nullptr, NoTransformerForm},
     {"quantized_leaky_relu", emitLeakyRelu, nullptr}, // QLinearLeakyRelu
     {"quantized_linear", emitQLinear, nullptr},       // QGemm
     {"quantized_linear_dynamic", emitQLinearDynamic,
      nullptr}, // DynamicQuantizeLinear + MatMulInteger
     {"quantized_linear_relu", emitQLinearRelu, nullptr}, // QGemm
-    {"quantized_mul", emitMul, nullptr},                 // QLinearMul
-    {"quantized_sigmoid", emitSigmoid, nullptr},         // QLinearSigmoid
-    {"quantized_softmax", emitSoftmax, nullptr},         // QLinearSoftmax
+    {"quantized_matmul", nullptr, NoTransformerForm},
+    {"quantized_mul", emitMul, nullptr},         // QLinearMul
+    {"quantized_sigmoid", emitSigmoid, nullptr}, // QLinearSigmoid
+    {"quantized_softmax", emitSoftmax, nullptr}, // QLinearSoftmax
     {"quantized_tanh", emitTanh, nullptr},
     {"relu", emitRelu, nullptr},
     {"relu6", emitRelu6, nullptr}, // Clip(0, 6)
     {"reshape", emitReshape, nullptr},
+    {"select", nullptr, NoTransformerForm},
     {"sigmoid", emitSigmoid, nullptr},
     {"softmax", emitSoftmax, nullptr},
     {"tanh", emitTanh, nullptr},
