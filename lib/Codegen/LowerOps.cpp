@@ -217,11 +217,22 @@ dnnl::post_ops Lowerer::postOps(const Group &G, DType OutDt,
     }
     Detail += " sum";
   }
+  auto AppendGelu = [&] {
+    if (G.Gelu == Group::GeluKind::None)
+      return;
+    bool Tanh = G.Gelu == Group::GeluKind::Tanh;
+    PO.append_eltwise(1.0f,
+                      Tanh ? dnnl::algorithm::eltwise_gelu_tanh
+                           : dnnl::algorithm::eltwise_gelu_erf,
+                      0.0f, 0.0f);
+    Detail += Tanh ? " gelu_tanh" : " gelu_erf";
+  };
   if (!Int8) {
     if (G.Clamp.Active)
       appendClamp(PO, G.Clamp.Lo, G.Clamp.Hi, Detail);
     for (const ActPost &A : G.Acts)
       appendActivation(PO, A.Act, Detail);
+    AppendGelu();
     return PO;
   }
   // Clamps act on the value in units of the output scale before the zero
@@ -238,12 +249,29 @@ dnnl::post_ops Lowerer::postOps(const Group &G, DType OutDt,
       appendClamp(PO, Lo, Hi, Detail);
     return PO;
   }
+  auto [Min, Max] = intRange(AnchorT.Dtype);
+  if (G.Gelu != Group::GeluKind::None) {
+    // Transformer MLPs (linear -> dequantize -> gelu): the value in output
+    // steps is rounded and saturated as the int8 result is, then scaled to
+    // real units for the gelu, so the result equals the reference's.
+    PO.append_eltwise(1.0f, dnnl::algorithm::eltwise_round, 0.0f, 0.0f);
+    double L = std::max<double>(Lo, Min - OutQ.ZeroPoint);
+    double H = std::min<double>(Hi, Max - OutQ.ZeroPoint);
+    PO.append_eltwise(1.0f, dnnl::algorithm::eltwise_clip,
+                      static_cast<float>(L), static_cast<float>(H));
+    PO.append_eltwise(1.0f, dnnl::algorithm::eltwise_linear,
+                      static_cast<float>(OutQ.Scale), 0.0f);
+    Detail += " round";
+    AppendGelu();
+    Detail += " f32-dst";
+    return PO;
+  }
   // A fused dequantize writes real values: the clamp, and the saturation
   // the int8 result would have had, in real units.
-  auto [Min, Max] = intRange(AnchorT.Dtype);
   Lo = std::max<double>(Lo, Min - OutQ.ZeroPoint) * OutQ.Scale;
   Hi = std::min<double>(Hi, Max - OutQ.ZeroPoint) * OutQ.Scale;
   appendClamp(PO, Lo, Hi, Detail);
+  AppendGelu();
   Detail += " f32-dst";
   return PO;
 }
@@ -358,9 +386,12 @@ llvm::Expected<WeightedOp> Lowerer::weightedOp(const Group &G, const Value &XI,
     auto WS = weightScales(N, W);
     if (!WS)
       return WS.takeError();
+    // A gelu after a fused dequantize needs the int8 result's rounding
+    // first (postOps): the scales then give output steps, as without it.
+    bool RealUnits =
+        G.Dequant && G.Acts.empty() && G.Gelu == Group::GeluKind::None;
     Op.Attr.set_output_scales(
-        1 << 1,
-        requantScales(XI.Q, *WS, Op.AnchorQ, G.Dequant && G.Acts.empty()));
+        1 << 1, requantScales(XI.Q, *WS, Op.AnchorQ, RealUnits));
     if (B)
       Op.Bias = scaledBias(*B, XI.Q, *WS, {W.dim(0)});
     // Zero points are attributes only when present: without one, oneDNN
@@ -624,7 +655,8 @@ memory::desc zeroPointMd() {
 /// binary-mul post-op and the bias a binary-add after it, so the bias needs
 /// no per-run rescaling and the fast kernel keeps static scales.
 dnnl::primitive_attr dynamicAttr(llvm::ArrayRef<double> WS, bool HasBias,
-                                 const RealClamp &Clamp, std::string &Detail) {
+                                 const RealClamp &Clamp, Group::GeluKind Gelu,
+                                 std::string &Detail) {
   dnnl::primitive_attr Attr = userAttr();
   Attr.set_output_scales(1 << 1, std::vector<float>(WS.begin(), WS.end()));
   Attr.set_zero_points(DNNL_ARG_SRC, 0, {DNNL_RUNTIME_S32_VAL});
@@ -636,6 +668,14 @@ dnnl::primitive_attr dynamicAttr(llvm::ArrayRef<double> WS, bool HasBias,
                                   memory::data_type::f32, Tag::ab));
   if (Clamp.Active)
     appendClamp(PO, Clamp.Lo, Clamp.Hi, Detail);
+  if (Gelu != Group::GeluKind::None) {
+    bool Tanh = Gelu == Group::GeluKind::Tanh;
+    PO.append_eltwise(1.0f,
+                      Tanh ? dnnl::algorithm::eltwise_gelu_tanh
+                           : dnnl::algorithm::eltwise_gelu_erf,
+                      0.0f, 0.0f);
+    Detail += Tanh ? " gelu_tanh" : " gelu_erf";
+  }
   Attr.set_post_ops(PO);
   return Attr;
 }
@@ -699,9 +739,9 @@ llvm::Expected<bool> Lowerer::lowerLinearDynamic(const Group &G) {
   memory::desc AnyW({K, NOut}, memory::data_type::s8, Tag::any);
   dnnl::matmul::primitive_desc PD;
   try {
-    PD = dnnl::matmul::primitive_desc(dnnl::matmul::desc(Src2, AnyW, Dst2),
-                                      dynamicAttr(*WS, B, G.Clamp, Detail),
-                                      P.Engine);
+    PD = dnnl::matmul::primitive_desc(
+        dnnl::matmul::desc(Src2, AnyW, Dst2),
+        dynamicAttr(*WS, B, G.Clamp, G.Gelu, Detail), P.Engine);
   } catch (const dnnl::error &) {
     return false;
   }
@@ -830,6 +870,17 @@ static bool plainAdd(const Node &N) {
   });
 }
 
+/// Whether \p From (of \p To's rank, not equal to it) broadcasts to \p To.
+static bool broadcastsTo(llvm::ArrayRef<int64_t> From,
+                         llvm::ArrayRef<int64_t> To) {
+  if (From.size() != To.size() || From == To)
+    return false;
+  for (size_t I = 0; I < From.size(); ++I)
+    if (From[I] != To[I] && From[I] != 1)
+      return false;
+  return true;
+}
+
 llvm::Expected<bool> Lowerer::lowerAdd(const Group &G) {
   const Node &N = *G.Anchor;
   if (N.numArgs() < 2 || !N.arg(0).isNode() || !N.arg(1).isNode())
@@ -841,8 +892,24 @@ llvm::Expected<bool> Lowerer::lowerAdd(const Group &G) {
   if (!BV)
     return BV.takeError();
   bool Float = N.target() == "add";
+  if (Float && plainAdd(N) && !G.SumOther &&
+      broadcastsTo(Vals[*BV].Dims, Vals[*AV].Dims))
+    // The binary primitive broadcasts its second source (a transformer's
+    // position embedding [1, T, C] onto [N, T, C]).
+    return lowerAddF32(G, inLayout(*AV, Layout::Plain),
+                       inLayout(*BV, Layout::Plain));
+  if (Float && plainAdd(N) && !G.SumOther &&
+      broadcastsTo(Vals[*AV].Dims, Vals[*BV].Dims))
+    return lowerAddF32(G, inLayout(*BV, Layout::Plain),
+                       inLayout(*AV, Layout::Plain));
+  if (!Float && broadcastsTo(Vals[*BV].Dims, Vals[*AV].Dims))
+    BV = broadcastValue(inLayout(*BV, Layout::Plain), Vals[*AV].Dims,
+                        G.name() + ".broadcast");
+  else if (!Float && broadcastsTo(Vals[*AV].Dims, Vals[*BV].Dims))
+    AV = broadcastValue(inLayout(*AV, Layout::Plain), Vals[*BV].Dims,
+                        G.name() + ".broadcast");
   if (Vals[*AV].Dims != Vals[*BV].Dims || (Float && !plainAdd(N)))
-    return false; // broadcasting, scaled adds: the op table
+    return false; // other broadcasts, scaled adds: the op table
   int A = *AV, B = inLayout(*BV, Vals[*AV].L);
   return Float ? lowerAddF32(G, A, B) : lowerAddInt8(G, A, B);
 }
@@ -1193,7 +1260,16 @@ llvm::Expected<bool> Lowerer::lowerQuantize(const Node &N) {
   if (OutT.Dtype == DType::F32 || !OutT.Quant.isPerTensor())
     return false;
   const Value X = Vals[*XV];
-  Layout L = hasChannelsLast(X.Dims) ? Layout::NHWC : Layout::Plain;
+  // NHWC for convolutions; transformer ops (attention's 4-d scores) read
+  // plain layouts.
+  bool ForTransformer = llvm::all_of(N.users(), [&](const Node *U) {
+    const LoweringRule *R = lookupLoweringRule(*U, GM);
+    return R &&
+           (R->Kind == LowerKind::Matmul || R->Kind == LowerKind::Softmax ||
+            R->Kind == LowerKind::LayerNorm || R->Kind == LowerKind::Permute);
+  });
+  Layout L =
+      hasChannelsLast(X.Dims) && !ForTransformer ? Layout::NHWC : Layout::Plain;
   int Dst = newValue(OutT.Dtype, X.Dims, L, OutT.Quant, N.name().str());
   dnnl::primitive_attr Attr;
   // quantize_val multiplies by 1.0f / float(scale).

@@ -47,6 +47,9 @@ struct Value {
   /// value PermSource (in H, W, C order) and the linears read them with
   /// permuted weights; anything else converts first (inLayout).
   int PermSource = -1;
+  /// A permuted view whose Md has non-dense strides, read only by matmuls
+  /// (LowerTransformer.cpp); anything else makes a dense copy first.
+  bool Strided = false;
 };
 
 /// A clamp in real units (relu: [0, inf)).
@@ -79,6 +82,10 @@ struct Group {
   bool Dequant = false;
   /// Activations after the clamp, in order (LowerEltwise.cpp).
   std::vector<ActPost> Acts;
+  /// Transformer: a fused gelu (eltwise post-op after the clamp) and a
+  /// scalar the output is multiplied by (matmul * c as the output scale).
+  enum class GeluKind : uint8_t { None, Erf, Tanh } Gelu = GeluKind::None;
+  double OutScale = 1.0;
 
   const Node *last() const { return Members.back(); }
   std::string name() const;
@@ -243,6 +250,17 @@ public:
   llvm::Expected<bool> lowerInterpolate(const Node &N);
   llvm::Expected<bool> lowerEmbedding(const Node &N);
   llvm::Expected<bool> lowerNarrow(const Node &N);
+
+  //===--- Transformer ops (LowerTransformer.cpp) ---===//
+  llvm::Expected<bool> lowerMatmul(const Group &G);
+  /// layer_norm, softmax, gelu, permute / transpose, select, expand.
+  llvm::Expected<bool> lowerTransformerOp(const Node &N, const LoweringRule &R);
+  /// \p V as a dense plain value: itself, or a reorder of a strided view.
+  int denseValue(int V);
+  /// Dense \p V (plain) broadcast to \p To by a host copy (int8 adds of a
+  /// position embedding).
+  int broadcastValue(int V, llvm::ArrayRef<int64_t> To,
+                     const std::string &Name);
 
   /// The post-ops of \p G: the sum (with \p Other's scale and zero point
   /// for int8) and the clamp, in units of \p OutQ for an int8 destination,

@@ -332,6 +332,42 @@ static const Node *sumOperand(const Lowerer &L, const Node &Add,
   return Other;
 }
 
+/// The scalar of `mul(Cur, c)` when \p U is one on f32 (a post-op scale).
+static std::optional<double> scalarFactor(const Lowerer &L, const Node &U,
+                                          const Node *Cur) {
+  if (U.op() != OpCode::CallFunction || U.target() != "mul" ||
+      U.numArgs() != 2 || !U.kwargs().empty() || !U.arg(0).isNode() ||
+      U.arg(0).getNode() != Cur || L.typeOf(Cur).Dtype != DType::F32)
+    return std::nullopt;
+  const Argument &C = U.arg(1);
+  if (C.isFloat())
+    return C.getFloat();
+  if (C.isInt())
+    return double(C.getInt());
+  return std::nullopt;
+}
+
+/// The form of gelu \p U applies to \p Cur (None if it is not a gelu).
+static Group::GeluKind geluKind(const Lowerer &L, const Node &U,
+                                const Node *Cur) {
+  const LoweringRule *R = lookupLoweringRule(U, L.GM);
+  if (!R || R->Kind != LowerKind::Gelu || !U.numArgs() || !U.arg(0).isNode() ||
+      U.arg(0).getNode() != Cur)
+    return Group::GeluKind::None;
+  auto B = L.bindDeclared(U);
+  if (!B) {
+    llvm::consumeError(B.takeError());
+    return Group::GeluKind::None;
+  }
+  const Operand &A = B->second.operand(1);
+  if (A.isTensor() || A.isList() || !A.arg().isString())
+    return Group::GeluKind::None;
+  if (A.arg().getString() == "tanh")
+    return Group::GeluKind::Tanh;
+  return A.arg().getString() == "none" ? Group::GeluKind::Erf
+                                       : Group::GeluKind::None;
+}
+
 std::optional<Group> Lowerer::growGroup(const Node &Anchor,
                                         const LoweringRule &R, bool Grow) {
   Group G;
@@ -358,9 +394,32 @@ std::optional<Group> Lowerer::growGroup(const Node &Anchor,
     const Node *U = Cur->users()[0];
     if (U->op() == OpCode::Output || GroupOf.count(U))
       break;
+    // Transformer post-ops: matmul * c, and a gelu (also after a fused
+    // dequantize, on the real values).
+    if (std::optional<double> C = scalarFactor(*this, *U, Cur);
+        C && (R.PostOps & PostScale) &&
+        G.Members.size() == (G.Dequant ? 2u : 1u)) {
+      G.OutScale *= *C;
+      G.Members.push_back(U);
+      Cur = U;
+      continue;
+    }
+    if (auto Gk = geluKind(*this, *U, Cur);
+        Gk != Group::GeluKind::None && (R.PostOps & PostGelu) && !G.SumOther &&
+        G.Acts.empty() && G.Gelu == Group::GeluKind::None && typeOf(U).Dtype == DType::F32 &&
+        (typeOf(Cur).Dtype == DType::F32)) {
+      G.Gelu = Gk;
+      G.Members.push_back(U);
+      Cur = U;
+      continue;
+    }
+    if (G.Dequant)
+      break;
     const LoweringRule *RU = lookupLoweringRule(*U, GM);
     if (!RU || !U->numArgs() || !U->arg(0).isNode())
       break;
+    if (G.Gelu != Group::GeluKind::None)
+      break; // post-ops run in order: nothing may follow the gelu
     if (RU->Kind == LowerKind::Activation) {
       if (!growActivation(G, *U, *RU, Cur))
         break;
@@ -388,7 +447,10 @@ std::optional<Group> Lowerer::growGroup(const Node &Anchor,
       G.Dequant = true;
       G.Members.push_back(U);
       growFloatIsland(G, *U);
-      break;
+      if (!G.Acts.empty())
+        break; // the float island's quantize ends the group
+      Cur = U;
+      continue;
     } else {
       break;
     }
@@ -402,7 +464,8 @@ std::optional<Group> Lowerer::growGroup(const Node &Anchor,
 static bool isAnchor(LowerKind K) {
   return K == LowerKind::Conv || K == LowerKind::Deconv ||
          K == LowerKind::Linear || K == LowerKind::LinearDynamic ||
-         K == LowerKind::Add || K == LowerKind::BatchNorm;
+         K == LowerKind::Add || K == LowerKind::BatchNorm ||
+         K == LowerKind::Matmul;
 }
 
 void Lowerer::planGroups() {
@@ -982,6 +1045,8 @@ llvm::Error Lowerer::lowerGroup(const Group &G) {
       return lowerAdd(G);
     case LowerKind::BatchNorm:
       return lowerBatchNorm(G);
+    case LowerKind::Matmul:
+      return lowerMatmul(G);
     default:
       llvm_unreachable("not a group anchor");
     }
@@ -1034,7 +1099,8 @@ llvm::Error Lowerer::lowerNode(const Node &N) {
   case LowerKind::Linear:
   case LowerKind::LinearDynamic:
   case LowerKind::Add:
-  case LowerKind::BatchNorm: {
+  case LowerKind::BatchNorm:
+  case LowerKind::Matmul: {
     std::optional<Group> G = growGroup(N, *R, /*Grow=*/false);
     if (!G)
       return lowerFallback(
@@ -1080,6 +1146,14 @@ llvm::Error Lowerer::lowerNode(const Node &N) {
     break;
   case LowerKind::Narrow:
     Done = lowerNarrow(N);
+    break;
+  case LowerKind::LayerNorm:
+  case LowerKind::Softmax:
+  case LowerKind::Gelu:
+  case LowerKind::Permute:
+  case LowerKind::Select:
+  case LowerKind::Expand:
+    Done = lowerTransformerOp(N, *R);
     break;
   }
   if (!Done)

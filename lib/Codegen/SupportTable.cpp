@@ -50,7 +50,7 @@ const LoweringRule Rules[] = {
     module("Flatten", LowerKind::View, All, 0),
     module("Hardtanh", LowerKind::Eltwise, All, 0, false, ClampKind::Hardtanh),
     module("Identity", LowerKind::Alias, All, 0),
-    module("Linear", LowerKind::Linear, DtF32, EltSum),
+    module("Linear", LowerKind::Linear, DtF32, EltSum | PostGelu),
     module("LinearReLU", LowerKind::Linear, DtF32, PostEltwise, false,
            ClampKind::Relu),
     module("MaxPool2d", LowerKind::MaxPool, All, 0),
@@ -60,9 +60,9 @@ const LoweringRule Rules[] = {
            ClampKind::Relu),
     module("QuantizedConvReLU2d", LowerKind::Conv, DtInt8, EltDeq, false,
            ClampKind::Relu),
-    module("QuantizedLinear", LowerKind::Linear, DtInt8, EltDeq),
+    module("QuantizedLinear", LowerKind::Linear, DtInt8, EltDeq | PostGelu),
     module("QuantizedLinearDynamic", LowerKind::LinearDynamic, DtF32,
-           PostEltwise),
+           PostEltwise | PostGelu),
     module("QuantizedLinearReLU", LowerKind::Linear, DtInt8, EltDeq, false,
            ClampKind::Relu),
     module("ReLU", LowerKind::Eltwise, All, 0, false, ClampKind::Relu),
@@ -140,6 +140,26 @@ const LoweringRule Rules[] = {
     activation("tanh", false, DtF32, ActKind::Tanh),
     function("mul", LowerKind::Mul, DtF32, 0),
     function("quantized_mul", LowerKind::Mul, DtInt8, 0),
+
+    // Transformer ops (LowerTransformer.cpp): f32 for now; the shape ops
+    // move int8 bytes too.
+    module("GELU", LowerKind::Gelu, DtF32, 0),
+    module("LayerNorm", LowerKind::LayerNorm, DtF32, 0),
+    module("Softmax", LowerKind::Softmax, DtF32, 0),
+    function("bmm", LowerKind::Matmul, DtF32, PostScale | PostGelu),
+    function("expand", LowerKind::Expand, All, 0),
+    function("gelu", LowerKind::Gelu, DtF32, 0),
+    function("layer_norm", LowerKind::LayerNorm, DtF32, 0),
+    function("matmul", LowerKind::Matmul, DtF32, PostScale | PostGelu),
+    function("permute", LowerKind::Permute, All, 0),
+    function("select", LowerKind::Select, All, 0),
+    function("softmax", LowerKind::Softmax, DtF32, 0),
+    function("transpose", LowerKind::Permute, All, 0),
+    module("QuantizedLayerNorm", LowerKind::LayerNorm, DtInt8, 0),
+    function("quantized_layer_norm", LowerKind::LayerNorm, DtInt8, 0),
+    function("quantized_matmul", LowerKind::Matmul, DtInt8,
+             PostDequant | PostScale | PostGelu),
+    function("quantized_softmax", LowerKind::Softmax, DtInt8, 0),
 };
 
 } // namespace

@@ -60,7 +60,20 @@ enum class LowerKind : uint8_t {
   /// or a 256-entry table (int8).
   Activation,
   /// Two-tensor mul with broadcasting (f32 binary, int8 host kernel).
-  Mul
+  Mul,
+  // Transformer ops (LowerTransformer.cpp).
+  /// matmul / bmm of two activations (a group anchor: scalar mul, gelu).
+  Matmul,
+  LayerNorm,
+  Softmax,
+  /// gelu on its own (fused into a linear or matmul when it follows one).
+  Gelu,
+  /// permute / transpose: a strided view for matmuls, else a reorder.
+  Permute,
+  /// select: a reorder of a strided view.
+  Select,
+  /// expand: a constant when its input is one, else a broadcast copy.
+  Expand
 };
 
 /// The function an Activation op applies, in real units.
@@ -86,7 +99,11 @@ enum PostOpBits : uint8_t {
   /// A following dequantize: the op writes f32 itself.
   PostDequant = 4,
   /// Only a plain relu as the eltwise (batch norm's fused ReLU flag).
-  PostRelu = 8
+  PostRelu = 8,
+  /// A following gelu as an eltwise_gelu_erf / gelu_tanh post-op.
+  PostGelu = 16,
+  /// A following multiplication by a scalar as the output scale.
+  PostScale = 32
 };
 
 /// Clamps an Eltwise op applies, in real units.

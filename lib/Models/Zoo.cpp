@@ -1,4 +1,4 @@
-//===- Zoo.cpp - Net, ResNet-18, MobileNetV2 and MobileNetV3-Small --------===//
+//===- Zoo.cpp - Net, ResNet-18, MobileNets and the Fashion-MNIST ViT ----===//
 //
 // Module names, registration order and forward() follow torchvision 0.14
 // line by line: the state_dict keys (and their order) must equal
@@ -419,6 +419,147 @@ private:
   std::shared_ptr<Module> stem, dw1, se1, pw1, expand2, dw2, se2, pw2, head, fc;
 };
 
+//===----------------------------------------------------------------------===//
+// ViT for Fashion-MNIST (the zoo's transformer; architecture shared with
+// the PyTorch twin that trains models/vit_fashion.safetensors)
+//===----------------------------------------------------------------------===//
+
+constexpr int64_t VitHidden = 64, VitHeads = 4, VitHeadDim = 16, VitMlp = 128,
+                  VitLayers = 4, VitPatch = 7, VitTokens = 17;
+
+/// Multi-head self-attention with separate q/k/v projections, computed as
+/// nn.MultiheadAttention does, so every Linear and matmul is its own node.
+class SelfAttention : public Module {
+public:
+  SelfAttention() : Module("SelfAttention") {
+    q_proj = register_module("q_proj",
+                             std::make_shared<Linear>(VitHidden, VitHidden));
+    k_proj = register_module("k_proj",
+                             std::make_shared<Linear>(VitHidden, VitHidden));
+    v_proj = register_module("v_proj",
+                             std::make_shared<Linear>(VitHidden, VitHidden));
+    out_proj = register_module("out_proj",
+                               std::make_shared<Linear>(VitHidden, VitHidden));
+  }
+
+  Value forward(Value X) override {
+    auto Heads = [](Value T) {
+      return T.reshape({-1, VitTokens, VitHeads, VitHeadDim})
+          .permute({0, 2, 1, 3});
+    };
+    Value Q = Heads((*q_proj)(X)), K = Heads((*k_proj)(X));
+    Value V = Heads((*v_proj)(X));
+    Value Scores = F::matmul(Q, K.transpose(-2, -1)) * 0.25; // 1/sqrt(16)
+    Value Attn = F::softmax(Scores, -1);
+    Value Ctx = F::matmul(Attn, V)
+                    .permute({0, 2, 1, 3})
+                    .reshape({-1, VitTokens, VitHidden});
+    return (*out_proj)(Ctx);
+  }
+
+private:
+  std::shared_ptr<Linear> q_proj, k_proj, v_proj, out_proj;
+};
+
+/// torchvision's pre-norm EncoderBlock.
+class EncoderBlock : public Module {
+public:
+  EncoderBlock() : Module("EncoderBlock") {
+    ln_1 = register_module("ln_1", std::make_shared<LayerNorm>(
+                                       std::vector<int64_t>{VitHidden}, 1e-6));
+    self_attention =
+        register_module("self_attention", std::make_shared<SelfAttention>());
+    ln_2 = register_module("ln_2", std::make_shared<LayerNorm>(
+                                       std::vector<int64_t>{VitHidden}, 1e-6));
+    mlp = register_module(
+        "mlp",
+        std::make_shared<Sequential>(std::vector<std::shared_ptr<Module>>{
+            std::make_shared<Linear>(VitHidden, VitMlp),
+            std::make_shared<GELU>(), std::make_shared<Dropout>(0.0),
+            std::make_shared<Linear>(VitMlp, VitHidden),
+            std::make_shared<Dropout>(0.0)}));
+  }
+
+  Value forward(Value X) override {
+    X = X + (*self_attention)((*ln_1)(X));
+    return X + (*mlp)((*ln_2)(X));
+  }
+
+private:
+  std::shared_ptr<LayerNorm> ln_1, ln_2;
+  std::shared_ptr<SelfAttention> self_attention;
+  std::shared_ptr<Sequential> mlp;
+};
+
+/// A Sequential whose children have names (torchvision's OrderedDict).
+class NamedSequential : public Module {
+public:
+  NamedSequential() : Module("Sequential") {}
+  void add(std::string Name, std::shared_ptr<Module> M) {
+    Order.push_back(register_module(std::move(Name), std::move(M)));
+  }
+  Value forward(Value X) override {
+    for (const std::shared_ptr<Module> &M : Order)
+      X = (*M)(X);
+    return X;
+  }
+
+private:
+  std::vector<std::shared_ptr<Module>> Order;
+};
+
+class Encoder : public Module {
+public:
+  Encoder() : Module("Encoder") {
+    pos_embedding = register_parameter(
+        "pos_embedding", uniformInit({1, VitTokens, VitHidden}, 0.02));
+    layers = register_module("layers", std::make_shared<NamedSequential>());
+    for (int64_t I = 0; I < VitLayers; ++I)
+      layers->add("encoder_layer_" + std::to_string(I),
+                  std::make_shared<EncoderBlock>());
+    ln = register_module("ln", std::make_shared<LayerNorm>(
+                                   std::vector<int64_t>{VitHidden}, 1e-6));
+  }
+
+  Value forward(Value X) override {
+    return (*ln)((*layers)(X + Value(pos_embedding)));
+  }
+
+private:
+  Tensor pos_embedding;
+  std::shared_ptr<NamedSequential> layers;
+  std::shared_ptr<LayerNorm> ln;
+};
+
+class VisionTransformer : public Module {
+public:
+  VisionTransformer() : Module("VisionTransformer") {
+    conv_proj = register_module(
+        "conv_proj",
+        std::make_shared<Conv2d>(
+            Conv2dOptions(1, VitHidden, VitPatch).stride(VitPatch)));
+    class_token =
+        register_parameter("class_token", uniformInit({1, 1, VitHidden}, 0.02));
+    encoder = register_module("encoder", std::make_shared<Encoder>());
+    heads = register_module("heads", std::make_shared<NamedSequential>());
+    heads->add("head", std::make_shared<Linear>(VitHidden, 10));
+  }
+
+  Value forward(Value X) override {
+    X = (*conv_proj)(X).flatten(2).transpose(1, 2);
+    // batch_like: the graph takes N from X wherever it runs.
+    Value Cls = Value(class_token).expand({X.size(0), -1, -1}, X);
+    X = (*encoder)(F::cat({Cls, X}, 1));
+    return (*heads)(X.select(1, 0));
+  }
+
+private:
+  std::shared_ptr<Conv2d> conv_proj;
+  Tensor class_token;
+  std::shared_ptr<Encoder> encoder;
+  std::shared_ptr<NamedSequential> heads;
+};
+
 } // namespace
 
 std::shared_ptr<Module> mobilenet_v3_cnn(int64_t NumClasses) {
@@ -437,6 +578,10 @@ std::shared_ptr<Module> mobilenet_v2(int64_t NumClasses) {
   return std::make_shared<MobileNetV2>(NumClasses);
 }
 
+std::shared_ptr<Module> vit_fashion() {
+  return std::make_shared<VisionTransformer>();
+}
+
 const std::vector<ZooEntry> &zoo() {
   static const std::vector<ZooEntry> Entries = {
       {"net",
@@ -448,6 +593,7 @@ const std::vector<ZooEntry> &zoo() {
        [] { return mobilenet_v3_small(); },
        {1, 3, 224, 224}},
       {"mobilenet_v3_cnn", [] { return mobilenet_v3_cnn(); }, {1, 1, 28, 28}},
+      {"vit_fashion", [] { return vit_fashion(); }, {1, 1, 28, 28}},
   };
   return Entries;
 }

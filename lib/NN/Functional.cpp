@@ -127,3 +127,23 @@ Value F::softmax(const Value &X, int64_t Dim) {
 Value F::dropout(const Value &X, double P, bool Training) {
   return dispatch("dropout", {X, P, Training});
 }
+
+//===----------------------------------------------------------------------===//
+// Transformer ops
+//===----------------------------------------------------------------------===//
+
+Value F::layer_norm(const Value &X, std::vector<int64_t> NormalizedShape,
+                    const Value &Weight, const Value &Bias, double Eps) {
+  return dispatch("layer_norm",
+                  {X, OpArg(std::move(NormalizedShape)), Weight, Bias, Eps});
+}
+
+Value F::gelu(const Value &X, const std::string &Approximate) {
+  return dispatch("gelu", {X, OpArg(Argument::string(Approximate))});
+}
+
+Value F::matmul(const Value &A, const Value &B) {
+  return dispatch("matmul", {A, B});
+}
+
+Value F::bmm(const Value &A, const Value &B) { return dispatch("bmm", {A, B}); }

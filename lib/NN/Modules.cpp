@@ -13,6 +13,8 @@
 #include "qfx/Runtime/Op.h"
 #include "qfx/Support/Error.h"
 
+#include "llvm/ADT/STLExtras.h"
+
 #include <cmath>
 #include <cstdio>
 #include <string>
@@ -34,6 +36,11 @@ static Value dispatchModuleOp(const Module &M, const Value &X) {
     throw Error(M.kind().str() +
                 ": module kind has no built-in implementation");
   std::vector<OpArg> Args{X};
+  for (const char *Name : K->LeadingAttrs) {
+    auto It = M.attrs().find(Name);
+    Args.push_back(It != M.attrs().end() ? OpArg(It->second)
+                                         : OpArg(Argument::none()));
+  }
   for (const char *Name : K->TensorOperands) {
     const Tensor *T = M.tensor(Name);
     Args.push_back(T ? OpArg(*T) : OpArg(Argument::none()));
@@ -364,6 +371,35 @@ Embedding::Embedding(int64_t NumEmbeddings, int64_t EmbeddingDim,
       W.data<float>()[Row * EmbeddingDim + J] = 0.0f;
   }
   weight = register_parameter("weight", W);
+}
+
+//===----------------------------------------------------------------------===//
+// Transformer modules
+//===----------------------------------------------------------------------===//
+
+LayerNorm::LayerNorm(std::vector<int64_t> NormalizedShape, double Eps,
+                     bool ElementwiseAffine)
+    : StandardModule("LayerNorm") {
+  if (NormalizedShape.empty() ||
+      llvm::any_of(NormalizedShape, [](int64_t D) { return D <= 0; }))
+    throw Error("LayerNorm: normalized_shape must be non-empty and positive");
+  setAttr("normalized_shape", Argument::ints(NormalizedShape));
+  setAttr("eps", Argument::real(Eps));
+  setAttr("elementwise_affine", Argument::boolean(ElementwiseAffine));
+  int64_t N = numElements(NormalizedShape);
+  weight = register_parameter(
+      "weight",
+      ElementwiseAffine ? filled(N, 1.0f).reshaped(NormalizedShape) : Tensor());
+  bias = register_parameter(
+      "bias",
+      ElementwiseAffine ? filled(N, 0.0f).reshaped(NormalizedShape) : Tensor());
+}
+
+GELU::GELU(const std::string &Approximate) : StandardModule("GELU") {
+  if (Approximate != "none" && Approximate != "tanh")
+    throw Error("GELU: approximate must be 'none' or 'tanh', got '" +
+                Approximate + "'");
+  setAttr("approximate", Argument::string(Approximate));
 }
 
 //===----------------------------------------------------------------------===//

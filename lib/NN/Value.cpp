@@ -70,6 +70,20 @@ Value Value::transpose(int64_t Dim0, int64_t Dim1) const {
   return dispatch("transpose", {*this, Dim0, Dim1}, {}, true);
 }
 
+Value Value::expand(llvm::ArrayRef<int64_t> Sizes) const {
+  return dispatch("expand", {*this, Sizes.vec()}, {}, true);
+}
+
+Value Value::expand(llvm::ArrayRef<int64_t> Sizes,
+                    const Value &BatchLike) const {
+  return dispatch("expand", {*this, Sizes.vec()}, {{"batch_like", BatchLike}},
+                  true);
+}
+
+Value Value::select(int64_t Dim, int64_t Index) const {
+  return dispatch("select", {*this, Dim, Index}, {}, true);
+}
+
 Value Value::contiguous() const {
   return dispatch("contiguous", {*this}, {}, true);
 }

@@ -559,12 +559,18 @@ Result emitPassFloat(ExportState &S, const NodeCall &C) {
 constexpr const char *ConvFamilyNoForm =
     "ONNX export of 1-d and transposed convolutions is not implemented";
 
+/// The transformer ops (layer_norm, gelu, matmul ...) import from ONNX but
+/// have no export form yet.
+constexpr const char *NoTransformerForm =
+    "no ONNX export form for this transformer op yet";
+
 // Sorted by op name; lookupExportRule checks it.
 const ExportRule Rules[] = {
     {"adaptive_avg_pool2d", emitAdaptiveAvgPool, nullptr}, // GlobalAveragePool
     {"add", emitAdd, nullptr},
     {"avg_pool2d", emitAvgPool, nullptr},
     {"batch_norm", emitBatchNorm, nullptr},
+    {"bmm", nullptr, NoTransformerForm},
     {"cat", emitCat, nullptr},
     {"contiguous", emitIdentity, nullptr},
     {"conv1d", nullptr, ConvFamilyNoForm},
@@ -575,14 +581,18 @@ const ExportRule Rules[] = {
     {"dropout", emitIdentity, nullptr},     // eval mode
     {"embedding", nullptr,
      "embedding's int64 index input has no ONNX export here"},
+    {"expand", nullptr, NoTransformerForm},
     {"flatten", emitFlatten, nullptr}, // Flatten(axis=1) or Reshape
+    {"gelu", nullptr, NoTransformerForm},
     {"hardsigmoid", emitHardsigmoid, nullptr},
     {"hardswish", emitHardswish, nullptr}, // HardSwish (opset 14) or x*HS(x)
     {"hardtanh", emitHardtanh, nullptr},   // Clip
     {"identity", emitIdentity, nullptr},
     {"interpolate", emitInterpolate, nullptr}, // Resize
+    {"layer_norm", nullptr, NoTransformerForm},
     {"leaky_relu", emitLeakyRelu, nullptr},
     {"linear", emitLinear, nullptr}, // Gemm(transB=1); MatMul+Add if not 2-D
+    {"matmul", nullptr, NoTransformerForm},
     {"max_pool2d", emitMaxPool, nullptr},
     {"mean", emitMean, nullptr}, // ReduceMean
     {"mul", emitMul, nullptr},
@@ -604,20 +614,23 @@ const ExportRule Rules[] = {
     {"quantized_conv_transpose2d", nullptr, ConvFamilyNoForm},
     {"quantized_hardsigmoid", emitHardsigmoid, nullptr},
     {"quantized_hardswish", emitHardswish, nullptr},
+    {"quantized_layer_norm", nullptr, NoTransformerForm},
     {"quantized_leaky_relu", emitLeakyRelu, nullptr}, // QLinearLeakyRelu
     {"quantized_linear", emitQLinear, nullptr},       // QGemm
     {"quantized_linear_dynamic", emitQLinearDynamic,
      nullptr}, // DynamicQuantizeLinear + MatMulInteger
     {"quantized_linear_relu", emitQLinearRelu, nullptr}, // QGemm
-    {"quantized_mul", emitMul, nullptr},                 // QLinearMul
-    {"quantized_sigmoid", emitSigmoid, nullptr},         // QLinearSigmoid
-    {"quantized_softmax", emitSoftmax, nullptr},         // QLinearSoftmax
+    {"quantized_matmul", nullptr, NoTransformerForm},
+    {"quantized_mul", emitMul, nullptr},         // QLinearMul
+    {"quantized_sigmoid", emitSigmoid, nullptr}, // QLinearSigmoid
+    {"quantized_softmax", emitSoftmax, nullptr}, // QLinearSoftmax
     {"quantized_tanh", emitTanh, nullptr},
     {"reciprocal", emitReciprocal, nullptr},
     {"relu", emitRelu, nullptr},
     {"relu6", emitRelu6, nullptr}, // Clip(0, 6)
     {"reshape", emitReshape, nullptr},
     {"rsub", emitRsub, nullptr}, // Sub(other, input)
+    {"select", nullptr, NoTransformerForm},
     {"sigmoid", emitSigmoid, nullptr},
     {"silu", emitSilu, nullptr}, // Sigmoid + Mul
     {"softmax", emitSoftmax, nullptr},

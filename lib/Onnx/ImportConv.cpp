@@ -287,6 +287,8 @@ llvm::Error qfx::onnximport::importMatMul(NodeReader &R) {
   if (BC && BC->rank() == 2)
     return linearModule(R, *X, (*B)->InitName, transposed(*BC, 1.0),
                         std::nullopt);
+  if (!(*B)->isConst())
+    return importMatMulOfActivations(R); // attention: q k^T, attn v
   if (rankOf(*B) != 2)
     return R.error("only a rank-2 right operand is supported");
   auto W = R.node(1);

@@ -331,6 +331,12 @@ llvm::Error qfx::onnximport::importShape(NodeReader &R) {
 llvm::Error qfx::onnximport::importGather(NodeReader &R) {
   if (isEmbeddingGather(R)) // arith family
     return importEmbeddingGather(R);
+  // An activation's x[:, i] (the ViT's class token); shape computations
+  // fold below.
+  if (auto In = R.input(0); In && !(*In)->isConst())
+    return importGatherSelect(R);
+  else if (!In)
+    return In.takeError();
   auto Data = R.constant(0, "data");
   auto Indices = R.constInts(1, "indices");
   auto Axis = R.attrInt("axis", 0);

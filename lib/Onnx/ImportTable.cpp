@@ -32,6 +32,10 @@ static const ImportRule Rules[] = {
     {"", "Softmax", {13}, importSoftmax},        // one axis, default -1
     {"", "Identity", {1, 13, 14, 16}, importPassThrough}, // no node
     {"", "Dropout", {10, 12, 13}, importDropout},         // inference: none
+    // Transformer ops (ImportTransformer.cpp; MatMul and Gather of
+    // activations dispatch there from their rows).
+    {"", "LayerNormalization", {17}, importLayerNormalization},
+    {"", "Transpose", {1, 13}, importTranspose},
     // Pooling and reshaping (ImportShape.cpp).
     {"", "GlobalAveragePool", {1}, importGlobalAveragePool},
     {"", "MaxPool", {8, 10, 11, 12}, importMaxPool},

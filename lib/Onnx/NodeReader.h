@@ -213,6 +213,13 @@ llvm::Error importReduceMean(NodeReader &R);
 llvm::Error importFlatten(NodeReader &R);
 llvm::Error importReshape(NodeReader &R);
 llvm::Error importConcat(NodeReader &R);
+// Transformer ops (ImportTransformer.cpp).
+llvm::Error importLayerNormalization(NodeReader &R);
+/// MatMul whose right operand is not a constant (attention).
+llvm::Error importMatMulOfActivations(NodeReader &R);
+llvm::Error importTranspose(NodeReader &R);
+/// Gather of one constant index from an activation (x[:, 0]).
+llvm::Error importGatherSelect(NodeReader &R);
 llvm::Error importShape(NodeReader &R);
 llvm::Error importGather(NodeReader &R);
 // arith family (ImportArith.cpp).

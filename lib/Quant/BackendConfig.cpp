@@ -70,6 +70,7 @@ const BackendOpEntry Table[] = {
     // not listed there, so they stay float.
     {"interpolate", false, S},
     {"leaky_relu", false, G},
+    {"matmul", false, G}, // transformer: activation x activation
     {"max_pool2d", false, S},
     {"mean", false, S},
     {"mul", false, G},
@@ -102,6 +103,7 @@ const BackendOpEntry Table[] = {
     {"Hardswish", true, G},
     {"Hardtanh", true, S},
     {"Identity", true, S},
+    {"LayerNorm", true, G}, // transformer: f32 weight and bias
     {"LeakyReLU", true, G},
     dynamic("Linear"),
     {"LinearBn1d", true, W},

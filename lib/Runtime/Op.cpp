@@ -349,6 +349,18 @@ static const ModuleKindDef ModuleKinds[] = {
      {},
      {"size", "scale_factor", "mode", "align_corners",
       "recompute_scale_factor"}},
+    // Transformer modules.
+    {"GELU", "gelu", {}, {"approximate"}},
+    {"LayerNorm",
+     "layer_norm",
+     {"weight", "bias"},
+     {"eps"},
+     {"normalized_shape"}},
+    {"QuantizedLayerNorm",
+     "quantized_layer_norm",
+     {"weight", "bias"},
+     {"eps", "scale", "zero_point"},
+     {"normalized_shape"}},
 };
 
 const ModuleKindDef *qfx::lookupModuleKind(llvm::StringRef Kind) {
@@ -370,6 +382,10 @@ qfx::bindModuleCall(const ModuleInfo &M, std::vector<Operand> Inputs) {
   // Float kinds holding a quantized weight (convert's weight-only form, like
   // PyTorch's reference modules) compute with the dequantized weight.
   bool FloatKind = !llvm::StringRef(K->Kind).startswith("Quantized");
+  for (const char *Name : K->LeadingAttrs) {
+    const Argument *A = M.attr(Name);
+    Positional.push_back(A ? Operand(*A) : Operand(Argument::none()));
+  }
   for (const char *Name : K->TensorOperands) {
     const Tensor *T = M.tensor(Name);
     if (T && FloatKind && !T->quant().isNone() && T->dtype() != DType::F32)

@@ -11,6 +11,7 @@
 #include "ArithOps.h"
 #include "ConvFamilyOpTable.h"
 #include "QuantKernels.h"
+#include "TransformerOpTable.h"
 
 #include "qfx/Backend/OneDNN/FloatKernels.h"
 #include "qfx/Runtime/Kernels.h"
@@ -655,6 +656,9 @@ const std::vector<OpDef> &table() {
     // Conv family (conv1d, quantized_conv1d[_relu]).
     std::vector<OpDef> CF = convFamilyOpDefs();
     T.insert(T.end(), CF.begin(), CF.end());
+    // Transformer ops (layer_norm, gelu, matmul, expand, select ...).
+    std::vector<OpDef> Tr = transformerOpDefs();
+    T.insert(T.end(), Tr.begin(), Tr.end());
     auto ByName = [](const OpDef &A, const OpDef &B) {
       return llvm::StringRef(A.Name) < B.Name;
     };

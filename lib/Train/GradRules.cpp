@@ -330,5 +330,10 @@ const GradRule *qfx::train::lookupGradRule(llvm::StringRef Op) {
   if (It != std::end(Rules) && Op == It->Op)
     return It;
   // arith family (ArithGrads.cpp).
-  return lookupArithGradRule(Op);
+  if (const GradRule *R = lookupArithGradRule(Op))
+    return R;
+  for (const GradRule &R : transformerGradRules())
+    if (Op == R.Op)
+      return &R;
+  return nullptr;
 }

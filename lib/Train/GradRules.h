@@ -67,6 +67,8 @@ struct GradRule {
 /// Conv family (ConvFamilyGrads.cpp): conv1d through conv2d's kernels.
 llvm::Expected<SlotGrads> conv1dBackward(const BackwardCtx &C);
 llvm::Expected<SlotGrads> convTranspose2dBackward(const BackwardCtx &C);
+/// The transformer ops' rules (TransformerGrads.cpp), sorted by op name.
+llvm::ArrayRef<GradRule> transformerGradRules();
 
 /// The rule of op \p Op, or nullptr if it cannot be differentiated.
 const GradRule *lookupGradRule(llvm::StringRef Op);

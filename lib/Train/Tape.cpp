@@ -225,7 +225,8 @@ llvm::Expected<Tensor> Recorder::recordStandard(const ModuleInfo &M,
     S.Srcs[I] = std::move(Srcs[I]);
   for (size_t J = 0; J < K->TensorOperands.size(); ++J)
     if (isParam(M, K->TensorOperands[J]))
-      S.Srcs[NumInputs + J] = Source::param(join(Path, K->TensorOperands[J]));
+      S.Srcs[NumInputs + K->LeadingAttrs.size() + J] =
+          Source::param(join(Path, K->TensorOperands[J]));
   // Module mode decides batch statistics and dropout, as nn.Module.train().
   bool IsBN = M.kind().startswith("BatchNorm");
   std::optional<bool> Training =

@@ -634,7 +634,8 @@ llvm::Expected<bool> Converter::convertGeneral(Node *N, const OpPattern &P) {
       return false;
     M = GM.lookupModule(N->target());
   }
-  bool Binary = P.Op == "add" || P.Op == "mul";
+  // matmul (transformer attention) takes two activations like add and mul.
+  bool Binary = P.Op == "add" || P.Op == "mul" || P.Op == "matmul";
   std::vector<Node *> Inputs = {argNode(N, 0)};
   if (Binary)
     Inputs.push_back(argNode(N, 1));

@@ -42,6 +42,7 @@ const Replacement Replacements[] = {
     {"hardsigmoid", false, "quantized_hardsigmoid", false},
     {"hardswish", false, "quantized_hardswish", false},
     {"leaky_relu", false, "quantized_leaky_relu", false},
+    {"matmul", false, "quantized_matmul", false},
     {"mul", false, "quantized_mul", false},
     {"sigmoid", false, "quantized_sigmoid", false},
     {"softmax", false, "quantized_softmax", false},
@@ -63,6 +64,7 @@ const Replacement Replacements[] = {
     {"ConvTranspose2d", true, "QuantizedConvTranspose2d", true}, // conv family
     {"Hardsigmoid", true, "quantized_hardsigmoid", false},
     {"Hardswish", true, "quantized_hardswish", false},
+    {"LayerNorm", true, "QuantizedLayerNorm", true},
     {"LeakyReLU", true, "quantized_leaky_relu", false},
     {"Linear", true, "QuantizedLinear", true},
     {"LinearBn1d", true, "QuantizedLinear", true, FloatPart::FoldBn},

@@ -53,6 +53,10 @@ double vnniPeakGops(int Threads, double Seconds);
 
 static cl::list<std::string> ModelNames("models", cl::CommaSeparated,
                                         cl::desc("zoo models to run"));
+static cl::opt<std::string>
+    Preset("preset", cl::init("x86"),
+           cl::desc("qconfig preset of the int8 column (x86, onednn, "
+                    "dynamic ...; default x86)"));
 static cl::list<int> Batches("batches", cl::CommaSeparated,
                              cl::desc("batch sizes (default 1,32)"));
 static cl::list<int> ThreadCounts("threads", cl::CommaSeparated,
@@ -362,15 +366,18 @@ static llvm::Error exportForOrt(const std::string &Model,
   return llvm::Error::success();
 }
 
-/// Traces (or imports), calibrates on random data (x86 preset), converts,
-/// then measures every batch and thread count.
+/// Traces (or imports), calibrates on random data (the --preset qconfig),
+/// converts, then measures every batch and thread count.
 static llvm::Error benchModel(const models::ZooEntry &Entry,
                               const std::map<int, double> &Peak,
                               std::vector<Row> &Rows) {
   auto Float = floatGraph(Entry);
   if (!Float)
     return Float.takeError();
-  auto Mapping = QConfigMapping().setGlobal(cantFail(QConfig::preset("x86")));
+  auto QC = QConfig::preset(Preset);
+  if (!QC)
+    return prefixError(QC.takeError(), "--preset");
+  auto Mapping = QConfigMapping().setGlobal(*QC);
   ObservedModule Observed((*Float)->clone());
   if (llvm::Error E = prepareGraph(Observed.graphModule(), Mapping, false))
     return E;
@@ -649,7 +656,7 @@ static llvm::Error run() {
   }
   if (ModelNames.empty())
     for (const char *M : {"net", "resnet18", "mobilenet_v2",
-                          "mobilenet_v3_small", "mobilenet_v3_cnn"})
+                          "mobilenet_v3_small", "mobilenet_v3_cnn", "vit_fashion"})
       ModelNames.push_back(M);
   if (Batches.empty())
     for (int B : {1, 32})

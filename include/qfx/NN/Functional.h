@@ -106,6 +106,17 @@ std::vector<Value> split(const Value &X, int64_t SplitSize, int64_t Dim = 0);
 std::vector<Value> split(const Value &X, const std::vector<int64_t> &Sizes,
                          int64_t Dim = 0);
 std::vector<Value> chunk(const Value &X, int64_t Chunks, int64_t Dim = 0);
+// Transformer ops.
+/// F.layer_norm over the trailing \p NormalizedShape dimensions.
+Value layer_norm(const Value &X, std::vector<int64_t> NormalizedShape,
+                 const Value &Weight = {}, const Value &Bias = {},
+                 double Eps = 1e-5);
+/// F.gelu; \p Approximate is "none" (erf) or "tanh".
+Value gelu(const Value &X, const std::string &Approximate = "none");
+/// torch.matmul (broadcasting batch dimensions).
+Value matmul(const Value &A, const Value &B);
+/// torch.bmm ([b,n,k] x [b,k,m]).
+Value bmm(const Value &A, const Value &B);
 
 } // namespace F
 } // namespace nn

@@ -284,6 +284,21 @@ public:
   Tensor weight;
 };
 
+// Transformer modules.
+/// nn.LayerNorm over the trailing \p NormalizedShape dimensions; with
+/// \p ElementwiseAffine, a weight (ones) and bias (zeros) of that shape.
+class LayerNorm : public StandardModule {
+public:
+  explicit LayerNorm(std::vector<int64_t> NormalizedShape, double Eps = 1e-5,
+                     bool ElementwiseAffine = true);
+  Tensor weight, bias; ///< no data without elementwise affine
+};
+/// nn.GELU; \p Approximate is "none" (erf) or "tanh".
+class GELU : public StandardModule {
+public:
+  explicit GELU(const std::string &Approximate = "none");
+};
+
 /// Runs its children in order; registered as "0", "1", ... like PyTorch.
 /// Not a leaf: the tracer inlines it, so its children appear by qualified
 /// name ("features.0").

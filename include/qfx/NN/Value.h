@@ -73,6 +73,13 @@ public:
   Value permute(llvm::ArrayRef<int64_t> Dims) const;
   Value transpose(int64_t Dim0, int64_t Dim1) const;
   Value contiguous() const;
+  /// Tensor.expand: -1 keeps a dimension. With \p BatchLike, size[0] is
+  /// that tensor's dimension 0 wherever the graph runs, so a graph traced at
+  /// one batch size works at any (qfx's stand-in for x.shape[0]).
+  Value expand(llvm::ArrayRef<int64_t> Sizes) const;
+  Value expand(llvm::ArrayRef<int64_t> Sizes, const Value &BatchLike) const;
+  /// Tensor.select(dim, index) (x[:, 0] is select(1, 0)).
+  Value select(int64_t Dim, int64_t Index) const;
   Value mean(llvm::ArrayRef<int64_t> Dims, bool KeepDim = false) const;
   Value relu() const;
   Value sigmoid() const;

@@ -158,6 +158,10 @@ struct ModuleKindDef {
   std::vector<const char *> TensorOperands;
   /// Module attributes passed as keyword arguments of the same name.
   std::vector<const char *> AttrOperands;
+  /// Module attributes passed positionally between the input and the
+  /// tensors, for schemas that put them there (layer_norm's
+  /// normalized_shape).
+  std::vector<const char *> LeadingAttrs = {};
 };
 
 /// The kind \p Kind, or nullptr for kinds that are not standard leaves.

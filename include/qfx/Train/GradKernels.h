@@ -174,6 +174,27 @@ struct CrossEntropyResult {
 llvm::Expected<CrossEntropyResult> crossEntropy(const Tensor &Logits,
                                                 llvm::ArrayRef<int64_t> Labels);
 
+// Transformer ops (lib/Train/TransformerGrads.cpp).
+
+/// layer_norm over the last \p M elements: gradients of the input and, when
+/// given, of the weight and bias ([M] each, empty when absent).
+struct LayerNormGrads {
+  Tensor X, W, Bias;
+};
+LayerNormGrads layerNormBackward(const Tensor &X, int64_t M, const Tensor *W,
+                                 bool HasBias, double Eps,
+                                 const Tensor &GradOut);
+/// gelu (erf form, or \p Tanh).
+Tensor geluBackward(const Tensor &X, bool Tanh, const Tensor &GradOut);
+/// torch.matmul's gradients of both operands (broadcast dimensions summed).
+std::array<Tensor, 2> matmulBackward(const Tensor &A, const Tensor &B,
+                                     const Tensor &GradOut);
+/// Tensor.expand: \p GradOut summed back to \p In.
+Tensor expandBackward(llvm::ArrayRef<int64_t> In, const Tensor &GradOut);
+/// Tensor.select: zeros of shape \p In with \p GradOut at the index.
+Tensor selectBackward(llvm::ArrayRef<int64_t> In, int64_t Dim, int64_t Index,
+                      const Tensor &GradOut);
+
 } // namespace grad
 } // namespace qfx
 
