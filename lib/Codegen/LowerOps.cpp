@@ -1268,8 +1268,17 @@ llvm::Expected<bool> Lowerer::lowerQuantize(const Node &N) {
            (R->Kind == LowerKind::Matmul || R->Kind == LowerKind::Softmax ||
             R->Kind == LowerKind::LayerNorm || R->Kind == LowerKind::Permute);
   });
-  Layout L =
-      hasChannelsLast(X.Dims) && !ForTransformer ? Layout::NHWC : Layout::Plain;
+  // Rank 3 is channels last (nwc) only for the conv family's 1-d ops: a
+  // transformer's [N, tokens, hidden] stays plain for linear, add and the
+  // rest.
+  bool ForConv1d =
+      X.Dims.size() == 3 && llvm::any_of(N.users(), [&](const Node *U) {
+        const LoweringRule *R = lookupLoweringRule(*U, GM);
+        return R &&
+               (R->Kind == LowerKind::Conv || R->Kind == LowerKind::BatchNorm);
+      });
+  bool ChannelsLast = X.Dims.size() == 4 ? !ForTransformer : ForConv1d;
+  Layout L = ChannelsLast ? Layout::NHWC : Layout::Plain;
   int Dst = newValue(OutT.Dtype, X.Dims, L, OutT.Quant, N.name().str());
   dnnl::primitive_attr Attr;
   // quantize_val multiplies by 1.0f / float(scale).
