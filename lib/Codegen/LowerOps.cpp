@@ -390,8 +390,8 @@ llvm::Expected<WeightedOp> Lowerer::weightedOp(const Group &G, const Value &XI,
     // first (postOps): the scales then give output steps, as without it.
     bool RealUnits =
         G.Dequant && G.Acts.empty() && G.Gelu == Group::GeluKind::None;
-    Op.Attr.set_output_scales(
-        1 << 1, requantScales(XI.Q, *WS, Op.AnchorQ, RealUnits));
+    Op.Attr.set_output_scales(1 << 1,
+                              requantScales(XI.Q, *WS, Op.AnchorQ, RealUnits));
     if (B)
       Op.Bias = scaledBias(*B, XI.Q, *WS, {W.dim(0)});
     // Zero points are attributes only when present: without one, oneDNN

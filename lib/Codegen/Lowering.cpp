@@ -406,8 +406,8 @@ std::optional<Group> Lowerer::growGroup(const Node &Anchor,
     }
     if (auto Gk = geluKind(*this, *U, Cur);
         Gk != Group::GeluKind::None && (R.PostOps & PostGelu) && !G.SumOther &&
-        G.Acts.empty() && G.Gelu == Group::GeluKind::None && typeOf(U).Dtype == DType::F32 &&
-        (typeOf(Cur).Dtype == DType::F32)) {
+        G.Acts.empty() && G.Gelu == Group::GeluKind::None &&
+        typeOf(U).Dtype == DType::F32 && (typeOf(Cur).Dtype == DType::F32)) {
       G.Gelu = Gk;
       G.Members.push_back(U);
       Cur = U;

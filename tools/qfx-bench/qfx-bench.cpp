@@ -655,8 +655,9 @@ static llvm::Error run() {
     Batches.push_back(1);
   }
   if (ModelNames.empty())
-    for (const char *M : {"net", "resnet18", "mobilenet_v2",
-                          "mobilenet_v3_small", "mobilenet_v3_cnn", "vit_fashion"})
+    for (const char *M :
+         {"net", "resnet18", "mobilenet_v2", "mobilenet_v3_small",
+          "mobilenet_v3_cnn", "vit_fashion"})
       ModelNames.push_back(M);
   if (Batches.empty())
     for (int B : {1, 32})
