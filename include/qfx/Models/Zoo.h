@@ -49,7 +49,7 @@ std::shared_ptr<nn::Module> mobilenet_v3_small(int64_t NumClasses = 1000);
 /// blocks (stem, dw1, se1, pw1, expand2, dw2, se2, pw2, head, fc).
 std::shared_ptr<nn::Module> mobilenet_v3_cnn(int64_t NumClasses = 10);
 
-/// The zoo ViT for Fashion-MNIST (docs/models.md): patch embedding
+/// The zoo ViT for Fashion-MNIST (docs/performance.md): patch embedding
 /// conv_proj 7x7/7 -> 16 tokens of 64 + class_token, encoder of 4 pre-norm
 /// blocks (LayerNorm, 4-head self-attention with q/k/v/out projections,
 /// GELU MLP 64-128-64), encoder.ln, the class token, heads.head -> 10;
