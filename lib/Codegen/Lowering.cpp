@@ -643,11 +643,12 @@ static std::optional<memory::dims> stridesOf(const memory::desc &Md) {
 void Lowerer::addReorder(int From, int To, const dnnl::primitive_attr &Attr,
                          std::string Name, std::string Kind) {
   // oneDNN 2.6's jit reorder drops zero points when it also changes the
-  // byte order for some shapes (f32 [2, 17, 64] ncw to u8 nwc quantizes
-  // as if the zero point were 0): move the bytes first, in the source's
-  // type and the destination's order, then requantize with no change of order.
+  // byte order of some 3-d shapes (f32 [2, 17, 64] ncw to u8 nwc quantizes
+  // as if the zero point were 0; the 4-d nchw / nhwc reorders we checked are
+  // right): move the bytes first, in the source's type and the
+  // destination's order, then requantize with no change of order.
   std::optional<memory::dims> ToStrides = stridesOf(Vals[To].Md);
-  if (hasZeroPoints(Attr) && ToStrides &&
+  if (Vals[To].Dims.size() == 3 && hasZeroPoints(Attr) && ToStrides &&
       stridesOf(Vals[From].Md) != ToStrides) {
     Value Mid = Vals[From];
     Mid.Md = memory::desc(Vals[To].Md.dims(), toDnnl(Mid.Dt), *ToStrides);
