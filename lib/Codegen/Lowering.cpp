@@ -19,6 +19,7 @@
 #include "llvm/ADT/STLExtras.h"
 
 #include <cstring>
+#include <optional>
 
 using namespace qfx;
 using namespace qfx::codegen;
@@ -618,8 +619,50 @@ HostStep &Lowerer::addHost(std::string Name, std::string Kind,
   return Ref;
 }
 
+/// Whether \p Attr gives the source or the destination a zero point.
+static bool hasZeroPoints(const dnnl::primitive_attr &Attr) {
+  for (int Arg : {DNNL_ARG_SRC, DNNL_ARG_DST}) {
+    int Mask = 0;
+    std::vector<int32_t> Zps;
+    Attr.get_zero_points(Arg, Mask, Zps);
+    if (llvm::any_of(Zps, [](int32_t Z) { return Z != 0; }))
+      return true;
+  }
+  return false;
+}
+
+/// The strides of a plain (blocked, unblocked) descriptor, or nothing.
+static std::optional<memory::dims> stridesOf(const memory::desc &Md) {
+  const dnnl_memory_desc_t &D = Md.data;
+  if (D.format_kind != dnnl_blocked || D.format_desc.blocking.inner_nblks)
+    return std::nullopt;
+  return memory::dims(D.format_desc.blocking.strides,
+                      D.format_desc.blocking.strides + D.ndims);
+}
+
 void Lowerer::addReorder(int From, int To, const dnnl::primitive_attr &Attr,
                          std::string Name, std::string Kind) {
+  // oneDNN 2.6's jit reorder drops zero points when it also changes the
+  // byte order of some 3-d shapes (f32 [2, 17, 64] ncw to u8 nwc quantizes
+  // as if the zero point were 0; the 4-d nchw / nhwc reorders we checked are
+  // right): move the bytes first, in the source's type and the
+  // destination's order, then requantize with no change of order.
+  std::optional<memory::dims> ToStrides = stridesOf(Vals[To].Md);
+  if (Vals[To].Dims.size() == 3 && hasZeroPoints(Attr) && ToStrides &&
+      stridesOf(Vals[From].Md) != ToStrides) {
+    Value Mid = Vals[From];
+    Mid.Md = memory::desc(Vals[To].Md.dims(), toDnnl(Mid.Dt), *ToStrides);
+    Mid.Dims = Vals[To].Dims;
+    Mid.L = Vals[To].L;
+    Mid.Offset = 0;
+    Mid.PermSource = -1;
+    Mid.Strided = false;
+    Mid.Buf =
+        P.addBuffer(BufferKind::Arena, Mid.Md.get_size(), Name + ".order");
+    int M = addValue(std::move(Mid));
+    addReorder(From, M, dnnl::primitive_attr(), Name + ".order", "reorder");
+    From = M;
+  }
   dnnl::primitive_attr A = Attr;
   A.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   dnnl::reorder::primitive_desc PD(P.Engine, Vals[From].Md, P.Engine,
