@@ -10,6 +10,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "ArithOps.h"
+#include "OpOperands.h"
 #include "QuantKernels.h"
 
 #include "qfx/Runtime/ArithParams.h"
@@ -20,42 +21,9 @@
 #include <cmath>
 
 using namespace qfx;
+using namespace qfx::operands;
 
 namespace {
-
-#define QFX_TRY(Var, Expr)                                                     \
-  auto Var = (Expr);                                                           \
-  if (!Var)                                                                    \
-    return Var.takeError();
-
-TensorType f32Type(llvm::ArrayRef<int64_t> Dims) {
-  return TensorType{DType::F32, Shape(Dims.begin(), Dims.end()), {}};
-}
-
-llvm::Expected<const Tensor *> floatTensor(const BoundArgs &B, size_t I) {
-  QFX_TRY(T, B.tensor(I));
-  if ((*T)->dtype() != DType::F32)
-    return B.error(I,
-                   "expected an f32 tensor, got " + dtypeName((*T)->dtype()));
-  return *T;
-}
-
-/// f32, or u8 / s8 with per-tensor qparams (ops sharing their input's
-/// qparams).
-llvm::Expected<const Tensor *> valueTensor(const BoundArgs &B, size_t I) {
-  QFX_TRY(T, B.tensor(I));
-  if ((*T)->dtype() == DType::F32 || qref::isQuantizedActivation(**T))
-    return *T;
-  return B.error(I, "expected an f32 tensor or a u8 or s8 tensor with "
-                    "per-tensor qparams, got " +
-                        qref::describe(**T));
-}
-
-TensorType likeInput(const Tensor &X, llvm::ArrayRef<int64_t> Dims) {
-  if (X.dtype() == DType::F32)
-    return f32Type(Dims);
-  return TensorType{X.dtype(), Shape(Dims.begin(), Dims.end()), X.quant()};
-}
 
 Argument I64(int64_t V) { return Argument::integer(V); }
 Argument F64(double V) { return Argument::real(V); }

@@ -10,6 +10,7 @@
 
 #include "ArithOps.h"
 #include "ConvFamilyOpTable.h"
+#include "OpOperands.h"
 #include "QuantKernels.h"
 #include "TransformerOpTable.h"
 
@@ -24,55 +25,11 @@
 #include <random>
 
 using namespace qfx;
+using namespace qfx::operands;
 
 namespace {
 
-// Propagates an error out of an Expected-returning function.
-#define QFX_TRY(Var, Expr)                                                     \
-  auto Var = (Expr);                                                           \
-  if (!Var)                                                                    \
-    return Var.takeError();
-
-TensorType f32Type(llvm::ArrayRef<int64_t> Dims) {
-  return TensorType{DType::F32, Shape(Dims.begin(), Dims.end()), {}};
-}
-
-/// The tensor operand \p I, which must be f32 (quantized ops come in later
-/// layers with their own entries).
-llvm::Expected<const Tensor *> floatTensor(const BoundArgs &B, size_t I) {
-  QFX_TRY(T, B.tensor(I));
-  if ((*T)->dtype() != DType::F32)
-    return B.error(I,
-                   "expected an f32 tensor, got " + dtypeName((*T)->dtype()));
-  return *T;
-}
-
-llvm::Expected<const Tensor *> optFloatTensor(const BoundArgs &B, size_t I) {
-  if (B.isNone(I))
-    return nullptr;
-  return floatTensor(B, I);
-}
-
-/// The tensor operand \p I of an op that runs on f32 and on quantized
-/// tensors alike: f32, or u8 / s8 with per-tensor qparams.
-llvm::Expected<const Tensor *> valueTensor(const BoundArgs &B, size_t I) {
-  QFX_TRY(T, B.tensor(I));
-  if ((*T)->dtype() == DType::F32 || qref::isQuantizedActivation(**T))
-    return *T;
-  return B.error(I, "expected an f32 tensor or a u8 or s8 tensor with "
-                    "per-tensor qparams, got " +
-                        qref::describe(**T));
-}
-
 bool isQuantized(const Tensor &X) { return X.dtype() != DType::F32; }
-
-/// The result type of a dtype-generic op: \p X's dtype and qparams with
-/// shape \p Dims (plain f32 for f32 inputs).
-TensorType likeInput(const Tensor &X, llvm::ArrayRef<int64_t> Dims) {
-  if (!isQuantized(X))
-    return f32Type(Dims);
-  return TensorType{X.dtype(), Shape(Dims.begin(), Dims.end()), X.quant()};
-}
 
 std::optional<llvm::ArrayRef<int64_t>> optShape(const Tensor *T) {
   if (!T)

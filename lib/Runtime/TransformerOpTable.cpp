@@ -9,6 +9,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "TransformerOpTable.h"
+#include "OpOperands.h"
 
 #include "QuantKernels.h"
 #include "TransformerKernels.h"
@@ -18,47 +19,9 @@
 #include <cmath>
 
 using namespace qfx;
+using namespace qfx::operands;
 
 namespace {
-
-#define QFX_TRY(Var, Expr)                                                     \
-  auto Var = (Expr);                                                           \
-  if (!Var)                                                                    \
-    return Var.takeError();
-
-TensorType f32Type(llvm::ArrayRef<int64_t> Dims) {
-  return TensorType{DType::F32, Shape(Dims.begin(), Dims.end()), {}};
-}
-
-llvm::Expected<const Tensor *> floatTensor(const BoundArgs &B, size_t I) {
-  QFX_TRY(T, B.tensor(I));
-  if ((*T)->dtype() != DType::F32)
-    return B.error(I,
-                   "expected an f32 tensor, got " + dtypeName((*T)->dtype()));
-  return *T;
-}
-
-llvm::Expected<const Tensor *> optFloatTensor(const BoundArgs &B, size_t I) {
-  if (B.isNone(I))
-    return nullptr;
-  return floatTensor(B, I);
-}
-
-/// f32, or u8 / s8 with per-tensor qparams (ops that move elements).
-llvm::Expected<const Tensor *> valueTensor(const BoundArgs &B, size_t I) {
-  QFX_TRY(T, B.tensor(I));
-  if ((*T)->dtype() == DType::F32 || qref::isQuantizedActivation(**T))
-    return *T;
-  return B.error(I, "expected an f32 tensor or a u8 or s8 tensor with "
-                    "per-tensor qparams, got " +
-                        qref::describe(**T));
-}
-
-TensorType likeInput(const Tensor &X, llvm::ArrayRef<int64_t> Dims) {
-  if (X.dtype() == DType::F32)
-    return f32Type(Dims);
-  return TensorType{X.dtype(), Shape(Dims.begin(), Dims.end()), X.quant()};
-}
 
 //===----------------------------------------------------------------------===//
 // layer_norm
