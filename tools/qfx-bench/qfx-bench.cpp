@@ -67,7 +67,7 @@ static cl::opt<int>
                         "or 2 s, 0.5 s for the 224x224 models at batch > 8)"),
                cl::init(0));
 static cl::opt<bool> Profile("profile",
-                             cl::desc("print a per-node int8 profile"));
+                             cl::desc("print per-node fp32 and int8 profiles"));
 static cl::opt<cl::boolOrDefault>
     PyTorch("pytorch",
             cl::desc("compare with PyTorch FX (default: when python3 can "
@@ -229,13 +229,17 @@ timedCompile(const GraphModule &GM, int Batch, int Threads, double &Ms) {
   return CM;
 }
 
-static void printProfile(const CompiledModule &CM, const Row &R) {
-  llvm::outs() << "  int8 profile: " << R.Model << " batch " << R.Batch << ", "
-               << R.Threads << " threads (median per step)\n";
+/// Prints the per-step medians of \p CM's profiled runs; \p Label names the
+/// column ("fp32" or "int8") and \p TotalMs is its unprofiled median.
+static void printProfile(const CompiledModule &CM, const Row &R,
+                         llvm::StringRef Label, double TotalMs) {
+  llvm::outs() << "  " << Label << " profile: " << R.Model << " batch "
+               << R.Batch << ", " << R.Threads
+               << " threads (median per step)\n";
   for (const StepTime &S : CM.profile())
     llvm::outs() << llvm::format("    %-44s %-10s %9.3f ms %5.1f%%\n",
                                  S.Name.c_str(), S.Kind.c_str(), S.MedianMs,
-                                 100.0 * S.MedianMs / R.Int8Ms);
+                                 100.0 * S.MedianMs / TotalMs);
 }
 
 /// The --onnx-fp32 / --onnx-int8 file given for \p Model, or "".
@@ -309,14 +313,23 @@ static llvm::Error benchOne(const GraphModule &Float,
     for (const FallbackInfo &F : (*QC)->fallbacks())
       llvm::errs() << "qfx-bench: warning: " << R.Model
                    << " int8: " << formatFallback(F) << "\n";
+  size_t ProfiledRuns = std::max<size_t>(3, Runs / 4);
   (*QC)->setProfiling(true);
-  for (size_t I = 0, E = std::max<size_t>(3, Runs / 4); I < E; ++I)
+  for (size_t I = 0; I < ProfiledRuns; ++I)
     if (llvm::Error Err = runOnce(**QC, X))
       return Err;
   (*QC)->setProfiling(false);
   R.Overhead = (R.Int8Ms - (*QC)->primitiveTimeSum()) / R.Int8Ms;
-  if (Profile)
-    printProfile(**QC, R);
+  if (!Profile)
+    return llvm::Error::success();
+  // The float side too, so that the two can be compared step by step.
+  (*FC)->setProfiling(true);
+  for (size_t I = 0; I < ProfiledRuns; ++I)
+    if (llvm::Error Err = runOnce(**FC, X))
+      return Err;
+  (*FC)->setProfiling(false);
+  printProfile(**FC, R, "fp32", R.FloatMs);
+  printProfile(**QC, R, "int8", R.Int8Ms);
   return llvm::Error::success();
 }
 
