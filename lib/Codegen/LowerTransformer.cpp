@@ -182,6 +182,135 @@ int Lowerer::broadcastValue(int V, llvm::ArrayRef<int64_t> To,
 // matmul
 //===----------------------------------------------------------------------===//
 
+/// Products of two 8-bit values less their zero points are below 2^16, so a
+/// float sum of this many of them is exact: an f32 matmul of the integer
+/// values computes the int8 matmul's int32 accumulator.
+constexpr int64_t ExactFloatDepth = (int64_t(1) << 24) / (255 * 255);
+
+/// Dense strides for \p Dims in the order of \p Like's strides (outermost
+/// first): a copy in this order reads the source sequentially.
+static memory::dims stridesInOrderOf(llvm::ArrayRef<int64_t> Dims,
+                                     const memory::desc &Like) {
+  std::optional<memory::dims> Src = plainStrides(Like);
+  std::vector<size_t> Order(Dims.size());
+  for (size_t I = 0; I < Order.size(); ++I)
+    Order[I] = I;
+  if (Src && Src->size() == Dims.size())
+    std::stable_sort(Order.begin(), Order.end(),
+                     [&](size_t X, size_t Y) { return (*Src)[X] > (*Src)[Y]; });
+  memory::dims St(Dims.size());
+  int64_t Next = 1;
+  for (size_t I = Order.size(); I-- > 0;) {
+    St[Order[I]] = Next;
+    Next *= Dims[Order[I]];
+  }
+  return St;
+}
+
+/// quantized_matmul of two activations through oneDNN's f32 matmul: the
+/// operands become the float integers q - zero_point and the accumulator is
+/// exact, so the result is the int8 matmul's. oneDNN 2.6's int8 matmul pays
+/// a u8 -> s8 reorder of the right operand and a fixed cost per small
+/// matrix that, for attention's [17 x 16] heads, took several times the
+/// f32 kernel's time. Post-ops round, clamp and (for a fused dequantize)
+/// rescale.
+llvm::Expected<bool> Lowerer::lowerMatmulExactF32(const Group &G, int A,
+                                                  int B) {
+  const TensorType &NT = typeOf(G.Anchor);
+  const QuantParams &QA = Vals[A].Q, &QB = Vals[B].Q, &QO = NT.Quant;
+  if (!QA.isPerTensor() || !QB.isPerTensor() || !QO.isPerTensor() ||
+      G.Clamp.Active || !G.Acts.empty() || G.SumOther)
+    return false;
+  auto [Min, Max] = NT.Dtype == DType::U8 ? std::pair<int, int>(0, 255)
+                                          : std::pair<int, int>(-128, 127);
+  dnnl::primitive_attr Attr = scratchpadAttr();
+  Attr.set_output_scales(0,
+                         {static_cast<float>(QA.Scale * QB.Scale / QO.Scale)});
+  // The reference's quantize_val: round half to even, then the zero point.
+  dnnl::post_ops Post;
+  Post.append_eltwise(1.0f, dnnl::algorithm::eltwise_round, 0.0f, 0.0f);
+  Post.append_eltwise(1.0f, dnnl::algorithm::eltwise_clip,
+                      static_cast<float>(Min - QO.ZeroPoint),
+                      static_cast<float>(Max - QO.ZeroPoint));
+  if (G.Dequant)
+    Post.append_eltwise(1.0f, dnnl::algorithm::eltwise_linear,
+                        static_cast<float>(QO.Scale * G.OutScale), 0.0f);
+  Attr.set_post_ops(Post);
+  const Shape &OutDims = NT.Dims;
+  memory::desc DstMd(memory::dims(OutDims.begin(), OutDims.end()),
+                     memory::data_type::f32, denseStrides(OutDims));
+  // The float copies keep their sources' byte order where the matmul takes
+  // those strides (a transposed right operand stays a sequential copy).
+  auto Make = [&](const memory::desc &X, const memory::desc &Y)
+      -> std::optional<dnnl::matmul::primitive_desc> {
+    try {
+      return dnnl::matmul::primitive_desc(dnnl::matmul::desc(X, Y, DstMd), Attr,
+                                          P.Engine);
+    } catch (const dnnl::error &) {
+      return std::nullopt;
+    }
+  };
+  auto F32Desc = [&](int V, bool KeepOrder) {
+    const Value &X = Vals[V];
+    return memory::desc(
+        memory::dims(X.Dims.begin(), X.Dims.end()), memory::data_type::f32,
+        KeepOrder ? stridesInOrderOf(X.Dims, X.Md) : denseStrides(X.Dims));
+  };
+  memory::desc AMd = F32Desc(A, true), BMd = F32Desc(B, true);
+  auto PD = Make(AMd, BMd);
+  if (!PD) {
+    AMd = F32Desc(A, false);
+    BMd = F32Desc(B, false);
+    PD = Make(AMd, BMd);
+  }
+  if (!PD)
+    return false;
+  std::string Name = G.name();
+  // \p V as the float integers q - zero_point, laid out as \p Md.
+  auto IntegerValued = [&](int V, const memory::desc &Md,
+                           const std::string &Suffix) {
+    Value F = Vals[V];
+    F.Dt = DType::F32;
+    F.Md = Md;
+    F.Q = QuantParams();
+    F.Offset = 0;
+    F.PermSource = -1;
+    F.Strided = plainStrides(Md) != denseStrides(F.Dims);
+    F.Buf = P.addBuffer(BufferKind::Arena, Md.get_size(), Name + Suffix);
+    int R = addValue(std::move(F));
+    dnnl::primitive_attr RA = scratchpadAttr();
+    if (Vals[V].Q.ZeroPoint != 0)
+      RA.set_zero_points(DNNL_ARG_SRC, 0,
+                         {static_cast<int32_t>(Vals[V].Q.ZeroPoint)});
+    addReorder(V, R, RA, Name + Suffix, "reorder");
+    return R;
+  };
+  int AF = IntegerValued(A, AMd, ".lhs_f32");
+  int BF = IntegerValued(B, BMd, ".rhs_f32");
+  int Dst = newValue(DType::F32, OutDims, Layout::Plain, QuantParams(),
+                     G.Dequant ? Name : Name + ".int_f32");
+  PrimitiveStep &S =
+      addPrimitive(*PD, dnnl::matmul(*PD), Name, "matmul",
+                   {{DNNL_ARG_SRC, Vals[AF].Buf, 0, AMd},
+                    {DNNL_ARG_WEIGHTS, Vals[BF].Buf, 0, BMd},
+                    {DNNL_ARG_DST, Vals[Dst].Buf, Vals[Dst].Offset, DstMd}});
+  S.Info.Detail =
+      G.Dequant ? "int8 as exact f32, f32-dst" : "int8 as exact f32";
+  if (!G.Dequant) {
+    // The float integers q - zero_point become the int8 output.
+    int Q = newValue(NT.Dtype, OutDims, Layout::Plain, QO, Name);
+    dnnl::primitive_attr QAttr = scratchpadAttr();
+    if (QO.ZeroPoint != 0)
+      QAttr.set_zero_points(DNNL_ARG_DST, 0,
+                            {static_cast<int32_t>(QO.ZeroPoint)});
+    addReorder(Dst, Q, QAttr, Name, "quantize");
+    Dst = Q;
+  }
+  for (const Node *M : G.Members)
+    bindNode(M, Dst);
+  return true;
+}
+
 llvm::Expected<bool> Lowerer::lowerMatmul(const Group &G) {
   const Node &N = *G.Anchor;
   // matmul(a, b) / quantized_matmul(a, b, scale, zero_point).
@@ -208,6 +337,12 @@ llvm::Expected<bool> Lowerer::lowerMatmul(const Group &G) {
   // after it.
   if (Int8 && G.Gelu != Group::GeluKind::None)
     return false;
+  if (Int8 && Vals[A].Dims.back() <= ExactFloatDepth &&
+      Vals[A].Dims.size() == R && Vals[B].Dims.size() == R) {
+    auto Done = lowerMatmulExactF32(G, A, B);
+    if (!Done || *Done)
+      return Done;
+  }
   DType OutDt = Int8 ? NT.Dtype : DType::F32;
   std::string Detail;
   dnnl::primitive_attr Attr = scratchpadAttr();

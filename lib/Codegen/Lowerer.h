@@ -253,6 +253,8 @@ public:
 
   //===--- Transformer ops (LowerTransformer.cpp) ---===//
   llvm::Expected<bool> lowerMatmul(const Group &G);
+  /// An int8 matmul of two activations as an exact f32 matmul.
+  llvm::Expected<bool> lowerMatmulExactF32(const Group &G, int A, int B);
   /// layer_norm, softmax, gelu, permute / transpose, select, expand.
   llvm::Expected<bool> lowerTransformerOp(const Node &N, const LoweringRule &R);
   /// \p V as a dense plain value: itself, or a reorder of a strided view.
@@ -314,6 +316,9 @@ void appendActivation(dnnl::post_ops &PO, ActKind A, std::string &Detail,
                       float Scale = 1.0f);
 /// A clamp as an eltwise post-op: relu when it is one, else clip.
 void appendClamp(dnnl::post_ops &PO, double Lo, double Hi, std::string &D);
+
+/// The strides of a plain (blocked, unblocked) descriptor, or nothing.
+std::optional<dnnl::memory::dims> plainStrides(const dnnl::memory::desc &Md);
 
 } // namespace codegen
 } // namespace qfx

@@ -631,8 +631,7 @@ static bool hasZeroPoints(const dnnl::primitive_attr &Attr) {
   return false;
 }
 
-/// The strides of a plain (blocked, unblocked) descriptor, or nothing.
-static std::optional<memory::dims> stridesOf(const memory::desc &Md) {
+std::optional<memory::dims> codegen::plainStrides(const memory::desc &Md) {
   const dnnl_memory_desc_t &D = Md.data;
   if (D.format_kind != dnnl_blocked || D.format_desc.blocking.inner_nblks)
     return std::nullopt;
@@ -647,9 +646,9 @@ void Lowerer::addReorder(int From, int To, const dnnl::primitive_attr &Attr,
   // as if the zero point were 0; the 4-d nchw / nhwc reorders we checked are
   // right): move the bytes first, in the source's type and the
   // destination's order, then requantize with no change of order.
-  std::optional<memory::dims> ToStrides = stridesOf(Vals[To].Md);
+  std::optional<memory::dims> ToStrides = plainStrides(Vals[To].Md);
   if (Vals[To].Dims.size() == 3 && hasZeroPoints(Attr) && ToStrides &&
-      stridesOf(Vals[From].Md) != ToStrides) {
+      plainStrides(Vals[From].Md) != ToStrides) {
     Value Mid = Vals[From];
     Mid.Md = memory::desc(Vals[To].Md.dims(), toDnnl(Mid.Dt), *ToStrides);
     Mid.Dims = Vals[To].Dims;

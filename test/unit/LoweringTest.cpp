@@ -584,6 +584,48 @@ TEST_CASE("lowering: a standalone int8 add equals the reference at every "
       }
 }
 
+TEST_CASE("lowering: an int8 matmul of two activations matches the "
+          "reference, as exact f32 when its depth allows",
+          "[lowering]") {
+  // Attention's shapes: q [N, H, T, D] and k^T as permuted views; depth D
+  // small enough for an exact float accumulator, and a depth past it that
+  // takes oneDNN's int8 matmul.
+  for (int64_t D : {16, 300})
+    for (bool Dequant : {false, true}) {
+      INFO("depth " << D << ", fused dequantize " << Dequant);
+      Builder B;
+      Node *Q = B.quantize(B.input("q", {2, 5, 3, D}), 2.0 / 255, 117);
+      Node *K = B.quantize(B.input("k", {2, 5, 3, D}), 1.5 / 255, 140);
+      Node *QP = B.fn("permute", {Q, Argument::ints({0, 2, 1, 3})});
+      Node *KP = B.fn("permute", {K, Argument::ints({0, 2, 3, 1})});
+      Node *S = B.fn("quantized_matmul",
+                     {QP, KP, Argument::real(0.05), Argument::integer(121)});
+      Node *Out = B.dequantize(S);
+      if (Dequant)
+        Out = B.fn("mul", {Out, Argument::real(0.25)});
+      else
+        Out = B.dequantize(B.fn("permute", {S, Argument::ints({0, 2, 1, 3})}));
+      B.output(Out);
+      std::vector<Tensor> In = {randomF32({2, 5, 3, D}, 31),
+                                randomF32({2, 5, 3, D}, 32)};
+      Tensor Want = interpretAll(*B.GM, In)[0];
+      auto M = compileOrFail(*B.GM);
+      Tensor Got = runOrFail(*M, In)[0];
+      double Lsb = Dequant ? 0.05 * 0.25 : 0.05;
+      CHECK(maxLsb(Got, Want, Lsb) <= 1.0);
+      // The reference sums float products: only values within rounding
+      // error of a tie may land one step away.
+      int64_t Same = 0;
+      for (int64_t I = 0; I < Want.numElements(); ++I)
+        Same += std::fabs(Got.getAsDouble(I) - Want.getAsDouble(I)) < Lsb / 2;
+      CHECK(double(Same) / double(Want.numElements()) >= 0.98);
+      CHECK(countKind(*M, "fallback") == 0);
+      const StepInfo *MM = findStep(*M, "matmul", "");
+      REQUIRE(MM);
+      CHECK(llvm::StringRef(MM->Detail).contains("exact f32") == (D <= 258));
+    }
+}
+
 TEST_CASE("lowering: a sum never overwrites its own conv's input",
           "[lowering]") {
   // conv(x) + x: the identity dies at the add, but the conv still reads it.
