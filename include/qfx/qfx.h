@@ -48,6 +48,7 @@
 #include "qfx/Onnx/Import.h"
 
 // Execution: the reference interpreter and the oneDNN compiler.
+#include "qfx/Backend/OneDNN/CpuIsa.h"
 #include "qfx/Codegen/CompiledModule.h"
 #include "qfx/Codegen/Lowering.h"
 #include "qfx/Runtime/Interpreter.h"

@@ -1,6 +1,7 @@
 //===- LoweringTest.cpp - oneDNN lowering vs the reference interpreters ---===//
 
 #include "qfx/Codegen/Lowering.h"
+#include "qfx/Backend/OneDNN/CpuIsa.h"
 #include "qfx/IR/GraphModule.h"
 #include "qfx/Models/Zoo.h"
 #include "qfx/NN/Module.h"
@@ -624,6 +625,29 @@ TEST_CASE("lowering: an int8 matmul of two activations matches the "
       REQUIRE(MM);
       CHECK(llvm::StringRef(MM->Detail).contains("exact f32") == (D <= 258));
     }
+}
+
+TEST_CASE("lowering: an instruction-set cap is refused when unknown or too "
+          "late",
+          "[lowering]") {
+  CHECK(errorToString(setMaxCpuIsa("avx9")) ==
+        "unknown instruction set 'avx9' (expected one of sse41, avx, avx2, "
+        "avx2_vnni, avx512_core, avx512_core_vnni, avx512_core_bf16, "
+        "avx512_core_amx, all)");
+  // A compiled module fixes oneDNN's choice for the process.
+  Builder B;
+  B.output(B.dequantize(B.quantize(B.input("x", {1, 4}), 0.1, 3)));
+  auto M = compileOrFail(*B.GM);
+  std::string Isa = effectiveCpuIsa();
+  REQUIRE(Isa != "unknown");
+  CHECK(!errorToString(setMaxCpuIsa("all")).size());
+  CHECK(!errorToString(setMaxCpuIsa(Isa)).size());
+  if (Isa != "sse41")
+    CHECK(errorToString(setMaxCpuIsa("sse41")) ==
+          "cannot cap the instruction set at 'sse41': oneDNN already chose "
+          "its kernels' (" +
+              Isa + "); cap it before compiling anything");
+  CHECK(effectiveCpuIsa() == Isa);
 }
 
 TEST_CASE("lowering: a sum never overwrites its own conv's input",

@@ -11,6 +11,7 @@
 
 #include "OrtBench.h"
 #include "TorchPython.h"
+#include "qfx/Backend/OneDNN/CpuIsa.h"
 #include "qfx/Codegen/Lowering.h"
 #include "qfx/IR/GraphModule.h"
 #include "qfx/Models/Zoo.h"
@@ -66,6 +67,9 @@ static cl::opt<int>
                cl::desc("timed runs per measurement (0: at least 20 runs "
                         "or 2 s, 0.5 s for the 224x224 models at batch > 8)"),
                cl::init(0));
+static cl::opt<std::string>
+    CpuIsa("cpu-isa", cl::desc("cap oneDNN's instruction set for the whole run "
+                               "(avx512_core_vnni, avx512_core_amx, ...)"));
 static cl::opt<bool> Profile("profile",
                              cl::desc("print per-node fp32 and int8 profiles"));
 static cl::opt<cl::boolOrDefault>
@@ -686,6 +690,10 @@ static llvm::Error run() {
       return E;
   if (llvm::Error E = checkOnnxFlags())
     return E;
+  if (!CpuIsa.empty())
+    if (llvm::Error E = setMaxCpuIsa(CpuIsa))
+      return prefixError(std::move(E), "--cpu-isa");
+  llvm::outs() << "oneDNN instruction set: " << effectiveCpuIsa() << "\n";
   auto Start = Clock::now();
   std::map<int, double> Peak = measurePeak();
   std::vector<Row> Rows;

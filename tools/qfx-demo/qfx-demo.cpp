@@ -12,6 +12,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "qfx/Backend/OneDNN/CpuIsa.h"
 #include "qfx/Codegen/Lowering.h"
 #include "qfx/IR/GraphModule.h"
 #include "qfx/IR/Printer.h"
@@ -81,6 +82,9 @@ static cl::opt<int> NumCalib("calibration-images",
                              cl::init(1000));
 static cl::opt<int> NumTest("test-images", cl::desc("test images to score"),
                             cl::init(10000));
+static cl::opt<std::string>
+    CpuIsa("cpu-isa", cl::desc("cap oneDNN's instruction set "
+                               "(avx512_core_vnni, avx512_core_amx, ...)"));
 static cl::opt<int> Threads("threads", cl::desc("oneDNN threads"), cl::init(2));
 static cl::opt<bool> Quiet("quiet", cl::desc("do not print the graphs"));
 
@@ -289,6 +293,9 @@ static llvm::Error run() {
   auto Start = Clock::now();
   if (llvm::Error E = checkFlags())
     return E;
+  if (!CpuIsa.empty())
+    if (llvm::Error E = setMaxCpuIsa(CpuIsa))
+      return prefixError(std::move(E), "--cpu-isa");
   if (std::error_code EC = llvm::sys::fs::create_directories(OutDir))
     return fileError(OutDir, "cannot create directory: " + EC.message());
 

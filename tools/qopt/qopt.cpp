@@ -22,6 +22,7 @@
 #include "Dot.h"
 #include "Explain.h"
 
+#include "qfx/Backend/OneDNN/CpuIsa.h"
 #include "qfx/Codegen/Lowering.h"
 #include "qfx/IR/GraphModule.h"
 #include "qfx/IR/Printer.h"
@@ -109,6 +110,9 @@ static cl::opt<bool>
                       "interpreter"));
 static cl::opt<bool> Bench("bench",
                            cl::desc("compile and time runs on zero inputs"));
+static cl::opt<std::string>
+    CpuIsa("cpu-isa", cl::desc("cap oneDNN's instruction set "
+                               "(avx512_core_vnni, avx512_core_amx, ...)"));
 static cl::opt<int> Threads("threads", cl::init(0),
                             cl::desc("threads for compiled runs (0: default)"));
 static cl::opt<int> Iterations("iterations", cl::init(20),
@@ -458,6 +462,9 @@ static llvm::Expected<std::unique_ptr<GraphModule>> loadInput() {
 static llvm::Error runMain() {
   if (llvm::Error E = checkFlags())
     return E;
+  if (!CpuIsa.empty())
+    if (llvm::Error E = setMaxCpuIsa(CpuIsa))
+      return prefixError(std::move(E), "--cpu-isa");
   PassContext Ctx;
   Ctx.QAT = QAT;
   if (!QConfigFile.empty()) {
