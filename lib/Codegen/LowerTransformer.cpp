@@ -540,14 +540,24 @@ static llvm::Expected<bool> lowerSoftmax(Lowerer &L, const Node &N,
     llvm::consumeError(Axis.takeError());
     return false;
   }
-  bool Int8 = OutT.Dtype != DType::F32;
+  // A float softmax whose only user quantizes it (PyTorch keeps softmax
+  // float and observes its output): softmax_v2 writes the int8 output
+  // itself, and the quantize is bound here.
+  const Node *Quantize = nullptr;
+  if (OutT.Dtype == DType::F32 && L.Opts.FusePostOps && N.users().size() == 1 &&
+      N.users()[0]->op() == OpCode::CallFunction &&
+      N.users()[0]->target() == "quantize_per_tensor" &&
+      L.typeOf(N.users()[0]).Quant.isPerTensor())
+    Quantize = N.users()[0];
+  const TensorType &DstT = Quantize ? L.typeOf(Quantize) : OutT;
+  bool Int8 = DstT.Dtype != DType::F32;
   dnnl::primitive_attr Attr = scratchpadAttr();
   if (Int8) {
-    Attr.set_output_scales(0, {static_cast<float>(1.0 / OutT.Quant.Scale)});
-    if (OutT.Quant.ZeroPoint != 0)
+    Attr.set_output_scales(0, {static_cast<float>(1.0 / DstT.Quant.Scale)});
+    if (DstT.Quant.ZeroPoint != 0)
       return false;
   }
-  memory::desc DstMd = makeDesc(OutT.Dtype, XI.Dims, Layout::Plain);
+  memory::desc DstMd = makeDesc(DstT.Dtype, XI.Dims, Layout::Plain);
   dnnl::softmax_v2_forward::primitive_desc PD;
   try {
     PD = dnnl::softmax_v2_forward::primitive_desc(
@@ -558,14 +568,18 @@ static llvm::Expected<bool> lowerSoftmax(Lowerer &L, const Node &N,
   } catch (const dnnl::error &) {
     return false;
   }
-  int Dst = L.newValue(OutT.Dtype, XI.Dims, Layout::Plain, OutT.Quant,
-                       N.name().str());
-  PrimitiveStep &S = L.addPrimitive(
-      PD, dnnl::softmax_v2_forward(PD), N.name().str(), "softmax",
-      {L.arg(DNNL_ARG_SRC, X), L.arg(DNNL_ARG_DST, Dst)});
+  std::string Name = N.name().str();
+  if (Quantize)
+    Name += "+" + Quantize->name().str();
+  int Dst = L.newValue(DstT.Dtype, XI.Dims, Layout::Plain, DstT.Quant, Name);
+  PrimitiveStep &S =
+      L.addPrimitive(PD, dnnl::softmax_v2_forward(PD), Name, "softmax",
+                     {L.arg(DNNL_ARG_SRC, X), L.arg(DNNL_ARG_DST, Dst)});
   if (Int8)
     S.Info.Detail = "int8 dst";
   L.bindNode(&N, Dst);
+  if (Quantize)
+    L.bindNode(Quantize, Dst);
   return true;
 }
 

@@ -1126,6 +1126,10 @@ llvm::Error Lowerer::lowerNode(const Node &N) {
     const Group &G = Groups[GI->second];
     return &N == G.last() ? lowerGroup(G) : llvm::Error::success();
   }
+  // Bound by its producer, which wrote this node's value too (a softmax
+  // writing its quantized output).
+  if (ValOf.count(&N))
+    return llvm::Error::success();
   const LoweringRule *R = lookupLoweringRule(N, GM);
   if (!R)
     return lowerFallback(N, fallbackWhy(*this, N, "no oneDNN lowering"));

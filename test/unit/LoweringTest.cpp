@@ -650,6 +650,26 @@ TEST_CASE("lowering: an instruction-set cap is refused when unknown or too "
   CHECK(effectiveCpuIsa() == Isa);
 }
 
+TEST_CASE("lowering: a float softmax writes the quantize after it itself",
+          "[lowering]") {
+  // PyTorch keeps softmax float and observes its output with fixed qparams:
+  // the quantize joins the softmax step.
+  Builder B;
+  Node *X = B.input("x", {2, 4, 17, 17});
+  Node *S = B.fn("softmax", {X, Argument::integer(-1)});
+  Node *Q = B.quantize(S, 1.0 / 256, 0);
+  B.output(B.dequantize(Q));
+  std::vector<Tensor> In = {randomF32({2, 4, 17, 17}, 41, -4.0f, 4.0f)};
+  Tensor Want = interpretAll(*B.GM, In)[0];
+  auto M = compileOrFail(*B.GM);
+  Tensor Got = runOrFail(*M, In)[0];
+  CHECK(maxLsb(Got, Want, 1.0 / 256) <= 1.0);
+  CHECK(countKind(*M, "quantize") == 0);
+  const StepInfo *Step = findStep(*M, "softmax", "quantize_per_tensor");
+  REQUIRE(Step);
+  CHECK(Step->Detail == "int8 dst");
+}
+
 TEST_CASE("lowering: a sum never overwrites its own conv's input",
           "[lowering]") {
   // conv(x) + x: the identity dies at the add, but the conv still reads it.
