@@ -86,6 +86,9 @@ struct Group {
   /// scalar the output is multiplied by (matmul * c as the output scale).
   enum class GeluKind : uint8_t { None, Erf, Tanh } Gelu = GeluKind::None;
   double OutScale = 1.0;
+  /// An int8 linear's quantize after its fused dequantize and gelu: the
+  /// step writes the quantized gelu.
+  const Node *Requant = nullptr;
 
   const Node *last() const { return Members.back(); }
   std::string name() const;

@@ -414,6 +414,27 @@ std::optional<Group> Lowerer::growGroup(const Node &Anchor,
       Cur = U;
       continue;
     }
+    if (G.Dequant && G.Gelu != Group::GeluKind::None &&
+        R.Kind == LowerKind::Linear && typeOf(G.Anchor).Dtype != DType::F32) {
+      // The MLP's linear -> dequantize -> gelu (-> eval dropout) ->
+      // quantize (PyTorch keeps gelu float): one int8 step.
+      std::vector<const Node *> Chain = {U};
+      while (Chain.back()->users().size() == 1 &&
+             !GroupOf.count(Chain.back()->users()[0])) {
+        const LoweringRule *RA = lookupLoweringRule(*Chain.back(), GM);
+        if (!RA || RA->Kind != LowerKind::Alias)
+          break;
+        Chain.push_back(Chain.back()->users()[0]);
+      }
+      const Node *Q = Chain.back();
+      if (Q->op() == OpCode::CallFunction &&
+          Q->target() == "quantize_per_tensor" &&
+          typeOf(Q).Quant.isPerTensor()) {
+        G.Requant = Q;
+        G.Members.insert(G.Members.end(), Chain.begin(), Chain.end());
+      }
+      break;
+    }
     if (G.Dequant)
       break;
     const LoweringRule *RU = lookupLoweringRule(*U, GM);

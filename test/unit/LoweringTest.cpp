@@ -670,6 +670,35 @@ TEST_CASE("lowering: a float softmax writes the quantize after it itself",
   CHECK(Step->Detail == "int8 dst");
 }
 
+TEST_CASE("lowering: an int8 linear, its gelu and the quantize after it are "
+          "one step",
+          "[lowering]") {
+  // A transformer MLP as PyTorch converts it: gelu (and an eval dropout)
+  // stay float between a dequantize and a quantize.
+  for (const char *Approx : {"none", "tanh"}) {
+    INFO("gelu approximate=" << Approx);
+    Builder B;
+    Node *X = B.quantize(B.input("x", {2, 17, 64}), 4.0 / 255, 128);
+    Node *L1 = qlinear(B, "fc1", "QuantizedLinear", X, 64, 128, 0.09, 65);
+    Node *G = B.fn("gelu", {B.dequantize(L1)},
+                   {{"approximate", Argument::string(Approx)}});
+    Node *D = B.fn("dropout", {G, Argument::real(0.1)});
+    Node *Q = B.quantize(D, 0.05, 3);
+    Node *L2 = qlinear(B, "fc2", "QuantizedLinear", Q, 128, 64, 0.1, 55);
+    B.output({B.dequantize(Q), B.dequantize(L2)});
+    std::vector<Tensor> In = {randomF32({2, 17, 64}, 51, -2.0f, 2.0f)};
+    std::vector<Tensor> Want = interpretAll(*B.GM, In);
+    auto M = compileOrFail(*B.GM);
+    std::vector<Tensor> Got = runOrFail(*M, In);
+    CHECK(maxLsb(Got[0], Want[0], 0.05) <= 1.0);
+    CHECK(maxLsb(Got[1], Want[1], 0.1) <= 1.0);
+    CHECK(countKind(*M, "quantize") == 1); // the input's only
+    const StepInfo *S = findStep(*M, "matmul", "quantize_per_tensor");
+    REQUIRE(S);
+    CHECK(llvm::StringRef(S->Detail).contains("requant"));
+  }
+}
+
 TEST_CASE("lowering: a sum never overwrites its own conv's input",
           "[lowering]") {
   // conv(x) + x: the identity dies at the add, but the conv still reads it.
