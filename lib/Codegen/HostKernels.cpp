@@ -7,6 +7,7 @@
 #include <cmath>
 #include <limits>
 #include <type_traits>
+#include <vector>
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -53,7 +54,7 @@ template <typename T> bool fmaIsExact(const FmaDequant &D) {
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
-#define QFX_HAVE_AVX512_ADD 1
+#define QFX_HAVE_AVX512 1
 // GCC 12's AVX-512 conversion intrinsics start from _mm512_undefined_*,
 // which -Wmaybe-uninitialized reports once per use.
 #pragma GCC diagnostic push
@@ -105,7 +106,7 @@ void addT(const Int8Operand &A, const Int8Operand &B, TO *Out, float Scale,
   const float Inv = 1.0f / Scale;
   const float L = static_cast<float>(Lo - ZeroPoint);
   const float H = static_cast<float>(Hi - ZeroPoint);
-#ifdef QFX_HAVE_AVX512_ADD
+#ifdef QFX_HAVE_AVX512
   // Residual adds of transformers run once per block on every token: the
   // scalar loop cost as much as the block's matmuls.
   static const bool HasAvx512 =
@@ -150,7 +151,145 @@ void addDispatchB(const Int8Operand &A, const Int8Operand &B, void *Out,
     addDispatchOut<TA, int8_t>(A, B, Out, Dt, Scale, Zp, Lo, Hi, N);
 }
 
+//===----------------------------------------------------------------------===//
+// Layer norm
+//===----------------------------------------------------------------------===//
+
+/// One row's statistics and affine output, the reference's order of
+/// operations; \p X holds the dequantized row.
+template <typename TO>
+void layerNormRowScalar(const LayerNormInt8 &P, const float *X, TO *Out,
+                        size_t M) {
+  double Sum = 0.0, Sq = 0.0;
+  for (size_t I = 0; I < M; ++I)
+    Sum += X[I];
+  double Mu = Sum / double(M);
+  for (size_t I = 0; I < M; ++I)
+    Sq += (X[I] - Mu) * (X[I] - Mu);
+  double RS = 1.0 / std::sqrt(Sq / double(M) + P.Eps);
+  const float Inv = 1.0f / P.OutScale;
+  const float Lo = std::numeric_limits<TO>::min();
+  const float Hi = std::numeric_limits<TO>::max();
+  for (size_t I = 0; I < M; ++I) {
+    double V = (X[I] - Mu) * RS;
+    if (P.W)
+      V *= P.W[I];
+    if (P.B)
+      V += P.B[I];
+    float R = static_cast<float>(P.OutZeroPoint) +
+              std::nearbyint(static_cast<float>(V) * Inv);
+    Out[I] = static_cast<TO>(std::min(std::max(R, Lo), Hi));
+  }
+}
+
+#ifdef QFX_HAVE_AVX512
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+/// Lanes [0, N) of 16, the rest 0.
+inline __mmask16 firstLanes(size_t N) {
+  return N >= 16 ? __mmask16(0xffff) : __mmask16((1u << N) - 1);
+}
+
+/// One row 16 floats a step, from the int8 input: the reference's
+/// dequantize, affine and quantize_val exactly, the statistics in float
+/// rather than double (a transformer's rows are short: this moves the
+/// result only where it lies within float rounding of a tie).
+template <typename TI, typename TO>
+__attribute__((target("avx512f,avx512vl,avx512bw"))) void
+layerNormRowAvx512(const TI *In, TO *Out, size_t M, float InScale, float InZp,
+                   const float *W, const float *B, float Eps, float Inv,
+                   float OutZp, float *X) {
+  const __m512 S = _mm512_set1_ps(InScale), Z = _mm512_set1_ps(InZp);
+  __m512 Sum = _mm512_setzero_ps();
+  for (size_t I = 0; I < M; I += 16) {
+    __mmask16 K = firstLanes(M - I);
+    __m128i Q = _mm_maskz_loadu_epi8(K, In + I);
+    __m512i QI = std::is_signed<TI>::value ? _mm512_cvtepi8_epi32(Q)
+                                           : _mm512_cvtepu8_epi32(Q);
+    __m512 V =
+        _mm512_maskz_mul_ps(K, _mm512_sub_ps(_mm512_cvtepi32_ps(QI), Z), S);
+    _mm512_storeu_ps(X + I, V);
+    Sum = _mm512_add_ps(Sum, V);
+  }
+  const __m512 Mu = _mm512_set1_ps(_mm512_reduce_add_ps(Sum) / float(M));
+  __m512 Sq = _mm512_setzero_ps();
+  for (size_t I = 0; I < M; I += 16) {
+    __m512 D =
+        _mm512_maskz_sub_ps(firstLanes(M - I), _mm512_loadu_ps(X + I), Mu);
+    Sq = _mm512_add_ps(Sq, _mm512_mul_ps(D, D));
+  }
+  const __m512 RS = _mm512_set1_ps(
+      1.0f / std::sqrt(_mm512_reduce_add_ps(Sq) / float(M) + Eps));
+  const __m512 VInv = _mm512_set1_ps(Inv), VZp = _mm512_set1_ps(OutZp);
+  const __m512 Lo = _mm512_set1_ps(std::numeric_limits<TO>::min());
+  const __m512 Hi = _mm512_set1_ps(std::numeric_limits<TO>::max());
+  for (size_t I = 0; I < M; I += 16) {
+    __mmask16 K = firstLanes(M - I);
+    __m512 V = _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(X + I), Mu), RS);
+    if (W)
+      V = _mm512_mul_ps(V, _mm512_maskz_loadu_ps(K, W + I));
+    if (B)
+      V = _mm512_add_ps(V, _mm512_maskz_loadu_ps(K, B + I));
+    V = _mm512_roundscale_ps(_mm512_mul_ps(V, VInv),
+                             _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    V = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(V, VZp), Lo), Hi);
+    _mm_mask_storeu_epi8(Out + I, K,
+                         _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(V)));
+  }
+}
+
+#pragma GCC diagnostic pop
+#endif
+
+template <typename TI, typename TO>
+void layerNormT(const LayerNormInt8 &P, const TI *In, TO *Out, size_t Rows,
+                size_t M) {
+#ifdef QFX_HAVE_AVX512
+  static const bool HasAvx512 =
+      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+#endif
+  // The reference's per-tensor dequantize: (float(q) - zp) * scale.
+  const float Z = static_cast<float>(P.InZeroPoint), S = P.InScale;
+#pragma omp parallel if (Rows * M > ParallelGrain)
+  {
+    // Rounded up to whole vectors: the vector loop stores them whole.
+    std::vector<float> X((M + 15) / 16 * 16);
+#pragma omp for schedule(static)
+    for (size_t R = 0; R < Rows; ++R) {
+#ifdef QFX_HAVE_AVX512
+      if (HasAvx512) {
+        layerNormRowAvx512(In + R * M, Out + R * M, M, S, Z, P.W, P.B,
+                           static_cast<float>(P.Eps), 1.0f / P.OutScale,
+                           static_cast<float>(P.OutZeroPoint), X.data());
+        continue;
+      }
+#endif
+      for (size_t I = 0; I < M; ++I)
+        X[I] = (static_cast<float>(In[R * M + I]) - Z) * S;
+      layerNormRowScalar(P, X.data(), Out + R * M, M);
+    }
+  }
+}
+
+template <typename TI>
+void layerNormOut(const LayerNormInt8 &P, const TI *In, void *Out, size_t Rows,
+                  size_t M) {
+  if (P.OutDt == DType::U8)
+    layerNormT(P, In, static_cast<uint8_t *>(Out), Rows, M);
+  else
+    layerNormT(P, In, static_cast<int8_t *>(Out), Rows, M);
+}
+
 } // namespace
+
+void codegen::layerNormInt8(const LayerNormInt8 &P, const void *In, void *Out,
+                            size_t Rows, size_t M) {
+  if (P.InDt == DType::U8)
+    layerNormOut(P, static_cast<const uint8_t *>(In), Out, Rows, M);
+  else
+    layerNormOut(P, static_cast<const int8_t *>(In), Out, Rows, M);
+}
 
 void codegen::clampInt8(DType Dt, const void *In, void *Out, size_t N, int Lo,
                         int Hi) {

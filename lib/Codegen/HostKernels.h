@@ -1,8 +1,9 @@
 //===- HostKernels.h - Int8 element-wise kernels, dynamic quant -*- C++ -*-===//
 //
 // Small loops oneDNN 2.6 has no primitive for: clamps on int8 data (relu at
-// the zero point), adds of two int8 tensors with their own qparams, and the
-// per-batch quantization of a dynamic linear's input.
+// the zero point), adds of two int8 tensors with their own qparams, layer
+// norms from int8 to int8, and the per-batch quantization of a dynamic
+// linear's input.
 //
 //===----------------------------------------------------------------------===//
 
@@ -32,6 +33,21 @@ struct Int8Operand {
 /// bounds including the zero point (a fused relu raises Lo to it).
 void addInt8(const Int8Operand &A, const Int8Operand &B, void *Out, DType Dt,
              float Scale, int32_t ZeroPoint, int Lo, int Hi, size_t N);
+
+/// quantized_layer_norm over \p Rows rows of \p M elements: the
+/// reference's formulas (dequantize, statistics in double, affine, then
+/// quantize_val), with \p W and \p B optional.
+struct LayerNormInt8 {
+  DType InDt, OutDt;
+  float InScale;
+  int32_t InZeroPoint;
+  float OutScale;
+  int32_t OutZeroPoint;
+  const float *W, *B;
+  double Eps;
+};
+void layerNormInt8(const LayerNormInt8 &P, const void *In, void *Out,
+                   size_t Rows, size_t M);
 
 /// PyTorch's dynamic activation qparams (quant_utils'
 /// ChooseQuantizationParams over [min(x, 0), max(x, 0)]) for the integer

@@ -9,6 +9,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "HostKernels.h"
 #include "Lowerer.h"
 
 #include "Runtime/TransformerKernels.h"
@@ -457,6 +458,45 @@ static const Tensor *constantOperand(const Lowerer &L, const Node &N,
   return L.GM.lookupTensor(A->target());
 }
 
+/// quantized_layer_norm over the last dimension as a host loop.
+static bool lowerLayerNormInt8(Lowerer &L, const Node &N, int X,
+                               const Tensor *W, const Tensor *Bi, double Eps) {
+  const Value XI = L.Vals[X];
+  const TensorType &OutT = L.typeOf(&N);
+  auto M = static_cast<size_t>(XI.Dims.back());
+  size_t Rows = static_cast<size_t>(numElements(XI.Dims)) / M;
+  auto Copy = [](const Tensor *T) {
+    return T ? std::vector<float>(T->data<float>(),
+                                  T->data<float>() + T->numElements())
+             : std::vector<float>();
+  };
+  LayerNormInt8 P{XI.Dt,
+                  OutT.Dtype,
+                  static_cast<float>(XI.Q.Scale),
+                  static_cast<int32_t>(XI.Q.ZeroPoint),
+                  static_cast<float>(OutT.Quant.Scale),
+                  static_cast<int32_t>(OutT.Quant.ZeroPoint),
+                  nullptr,
+                  nullptr,
+                  Eps};
+  int Dst = L.newValue(OutT.Dtype, XI.Dims, Layout::Plain, OutT.Quant,
+                       N.name().str());
+  const Value VD = L.Vals[Dst];
+  auto Fn = [P, WV = Copy(W), BV = Copy(Bi), XI, VD, Rows,
+             M](Program &Prog) mutable -> llvm::Error {
+    P.W = WV.empty() ? nullptr : WV.data();
+    P.B = BV.empty() ? nullptr : BV.data();
+    layerNormInt8(P, Prog.address(XI.Buf, XI.Offset),
+                  Prog.address(VD.Buf, VD.Offset), Rows, M);
+    return llvm::Error::success();
+  };
+  HostStep &S = L.addHost(N.name().str(), "layer_norm_int8", std::move(Fn),
+                          {XI.Buf}, {VD.Buf});
+  S.Info.Detail = "int8 in and out";
+  L.bindNode(&N, Dst);
+  return true;
+}
+
 static llvm::Expected<bool> lowerLayerNorm(Lowerer &L, const Node &N,
                                            const BoundArgs &B) {
   auto Norm = B.ints(1);
@@ -471,17 +511,22 @@ static llvm::Expected<bool> lowerLayerNorm(Lowerer &L, const Node &N,
     return XV.takeError();
   int X = L.denseValue(L.inLayout(*XV, Layout::Plain));
   const TensorType &OutT = L.typeOf(&N);
-  // quantized_layer_norm: oneDNN 2.6 normalizes f32 only, so the int8
-  // input is dequantized and the result quantized by reorders around it.
-  if (L.Vals[X].Dt != DType::F32)
-    X = dequantized(L, X, N.name().str() + ".f32");
-  const Value XI = L.Vals[X];
-  if (Norm->size() != 1 || XI.Dims.empty() || XI.Dims.back() != (*Norm)[0])
+  if (Norm->size() != 1 || L.Vals[X].Dims.empty() ||
+      L.Vals[X].Dims.back() != (*Norm)[0])
     return false;
   const Tensor *W = constantOperand(L, N, B, 2);
   const Tensor *Bi = constantOperand(L, N, B, 3);
   if ((!B.isNone(2) && !W) || (!B.isNone(3) && !Bi))
     return false;
+  // quantized_layer_norm: oneDNN 2.6 normalizes f32 only, and a dequantize
+  // and quantize around it cost twice the norm itself on a transformer's
+  // rows, so a host loop goes from int8 to int8.
+  if (L.Vals[X].Dt != DType::F32 && OutT.Dtype != DType::F32 &&
+      L.Vals[X].Q.isPerTensor() && OutT.Quant.isPerTensor())
+    return lowerLayerNormInt8(L, N, X, W, Bi, *Eps);
+  if (L.Vals[X].Dt != DType::F32)
+    X = dequantized(L, X, N.name().str() + ".f32");
+  const Value XI = L.Vals[X];
   auto Flags = dnnl::normalization_flags::none;
   if (W)
     Flags |= dnnl::normalization_flags::use_scale;

@@ -1,0 +1,149 @@
+//===- LoweringTransformerTest.cpp - Transformer ops' int8 lowering -------===//
+//
+// Attention's int8 matmuls, softmax, layer norm and the MLP's linear + gelu
+// against the reference interpreter, and the steps they lower to.
+//
+//===----------------------------------------------------------------------===//
+
+#include "LoweringTestUtil.h"
+
+#include <tuple>
+
+using namespace qfx;
+using namespace qfx::lowering_test;
+
+TEST_CASE("lowering: an int8 matmul of two activations matches the "
+          "reference, as exact f32 when its depth allows",
+          "[lowering]") {
+  // Attention's shapes: q [N, H, T, D] and k^T as permuted views; depth D
+  // small enough for an exact float accumulator, and a depth past it that
+  // takes oneDNN's int8 matmul.
+  for (int64_t D : {16, 300})
+    for (bool Dequant : {false, true}) {
+      INFO("depth " << D << ", fused dequantize " << Dequant);
+      Builder B;
+      Node *Q = B.quantize(B.input("q", {2, 5, 3, D}), 2.0 / 255, 117);
+      Node *K = B.quantize(B.input("k", {2, 5, 3, D}), 1.5 / 255, 140);
+      Node *QP = B.fn("permute", {Q, Argument::ints({0, 2, 1, 3})});
+      Node *KP = B.fn("permute", {K, Argument::ints({0, 2, 3, 1})});
+      Node *S = B.fn("quantized_matmul",
+                     {QP, KP, Argument::real(0.05), Argument::integer(121)});
+      Node *Out = B.dequantize(S);
+      if (Dequant)
+        Out = B.fn("mul", {Out, Argument::real(0.25)});
+      else
+        Out = B.dequantize(B.fn("permute", {S, Argument::ints({0, 2, 1, 3})}));
+      B.output(Out);
+      std::vector<Tensor> In = {randomF32({2, 5, 3, D}, 31),
+                                randomF32({2, 5, 3, D}, 32)};
+      Tensor Want = interpretAll(*B.GM, In)[0];
+      auto M = compileOrFail(*B.GM);
+      Tensor Got = runOrFail(*M, In)[0];
+      double Lsb = Dequant ? 0.05 * 0.25 : 0.05;
+      CHECK(maxLsb(Got, Want, Lsb) <= 1.0);
+      // The reference sums float products: only values within rounding
+      // error of a tie may land one step away.
+      int64_t Same = 0;
+      for (int64_t I = 0; I < Want.numElements(); ++I)
+        Same += std::fabs(Got.getAsDouble(I) - Want.getAsDouble(I)) < Lsb / 2;
+      CHECK(double(Same) / double(Want.numElements()) >= 0.98);
+      CHECK(countKind(*M, "fallback") == 0);
+      const StepInfo *MM = findStep(*M, "matmul", "");
+      REQUIRE(MM);
+      CHECK(llvm::StringRef(MM->Detail).contains("exact f32") == (D <= 258));
+    }
+}
+
+TEST_CASE("lowering: a float softmax writes the quantize after it itself",
+          "[lowering]") {
+  // PyTorch keeps softmax float and observes its output with fixed qparams:
+  // the quantize joins the softmax step.
+  Builder B;
+  Node *X = B.input("x", {2, 4, 17, 17});
+  Node *S = B.fn("softmax", {X, Argument::integer(-1)});
+  Node *Q = B.quantize(S, 1.0 / 256, 0);
+  B.output(B.dequantize(Q));
+  std::vector<Tensor> In = {randomF32({2, 4, 17, 17}, 41, -4.0f, 4.0f)};
+  Tensor Want = interpretAll(*B.GM, In)[0];
+  auto M = compileOrFail(*B.GM);
+  Tensor Got = runOrFail(*M, In)[0];
+  CHECK(maxLsb(Got, Want, 1.0 / 256) <= 1.0);
+  CHECK(countKind(*M, "quantize") == 0);
+  const StepInfo *Step = findStep(*M, "softmax", "quantize_per_tensor");
+  REQUIRE(Step);
+  CHECK(Step->Detail == "int8 dst");
+}
+
+TEST_CASE("lowering: an int8 linear, its gelu and the quantize after it are "
+          "one step",
+          "[lowering]") {
+  // A transformer MLP as PyTorch converts it: gelu (and an eval dropout)
+  // stay float between a dequantize and a quantize.
+  for (const char *Approx : {"none", "tanh"}) {
+    INFO("gelu approximate=" << Approx);
+    Builder B;
+    Node *X = B.quantize(B.input("x", {2, 17, 64}), 4.0 / 255, 128);
+    Node *L1 = qlinear(B, "fc1", "QuantizedLinear", X, 64, 128, 0.09, 65);
+    Node *G = B.fn("gelu", {B.dequantize(L1)},
+                   {{"approximate", Argument::string(Approx)}});
+    Node *D = B.fn("dropout", {G, Argument::real(0.1)});
+    Node *Q = B.quantize(D, 0.05, 3);
+    Node *L2 = qlinear(B, "fc2", "QuantizedLinear", Q, 128, 64, 0.1, 55);
+    B.output({B.dequantize(Q), B.dequantize(L2)});
+    std::vector<Tensor> In = {randomF32({2, 17, 64}, 51, -2.0f, 2.0f)};
+    std::vector<Tensor> Want = interpretAll(*B.GM, In);
+    auto M = compileOrFail(*B.GM);
+    std::vector<Tensor> Got = runOrFail(*M, In);
+    CHECK(maxLsb(Got[0], Want[0], 0.05) <= 1.0);
+    CHECK(maxLsb(Got[1], Want[1], 0.1) <= 1.0);
+    CHECK(countKind(*M, "quantize") == 1); // the input's only
+    const StepInfo *S = findStep(*M, "matmul", "quantize_per_tensor");
+    REQUIRE(S);
+    CHECK(llvm::StringRef(S->Detail).contains("requant"));
+  }
+}
+
+TEST_CASE("lowering: an int8 layer norm runs int8 to int8 and matches the "
+          "reference",
+          "[lowering]") {
+  // Rows of 64 (whole vectors) and 50 (a tail), with and without the affine
+  // transform, u8 and s8.
+  for (int64_t M : {64, 50})
+    for (bool Affine : {true, false})
+      for (bool Signed : {false, true}) {
+        INFO("rows of " << M << ", affine " << Affine << ", signed " << Signed);
+        Builder B;
+        Node *X = B.quantize(B.input("x", {3, 17, M}), 6.0 / 255,
+                             Signed ? 2 : 130, Signed);
+        std::vector<Argument> Args = {X, Argument::ints({M})};
+        if (Affine) {
+          for (auto [Name, Lo, Hi] : {std::make_tuple("w", 0.5f, 1.5f),
+                                      std::make_tuple("b", -0.3f, 0.3f)}) {
+            REQUIRE(errorToString(B.GM->setTensor(
+                        Name, randomF32({M}, Lo > 0 ? 61 : 62, Lo, Hi))) == "");
+            Args.push_back(
+                B.G().getAttr(Name, TensorType{DType::F32, Shape{M}, {}}));
+          }
+        } else {
+          Args.push_back(Argument::none());
+          Args.push_back(Argument::none());
+        }
+        Args.push_back(Argument::real(1e-6));
+        Args.push_back(Argument::real(0.02));
+        Args.push_back(Argument::integer(Signed ? -3 : 125));
+        Node *LN = B.fn("quantized_layer_norm", Args);
+        B.output(B.dequantize(LN));
+        std::vector<Tensor> In = {randomF32({3, 17, M}, 63, -3.0f, 3.0f)};
+        Tensor Want = interpretAll(*B.GM, In)[0];
+        auto Mod = compileOrFail(*B.GM);
+        Tensor Got = runOrFail(*Mod, In)[0];
+        CHECK(maxLsb(Got, Want, 0.02) <= 1.0);
+        // Float statistics instead of double move only near-ties.
+        int64_t Same = 0;
+        for (int64_t I = 0; I < Want.numElements(); ++I)
+          Same += Got.getAsDouble(I) == Want.getAsDouble(I);
+        CHECK(double(Same) / double(Want.numElements()) >= 0.999);
+        CHECK(countKind(*Mod, "layer_norm_int8") == 1);
+        CHECK(countKind(*Mod, "layer_norm") == 0);
+      }
+}
