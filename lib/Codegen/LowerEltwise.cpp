@@ -20,6 +20,7 @@
 #include "Lowerer.h"
 
 #include "qfx/IR/GraphModule.h"
+#include "qfx/Runtime/ModuleRunner.h"
 #include "qfx/Runtime/Op.h"
 #include "qfx/Support/Error.h"
 
@@ -249,6 +250,110 @@ int8Table(const Node &N, DType Dt, const QuantParams &Q,
   std::array<uint8_t, 256> T;
   std::memcpy(T.data(), R->rawData(), 256);
   return T;
+}
+
+//===----------------------------------------------------------------------===//
+// Float islands as tables
+//===----------------------------------------------------------------------===//
+
+std::vector<const Node *> Lowerer::tableIsland(const Node &Deq) const {
+  const TensorType &In = typeOf(Deq.arg(0).getNode());
+  if (In.Dtype == DType::F32 || !In.Quant.isPerTensor() || !Opts.FusePostOps)
+    return {};
+  std::vector<const Node *> Island = {&Deq};
+  const Node *Cur = &Deq;
+  while (const Node *U = onlyUser(*Cur)) {
+    const LoweringRule *R = lookupLoweringRule(*U, GM);
+    if (!R || typeOf(U).Dims != In.Dims)
+      return {};
+    if (R->Kind == LowerKind::Quantize) {
+      if (!typeOf(U).Quant.isPerTensor() ||
+          U->target() != "quantize_per_tensor")
+        return {};
+      Island.push_back(U);
+      return Island;
+    }
+    bool Unary = R->Kind == LowerKind::Activation ||
+                 R->Kind == LowerKind::Gelu || R->Kind == LowerKind::Alias ||
+                 R->Kind == LowerKind::Eltwise;
+    if (!Unary || typeOf(U).Dtype != DType::F32)
+      return {};
+    // Every other operand must be a constant the table can bake in.
+    for (size_t I = 1; I < U->numArgs(); ++I)
+      if (U->arg(I).isNode())
+        return {};
+    for (const auto &KV : U->kwargs())
+      if (KV.second.isNode())
+        return {};
+    Island.push_back(U);
+    Cur = U;
+  }
+  return {};
+}
+
+bool Lowerer::prefersTable(const Node &Deq) const {
+  std::vector<const Node *> Island = tableIsland(Deq);
+  return llvm::any_of(Island, [&](const Node *N) {
+    const LoweringRule *R = lookupLoweringRule(*N, GM);
+    return R && R->Kind == LowerKind::Gelu;
+  });
+}
+
+llvm::Expected<bool>
+Lowerer::lowerTableIsland(const Node &Deq,
+                          llvm::ArrayRef<const Node *> Island) {
+  auto XV = valueOf(Deq.arg(0).getNode());
+  if (!XV)
+    return XV.takeError();
+  int XIdx = Vals[*XV].PermSource >= 0 ? inLayout(*XV, Layout::Plain) : *XV;
+  const Value X = Vals[XIdx];
+  if (!X.Q.isPerTensor() || X.Dt == DType::F32)
+    return false;
+  // The island's own kernels on all 256 codes: the table is exact.
+  Tensor T(X.Dt, {256});
+  auto *Bytes = static_cast<uint8_t *>(T.rawData());
+  for (int B = 0; B < 256; ++B)
+    Bytes[B] = static_cast<uint8_t>(B);
+  T.setQuant(X.Q);
+  for (const Node *N : Island) {
+    std::vector<Operand> Ops{Operand(T)};
+    for (size_t I = 1; I < N->numArgs(); ++I)
+      Ops.emplace_back(N->arg(I));
+    llvm::Expected<Tensor> R = Tensor();
+    if (N->op() == OpCode::CallModule) {
+      R = runModule(GM, N->target(), std::move(Ops));
+    } else {
+      std::vector<std::pair<std::string, Operand>> Kw;
+      for (const auto &KV : N->kwargs())
+        Kw.emplace_back(KV.first, Operand(KV.second));
+      R = runOp(N->target(), std::move(Ops), std::move(Kw));
+    }
+    if (!R)
+      return nodeError(*N, llvm::toString(R.takeError()));
+    T = std::move(*R);
+  }
+  const TensorType &OutT = typeOf(Island.back());
+  if (T.dtype() != OutT.Dtype || T.numElements() != 256 ||
+      T.quant() != OutT.Quant)
+    return false;
+  std::array<uint8_t, 256> Table;
+  std::memcpy(Table.data(), T.rawData(), 256);
+  std::string Name = Deq.name().str() + ".." + Island.back()->name().str();
+  int Dst = newValue(OutT.Dtype, X.Dims, X.L, OutT.Quant, Name);
+  const Value D = Vals[Dst];
+  size_t Count = static_cast<size_t>(numElements(X.Dims));
+  auto Fn = [X, D, Count, Table](Program &Prog) -> llvm::Error {
+    lookupInt8(Table, Prog.address(X.Buf, X.Offset),
+               Prog.address(D.Buf, D.Offset), Count);
+    return llvm::Error::success();
+  };
+  HostStep &S = addHost(Name, "table_int8", std::move(Fn), {X.Buf}, {D.Buf});
+  S.Info.Detail = std::to_string(Island.size() - 2) + " float ops, out " +
+                  describeQ(OutT.Quant);
+  // Every node of the island is done: the ones after Deq are skipped.
+  for (const Node *N : Island)
+    bindNode(N, Dst);
+  return true;
 }
 
 llvm::Expected<bool> Lowerer::lowerActivation(const Node &N,

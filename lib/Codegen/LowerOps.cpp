@@ -262,18 +262,6 @@ dnnl::post_ops Lowerer::postOps(const Group &G, DType OutDt,
     PO.append_eltwise(1.0f, dnnl::algorithm::eltwise_linear,
                       static_cast<float>(OutQ.Scale), 0.0f);
     Detail += " round";
-    if (G.Requant) {
-      // A quantize after the gelu: its result in the quantize's steps (the
-      // eltwise post-op's own scale; a second linear post-op would hit
-      // oneDNN 2.6's repeated-algorithm bug).
-      bool Tanh = G.Gelu == Group::GeluKind::Tanh;
-      PO.append_eltwise(static_cast<float>(1.0 / typeOf(G.Requant).Quant.Scale),
-                        Tanh ? dnnl::algorithm::eltwise_gelu_tanh
-                             : dnnl::algorithm::eltwise_gelu_erf,
-                        0.0f, 0.0f);
-      Detail += Tanh ? " gelu_tanh requant" : " gelu_erf requant";
-      return PO;
-    }
     AppendGelu();
     Detail += " f32-dst";
     return PO;
@@ -431,16 +419,6 @@ llvm::Expected<WeightedOp> Lowerer::weightedOp(const Group &G, const Value &XI,
     Op.Attr.set_post_ops(postOps(G, Op.OutDt, Op.OutQ,
                                  Op.Other >= 0 ? &Vals[Op.Other] : nullptr,
                                  Op.Detail));
-  if (G.Requant) {
-    // The post-ops end in the quantize's steps: oneDNN adds its zero point
-    // and rounds into the int8 destination.
-    const TensorType &RT = typeOf(G.Requant);
-    Op.OutDt = RT.Dtype;
-    Op.OutQ = RT.Quant;
-    if (Op.OutQ.ZeroPoint != 0)
-      Op.Attr.set_zero_points(DNNL_ARG_DST, 0,
-                              {static_cast<int32_t>(Op.OutQ.ZeroPoint)});
-  }
   return Op;
 }
 
@@ -1315,6 +1293,11 @@ llvm::Expected<bool> Lowerer::lowerQuantize(const Node &N) {
 }
 
 llvm::Expected<bool> Lowerer::lowerDequantize(const Node &N) {
+  if (std::vector<const Node *> Island = tableIsland(N); !Island.empty()) {
+    auto Done = lowerTableIsland(N, Island);
+    if (!Done || *Done)
+      return Done;
+  }
   auto XV = valueOf(N.arg(0).getNode());
   if (!XV)
     return XV.takeError();

@@ -86,9 +86,6 @@ struct Group {
   /// scalar the output is multiplied by (matmul * c as the output scale).
   enum class GeluKind : uint8_t { None, Erf, Tanh } Gelu = GeluKind::None;
   double OutScale = 1.0;
-  /// An int8 linear's quantize after its fused dequantize and gelu: the
-  /// step writes the quantized gelu.
-  const Node *Requant = nullptr;
 
   const Node *last() const { return Members.back(); }
   std::string name() const;
@@ -240,6 +237,17 @@ public:
   /// PyTorch keeps float (silu) between it and a quantize_per_tensor joins
   /// \p G as if it were the activation's int8 form.
   void growFloatIsland(Group &G, const Node &Deq) const;
+  /// The float island from dequantize \p Deq to the quantize that ends it:
+  /// single-user element-wise ops (activations, gelu, eval dropout) on the
+  /// dequantized int8 value, per-tensor on both ends. Empty if none.
+  std::vector<const Node *> tableIsland(const Node &Deq) const;
+  /// Whether the island at \p Deq runs faster as a 256-entry table than as
+  /// post-ops of the int8 op before it (gelu: oneDNN's erf post-op costs
+  /// more than the matmul).
+  bool prefersTable(const Node &Deq) const;
+  /// The island at \p Deq as one table lookup per byte.
+  llvm::Expected<bool> lowerTableIsland(const Node &Deq,
+                                        llvm::ArrayRef<const Node *> Island);
   dnnl::post_ops int8ActPostOps(const Group &G, DType OutDt,
                                 const QuantParams &AnchorQ,
                                 const QuantParams &OutQ,

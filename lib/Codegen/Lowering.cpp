@@ -414,27 +414,6 @@ std::optional<Group> Lowerer::growGroup(const Node &Anchor,
       Cur = U;
       continue;
     }
-    if (G.Dequant && G.Gelu != Group::GeluKind::None &&
-        R.Kind == LowerKind::Linear && typeOf(G.Anchor).Dtype != DType::F32) {
-      // The MLP's linear -> dequantize -> gelu (-> eval dropout) ->
-      // quantize (PyTorch keeps gelu float): one int8 step.
-      std::vector<const Node *> Chain = {U};
-      while (Chain.back()->users().size() == 1 &&
-             !GroupOf.count(Chain.back()->users()[0])) {
-        const LoweringRule *RA = lookupLoweringRule(*Chain.back(), GM);
-        if (!RA || RA->Kind != LowerKind::Alias)
-          break;
-        Chain.push_back(Chain.back()->users()[0]);
-      }
-      const Node *Q = Chain.back();
-      if (Q->op() == OpCode::CallFunction &&
-          Q->target() == "quantize_per_tensor" &&
-          typeOf(Q).Quant.isPerTensor()) {
-        G.Requant = Q;
-        G.Members.insert(G.Members.end(), Chain.begin(), Chain.end());
-      }
-      break;
-    }
     if (G.Dequant)
       break;
     const LoweringRule *RU = lookupLoweringRule(*U, GM);
@@ -465,7 +444,7 @@ std::optional<Group> Lowerer::growGroup(const Node &Anchor,
       if (!G.SumOther)
         break;
     } else if (RU->Kind == LowerKind::Dequantize && (R.PostOps & PostDequant) &&
-               !G.SumOther && Opts.FuseDequantize) {
+               !G.SumOther && Opts.FuseDequantize && !prefersTable(*U)) {
       G.Dequant = true;
       G.Members.push_back(U);
       growFloatIsland(G, *U);
@@ -1148,7 +1127,7 @@ llvm::Error Lowerer::lowerNode(const Node &N) {
     return &N == G.last() ? lowerGroup(G) : llvm::Error::success();
   }
   // Bound by its producer, which wrote this node's value too (a softmax
-  // writing its quantized output).
+  // writing its quantized output, a table for a float island).
   if (ValOf.count(&N))
     return llvm::Error::success();
   const LoweringRule *R = lookupLoweringRule(N, GM);
