@@ -285,8 +285,10 @@ llvm::Error ModelImporter::importNodes() {
   for (const onnx::NodeProto &N : M.graph().node())
     for (const std::string &In : N.input())
       ++S.Uses[In];
-  for (const onnx::ValueInfoProto &Out : M.graph().output())
+  for (const onnx::ValueInfoProto &Out : M.graph().output()) {
     ++S.Uses[Out.name()];
+    S.Outputs.insert(Out.name());
+  }
   for (int I = 0; I < M.graph().node_size(); ++I) {
     const onnx::NodeProto &N = M.graph().node(I);
     NodeReader R(S, N, I);
@@ -353,6 +355,9 @@ llvm::Error ModelImporter::writeOutputs() {
     auto It = S.Values.find(Out.name());
     if (It == S.Values.end())
       return fileError(S.File, "output '" + Out.name() + "' is not defined");
+    if (It->second.Part != Partial::None)
+      return fileError(S.File, "output '" + Out.name() + "' is " +
+                                   describePartial(It->second.Part));
     if (!It->second.N)
       return fileError(S.File, "output '" + Out.name() +
                                    "' is a constant; only computed outputs "

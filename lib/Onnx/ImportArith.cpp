@@ -113,6 +113,9 @@ llvm::Error qfx::onnximport::importSub(NodeReader &R) {
 }
 
 llvm::Error qfx::onnximport::importDiv(NodeReader &R) {
+  // A layer norm's (x - mean) / Sqrt(var + eps) (ImportPatterns.cpp).
+  if (auto P = divInPattern(R); !P || *P)
+    return P ? llvm::Error::success() : P.takeError();
   return arith(R, "div", false);
 }
 

@@ -45,7 +45,39 @@ llvm::Expected<const OnnxValue *> NodeReader::input(size_t I) const {
     return error("input '" + N.input(I) +
                  "' is not defined by an earlier node, an initializer or a "
                  "graph input");
+  if (It->second.Part != Partial::None)
+    return error("input '" + N.input(I) + "' is " +
+                 describePartial(It->second.Part));
   return &It->second;
+}
+
+const OnnxValue *NodeReader::partial(size_t I) const {
+  if (!hasInput(I))
+    return nullptr;
+  auto It = S.Values.find(N.input(I));
+  if (It == S.Values.end() || It->second.Part == Partial::None)
+    return nullptr;
+  return &It->second;
+}
+
+int NodeReader::readers(const Node *Nd) const {
+  int R = 0;
+  for (const auto &[Name, V] : S.Values)
+    if (V.N == Nd) {
+      auto It = S.Uses.find(Name);
+      R += It == S.Uses.end() ? 0 : It->second;
+    }
+  return R;
+}
+
+void NodeReader::eraseTaken(Node *Nd) {
+  for (auto &[Name, V] : S.Values)
+    if (V.N == Nd) {
+      V = OnnxValue();
+      V.Part = Partial::Taken;
+    }
+  S.NormsAwaitingBias.erase(Nd);
+  S.GM->graph().erase(Nd);
 }
 
 /// A valid qfx name from an ONNX name ("layer1.0.weight" ->
