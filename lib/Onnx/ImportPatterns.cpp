@@ -86,8 +86,7 @@ static std::optional<double> realArg(const Node *N, size_t I) {
 
 /// The node argument \p I of \p N, or null.
 static Node *nodeArg(const Node *N, size_t I) {
-  return I < N->numArgs() && N->arg(I).isNode() ? N->arg(I).getNode()
-                                                : nullptr;
+  return I < N->numArgs() && N->arg(I).isNode() ? N->arg(I).getNode() : nullptr;
 }
 
 /// The double with the fewest digits that rounds to the same float (ONNX
@@ -143,7 +142,7 @@ llvm::Error qfx::onnximport::importErf(NodeReader &R) {
         near(*realArg(D, 1), 1.0 / Sqrt2))
       X = nodeArg(D, 0);
   }
-  if (!X)
+  if (!X || !R.takeApart({D}))
     return R.error("Erf is only imported as part of a GELU, x * 0.5 * (1 + "
                    "Erf(x / sqrt(2))), and its input is not an x / sqrt(2) "
                    "that nothing else reads");
@@ -151,7 +150,6 @@ llvm::Error qfx::onnximport::importErf(NodeReader &R) {
   V.Part = Partial::GeluErf;
   V.PartOf = X;
   V.BatchDim0 = (*T)->BatchDim0;
-  R.eraseTaken(D);
   R.define(0, std::move(V));
   return llvm::Error::success();
 }
@@ -181,10 +179,8 @@ static llvm::Error mulGelu(NodeReader &R, const OnnxValue &P, size_t Other) {
       return Next(Partial::GeluXErf);
     // (x * 0.5) * (1 + erf): the x * 0.5 goes.
     if (isCall(N, "mul", 2) && nodeArg(N, 0) == X && realArg(N, 1) &&
-        near(*realArg(N, 1), 0.5) && R.readers(N) == 1 && !N->hasUsers()) {
-      R.eraseTaken(N);
+        near(*realArg(N, 1), 0.5) && R.readers(N) == 1 && R.takeApart({N}))
       return emitGelu(R, X, Batch, false);
-    }
     return R.error("1 + Erf(x / sqrt(2)) of a GELU must be multiplied by x, "
                    "0.5 or x * 0.5");
   }
@@ -254,8 +250,8 @@ static bool isTanhGate(NodeReader &R, Node *G, Node *X,
     return false;
   Product Cube;
   expandFactor(R, Q, Cube, 0);
-  if (Cube.Factors != std::vector<Node *>{X, X, X} ||
-      !near(Cube.K, 0.044715) || Cube.Muls.empty())
+  if (Cube.Factors != std::vector<Node *>{X, X, X} || !near(Cube.K, 0.044715) ||
+      Cube.Muls.empty())
     return false;
   Erase.insert(Erase.end(), {G, T});
   Erase.insert(Erase.end(), Inner.Muls.begin(), Inner.Muls.end());
@@ -285,10 +281,8 @@ static llvm::Expected<bool> tanhGelu(NodeReader &R) {
   for (size_t I = 0; I < 2; ++I) {
     Node *X = P.Factors[I], *G = P.Factors[1 - I];
     std::vector<Node *> Erase = P.Muls;
-    if (!X || !G || !isTanhGate(R, G, X, Erase))
+    if (!X || !G || !isTanhGate(R, G, X, Erase) || !R.takeApart(Erase))
       continue;
-    for (Node *N : Erase)
-      R.eraseTaken(N);
     if (llvm::Error E = emitGelu(R, X, Batch, true))
       return E;
     return true;
@@ -387,8 +381,8 @@ static llvm::Error normCore(NodeReader &R, const OnnxValue &Sqrt) {
   for (int64_t Ax : Axes)
     Norm.push_back(X->type()->Dims[Ax]);
   bool Batch = (*DV)->BatchDim0;
-  for (Node *N : {A, V, P, D, M})
-    R.eraseTaken(N);
+  if (!R.takeApart({A, V, P, D, M}))
+    return Fail("a value of the pattern is also used elsewhere");
   auto N = R.emit(OpCode::CallFunction, "layer_norm",
                   {Argument(X), Argument::ints(Norm), Argument::none(),
                    Argument::none(), Argument::real(Eps)});
@@ -434,8 +428,8 @@ static llvm::Expected<bool> foldNormWeight(NodeReader &R) {
     // normCore's layer_norm(x, shape[, None, None[, eps]]).
     if (!N || N->op() != OpCode::CallFunction || N->target() != "layer_norm" ||
         !N->kwargs().empty() || N->numArgs() < 2 || N->numArgs() > 5 ||
-        !N->arg(0).isNode() || !N->arg(1).getIntList() ||
-        R.readers(N) != 1 || N->hasUsers())
+        !N->arg(0).isNode() || !N->arg(1).getIntList() || R.readers(N) != 1 ||
+        N->hasUsers())
       continue;
     bool Affine = false;
     for (size_t J = 2; J < std::min<size_t>(N->numArgs(), 4); ++J)
@@ -452,7 +446,8 @@ static llvm::Expected<bool> foldNormWeight(NodeReader &R) {
     for (int64_t J = 0; J < Zero.numElements(); ++J)
       Zero.data<float>()[J] = 0.0f;
     Tensor WCopy = *WT;
-    R.eraseTaken(N);
+    if (!R.takeApart({N}))
+      continue;
     auto M = emitLayerNormModule(R, X, Norm, *Eps, WCopy, Zero, WName);
     if (!M)
       return M.takeError();
@@ -526,7 +521,7 @@ llvm::Expected<bool> qfx::onnximport::mulInPattern(NodeReader &R) {
   }
   if (P->Part == Partial::GeluErf || P->Part == Partial::NormSqrt ||
       P->Part == Partial::Taken || (P0 && P1))
-    return false; // input() names the problem.
+    return false;      // input() names the problem.
   OnnxValue Copy = *P; // define() may replace the map entry P points into.
   if (llvm::Error E = mulGelu(R, Copy, P0 ? 1 : 0))
     return E;

@@ -673,7 +673,8 @@ static llvm::Expected<Shape> foldShape(NodeReader &R,
       Big = V;
   Shape Out(Big->Const->shape().begin(), Big->Const->shape().end());
   for (const OnnxValue *V : Vs)
-    if (V->Const->numElements() != 1 && V->Const->shape() != llvm::ArrayRef<int64_t>(Out))
+    if (V->Const->numElements() != 1 &&
+        V->Const->shape() != llvm::ArrayRef<int64_t>(Out))
       return R.error("folding constants of shapes " +
                      formatShape(V->Const->shape()) + " and " +
                      formatShape(Out) + " is not supported");
@@ -695,7 +696,8 @@ llvm::Error qfx::onnximport::importEqual(NodeReader &R) {
     return Out.takeError();
   OnnxValue Res;
   Res.Const = Tensor(DType::U8, *Out);
-  bool Ints = VA.Const->dtype() == DType::S64 || VA.Const->dtype() == DType::S32;
+  bool Ints =
+      VA.Const->dtype() == DType::S64 || VA.Const->dtype() == DType::S32;
   std::vector<int64_t> IA = tensorInts(*VA.Const), IB = tensorInts(*VB.Const);
   for (int64_t I = 0; I < Res.Const->numElements(); ++I) {
     int64_t JA = VA.Const->numElements() == 1 ? 0 : I;

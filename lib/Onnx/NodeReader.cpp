@@ -19,6 +19,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <set>
 
 using namespace qfx;
 using namespace qfx::onnximport;
@@ -68,6 +69,26 @@ int NodeReader::readers(const Node *Nd) const {
       R += It == S.Uses.end() ? 0 : It->second;
     }
   return R;
+}
+
+bool NodeReader::takeApart(llvm::ArrayRef<Node *> Nodes) {
+  std::set<const Node *> Set(Nodes.begin(), Nodes.end());
+  if (Set.size() != Nodes.size())
+    return false;
+  // A node may also be read other than by ONNX name (expand's batch_like).
+  for (const Node *N : Nodes)
+    for (const Node *U : N->users())
+      if (!Set.count(U))
+        return false;
+  std::vector<Node *> Left(Nodes.begin(), Nodes.end());
+  while (!Left.empty())
+    for (size_t I = 0; I < Left.size(); ++I)
+      if (!Left[I]->hasUsers()) {
+        eraseTaken(Left[I]);
+        Left.erase(Left.begin() + I);
+        break;
+      }
+  return true;
 }
 
 void NodeReader::eraseTaken(Node *Nd) {

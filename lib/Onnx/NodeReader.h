@@ -128,9 +128,15 @@ public:
   /// any of its ONNX names (a pattern takes a node apart only when it is
   /// the pattern's every reader).
   int readers(const Node *Nd) const;
-  /// Erases \p Nd, which a pattern took apart and nothing else reads; its
-  /// ONNX names become Taken.
+  /// Erases \p Nodes, which a pattern took apart, if nothing outside them
+  /// uses them (else erases nothing and returns false); their ONNX names
+  /// become Taken.
+  bool takeApart(llvm::ArrayRef<Node *> Nodes);
+
+private:
   void eraseTaken(Node *Nd);
+
+public:
   /// The input as a graph node; float constants become get_attr nodes.
   llvm::Expected<Node *> node(size_t I);
   /// The input as a constant (\p What names it in the error).

@@ -76,9 +76,8 @@ std::unique_ptr<GraphModule> tracedVit() {
 
 /// prepare with \p Map, calibrate on \p X, convert to the reference
 /// quantized graph.
-std::unique_ptr<GraphModule> quantize(const GraphModule &Float,
-                                      const QConfigMapping &Map,
-                                      const Tensor &X) {
+std::unique_ptr<GraphModule>
+quantize(const GraphModule &Float, const QConfigMapping &Map, const Tensor &X) {
   std::unique_ptr<GraphModule> GM = Float.clone();
   if (llvm::Error E = prepareGraph(*GM, Map, /*QAT=*/false))
     FAIL(errorToString(std::move(E)));
@@ -186,8 +185,11 @@ TEST_CASE("onnx import: the ViT imported from ONNX quantizes with x86 and "
     double VsRef = relToLargest(Int8, RefI);
     double VsTraced = relToLargest(Int8, Int8Traced);
     double VsFloat = relToLargest(Int8, Want);
-    INFO("compiled int8 vs its reference " << VsRef << ", vs the compiled "
-         "traced ViT " << VsTraced << ", vs float " << VsFloat);
+    INFO("compiled int8 vs its reference " << VsRef
+                                           << ", vs the compiled "
+                                              "traced ViT "
+                                           << VsTraced << ", vs float "
+                                           << VsFloat);
     CHECK(VsTraced < 1e-6);
     CHECK(VsRef < 0.02);
     CHECK(VsFloat < 0.25);
