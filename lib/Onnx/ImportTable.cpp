@@ -69,6 +69,7 @@ static const ImportRule Rules[] = {
     {"", "Neg", {6, 13}, importNeg},
     {"", "Reciprocal", {6, 13}, importReciprocal},
     {"", "Resize", {11, 13}, importResize}, // as F.interpolate
+    {"", "Upsample", {7, 9}, importUpsample}, // opsets 7-9: nearest only
     {"", "Split", {11, 13}, importSplit},   // narrows
     // QDQ (ImportQdq.cpp).
     {"", "QuantizeLinear", {10, 13}, importQuantizeLinear},

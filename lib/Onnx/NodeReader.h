@@ -297,6 +297,8 @@ llvm::Error importDiv(NodeReader &R);
 llvm::Error importNeg(NodeReader &R);
 llvm::Error importReciprocal(NodeReader &R);
 llvm::Error importResize(NodeReader &R);
+/// Upsample (opsets 7-9, before Resize): nearest as F.interpolate.
+llvm::Error importUpsample(NodeReader &R);
 llvm::Error importSplit(NodeReader &R);
 /// Slice of a graph value (importSlice folds constants and hands the rest
 /// here): one narrow per cut axis.
