@@ -228,7 +228,7 @@ static void expandFactor(NodeReader &R, Node *N, Product &P, int Depth) {
 }
 
 /// 1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x^3)) for \p X; the nodes to
-/// erase are appended to \p Erase. Null when \p G is not that.
+/// erase are appended to \p Erase. False when \p G is not that.
 static bool isTanhGate(NodeReader &R, Node *G, Node *X,
                        std::vector<Node *> &Erase) {
   auto Single = [&](Node *N) { return R.readers(N) == 1; };

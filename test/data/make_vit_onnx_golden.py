@@ -13,7 +13,8 @@
 #     images normalized as qfx does ((x / 255 - 0.5) / 0.5);
 #   vit_output.npy: float32 [4, 10], PyTorch's eval-mode float32 logits.
 # Needs Debian's python3-torch, python3-onnx and dataset-fashion-mnist; run
-# by hand with /usr/bin/python3 from any directory and commit the output.
+# by hand with /usr/bin/python3 from any directory and commit the output;
+# re-running reproduces every file byte for byte.
 import os
 import sys
 
