@@ -339,8 +339,11 @@ static std::vector<int64_t> lastDimsMean(const Node *M, int64_t Rank) {
   if (!Dims || Dims->empty())
     return {};
   std::vector<int64_t> D = *Dims;
-  for (int64_t &A : D)
+  for (int64_t &A : D) {
     A = A < 0 ? A + Rank : A;
+    if (A < 0 || A >= Rank)
+      return {};
+  }
   llvm::sort(D);
   for (size_t I = 0; I < D.size(); ++I)
     if (D[I] != Rank - static_cast<int64_t>(D.size() - I))
