@@ -94,6 +94,11 @@ llvm::Error qfx::onnximport::importTranspose(NodeReader &R) {
   auto Perm = R.attrInts("perm", Reverse);
   if (!Perm)
     return Perm.takeError();
+  if (Rank == 0)
+    return R.error("transposing a 0-d input is not supported");
+  if (static_cast<int64_t>(Perm->size()) != Rank)
+    return R.error("perm has " + llvm::Twine(Perm->size()) +
+                   " entries for a rank-" + llvm::Twine(Rank) + " input");
   if ((*Perm)[0] != 0)
     return R.error("a permutation that moves the batch dimension is not "
                    "supported");
