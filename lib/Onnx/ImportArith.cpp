@@ -261,10 +261,10 @@ llvm::Error qfx::onnximport::importUpsample(NodeReader &R) {
       !(S[3] >= 1.0) || !std::isfinite(S[2]) || !std::isfinite(S[3]))
     return R.error("scales must be [1, 1, h, w] with finite h, w >= 1");
   // interpolate(x, scale_factor=[h, w]), mode nearest.
-  auto N = R.emit(OpCode::CallFunction, "interpolate",
-                  {Argument(*X), Argument::none(),
-                   Argument::list({Argument::real(S[2]),
-                                   Argument::real(S[3])})});
+  auto N =
+      R.emit(OpCode::CallFunction, "interpolate",
+             {Argument(*X), Argument::none(),
+              Argument::list({Argument::real(S[2]), Argument::real(S[3])})});
   if (!N)
     return N.takeError();
   R.defineNode(0, *N);

@@ -68,9 +68,9 @@ static const ImportRule Rules[] = {
     {"", "Div", {7, 13, 14}, importDiv},
     {"", "Neg", {6, 13}, importNeg},
     {"", "Reciprocal", {6, 13}, importReciprocal},
-    {"", "Resize", {11, 13}, importResize}, // as F.interpolate
+    {"", "Resize", {11, 13}, importResize},   // as F.interpolate
     {"", "Upsample", {7, 9}, importUpsample}, // opsets 7-9: nearest only
-    {"", "Split", {11, 13}, importSplit},   // narrows
+    {"", "Split", {11, 13}, importSplit},     // narrows
     // QDQ (ImportQdq.cpp).
     {"", "QuantizeLinear", {10, 13}, importQuantizeLinear},
     {"", "DequantizeLinear", {10, 13}, importDequantizeLinear},

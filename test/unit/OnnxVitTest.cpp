@@ -200,27 +200,33 @@ TEST_CASE("lowering: an int8 matmul whose u8 right operand is a permute(0, 2, "
           "3, 1) view computes its reference",
           "[onnx][vit][quant]") {
   // The attention scores of torch.onnx.export's ViT: q and k^T as views of
-  // one [N, 17, 4, 16] buffer. oneDNN 2.6's u8 -> s8 reorder dropped the
-  // zero point for that view, moving every score.
-  auto GM = take(importOnnxText(R"(<
+  // one [N, 17, 4, D] buffer. oneDNN 2.6's u8 -> s8 reorder dropped the
+  // zero point for that view, moving every score. Head sizes 16 (the ViT's)
+  // and 272 (deeper than an exact f32 matmul of q - zero_point covers).
+  for (int64_t D : {16, 272}) {
+    INFO("head size " << D);
+    std::string Text = R"(<
   ir_version: 8,
   opset_import: ["" : 13]
 >
-g (float[N,17,64] x) => (float[N,4,17,17] y)
+g (float[N,17,)" + std::to_string(4 * D) +
+                       R"(] x) => (float[N,4,17,17] y)
 {
-  s = Constant <value = int64[4] {-1, 17, 4, 16}> ()
+  s = Constant <value = int64[4] {-1, 17, 4, )" +
+                       std::to_string(D) + R"(}> ()
   r = Reshape (x, s)
   q = Transpose <perm = [0, 2, 1, 3]> (r)
   k = Transpose <perm = [0, 2, 3, 1]> (r)
   y = MatMul (q, k)
 }
-)",
-                                "attention.onnx"));
-  Tensor X(DType::F32, {2, 17, 64});
-  for (int64_t I = 0; I < X.numElements(); ++I)
-    X.data<float>()[I] = std::sin(0.37 * static_cast<double>(I)) + 0.3;
-  QConfigMapping Map;
-  Map.setGlobal(take(QConfig::preset("x86")));
-  auto Q = quantize(*GM, Map, X);
-  CHECK(relToLargest(compiledRun(*Q, X), take(interpret(*Q, {X}))) < 1e-6);
+)";
+    auto GM = take(importOnnxText(Text, "attention.onnx"));
+    Tensor X(DType::F32, {2, 17, 4 * D});
+    for (int64_t I = 0; I < X.numElements(); ++I)
+      X.data<float>()[I] = std::sin(0.37 * static_cast<double>(I)) + 0.3;
+    QConfigMapping Map;
+    Map.setGlobal(take(QConfig::preset("x86")));
+    auto Q = quantize(*GM, Map, X);
+    CHECK(relToLargest(compiledRun(*Q, X), take(interpret(*Q, {X}))) < 1e-6);
+  }
 }
