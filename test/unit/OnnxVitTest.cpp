@@ -157,24 +157,34 @@ TEST_CASE("onnx import: the ViT imported from ONNX quantizes with x86 and "
   auto Traced = tracedVit();
   QConfigMapping Map;
   Map.setGlobal(take(QConfig::preset("x86")));
-  // A module_name rule on a path the importer recovered from node names.
+  // module_name rules on paths the importer recovered from node names (a
+  // Linear from MatMul + Add, a LayerNorm from its opset 13 decomposition
+  // or from LayerNormalization).
   Map.setModuleName("encoder.layers.encoder_layer_3.mlp.3", std::nullopt);
+  Map.setModuleName("encoder.layers.encoder_layer_1.ln_2", std::nullopt);
   auto QT = quantize(*Traced, Map, X);
   Tensor Int8Traced = compiledRun(*QT, X);
   for (const char *File : {"vit_opset13.onnx", "vit_opset17.onnx"}) {
     INFO(File);
     auto GM = take(importOnnx(onnxData(File)));
     auto QI = quantize(*GM, Map, X);
-    // The rule kept that Linear float in both, and only it.
+    // The rules kept those modules float in both, and only them.
     for (const GraphModule *Q : {QT.get(), QI.get()}) {
-      const ModuleInfo *Skipped =
-          Q->lookupModule("encoder.layers.encoder_layer_3.mlp.3");
-      const ModuleInfo *Other =
-          Q->lookupModule("encoder.layers.encoder_layer_3.mlp.0");
-      REQUIRE(Skipped);
-      REQUIRE(Other);
-      CHECK(Skipped->kind() == "Linear");
-      CHECK(Other->kind() != "Linear");
+      std::map<std::string, std::string> Kinds;
+      for (const char *M : {"encoder.layers.encoder_layer_3.mlp.3",
+                            "encoder.layers.encoder_layer_3.mlp.0",
+                            "encoder.layers.encoder_layer_1.ln_2",
+                            "encoder.layers.encoder_layer_1.ln_1"}) {
+        const ModuleInfo *Info = Q->lookupModule(M);
+        REQUIRE(Info);
+        Kinds[M] = Info->kind().str();
+      }
+      CHECK(Kinds ==
+            std::map<std::string, std::string>{
+                {"encoder.layers.encoder_layer_3.mlp.3", "Linear"},
+                {"encoder.layers.encoder_layer_3.mlp.0", "QuantizedLinear"},
+                {"encoder.layers.encoder_layer_1.ln_2", "LayerNorm"},
+                {"encoder.layers.encoder_layer_1.ln_1", "QuantizedLayerNorm"}});
     }
     // The reference int8 graphs agree bit for bit (same observers on the
     // same values), and so do the compiled ones; fused steps round a few
