@@ -352,6 +352,11 @@ llvm::Expected<bool> Lowerer::lowerMatmul(const Group &G) {
     // oneDNN's int8 matmul takes s8 weights: a u8 right operand moves to s8
     // (its zero point with it) in the reorder that also makes it dense.
     if (Vals[B].Dt == DType::U8) {
+      // Dense first: oneDNN 2.6's reorder drops the source zero point for
+      // some strided views (a [N, 17, 4, 16] buffer read as permute(0, 2,
+      // 3, 1), as torch.onnx.export writes k.transpose(-2, -1) after the
+      // head split), which moved every key by 128.
+      B = denseValue(B);
       Value BV2 = Vals[B];
       int S8 =
           newValue(DType::S8, BV2.Dims, Layout::Plain,

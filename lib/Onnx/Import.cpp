@@ -86,10 +86,12 @@ llvm::Error ModelImporter::checkOpsets() {
   for (const onnx::OperatorSetIdProto &O : M.opset_import())
     if (O.domain().empty() || O.domain() == "ai.onnx")
       S.Opset = O.version();
-  if (S.Opset < 11 || S.Opset > 17)
+  // Below 11 only for old exports (Upsample): each op's row lists the
+  // versions it was reviewed for, so an older op version is still an error.
+  if (S.Opset < 7 || S.Opset > 17)
     return fileError(S.File, "opset " + llvm::Twine(S.Opset) +
                                  " of domain 'ai.onnx' is not supported "
-                                 "(opsets 11 to 17 are)");
+                                 "(opsets 7 to 17 are)");
   return llvm::Error::success();
 }
 
@@ -285,8 +287,10 @@ llvm::Error ModelImporter::importNodes() {
   for (const onnx::NodeProto &N : M.graph().node())
     for (const std::string &In : N.input())
       ++S.Uses[In];
-  for (const onnx::ValueInfoProto &Out : M.graph().output())
+  for (const onnx::ValueInfoProto &Out : M.graph().output()) {
     ++S.Uses[Out.name()];
+    S.Outputs.insert(Out.name());
+  }
   for (int I = 0; I < M.graph().node_size(); ++I) {
     const onnx::NodeProto &N = M.graph().node(I);
     NodeReader R(S, N, I);
@@ -353,6 +357,9 @@ llvm::Error ModelImporter::writeOutputs() {
     auto It = S.Values.find(Out.name());
     if (It == S.Values.end())
       return fileError(S.File, "output '" + Out.name() + "' is not defined");
+    if (It->second.Part != Partial::None)
+      return fileError(S.File, "output '" + Out.name() + "' is " +
+                                   describePartial(It->second.Part));
     if (!It->second.N)
       return fileError(S.File, "output '" + Out.name() +
                                    "' is a constant; only computed outputs "

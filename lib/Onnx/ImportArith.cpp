@@ -113,6 +113,9 @@ llvm::Error qfx::onnximport::importSub(NodeReader &R) {
 }
 
 llvm::Error qfx::onnximport::importDiv(NodeReader &R) {
+  // A layer norm's (x - mean) / Sqrt(var + eps) (ImportPatterns.cpp).
+  if (auto P = divInPattern(R); !P || *P)
+    return P ? llvm::Error::success() : P.takeError();
   return arith(R, "div", false);
 }
 
@@ -217,6 +220,51 @@ llvm::Error qfx::onnximport::importResize(NodeReader &R) {
     Args[1] = Argument::ints({(*S)[2], (*S)[3]});
   }
   auto N = R.emit(OpCode::CallFunction, "interpolate", std::move(Args));
+  if (!N)
+    return N.takeError();
+  R.defineNode(0, *N);
+  return llvm::Error::success();
+}
+
+llvm::Error qfx::onnximport::importUpsample(NodeReader &R) {
+  auto M = R.attrString("mode", "nearest");
+  if (!M)
+    return M.takeError();
+  // Upsample maps output pixel x to x / scale: PyTorch's nearest, but no
+  // align_corners of its bilinear (half-pixel or corner-aligned).
+  if (*M != "nearest")
+    return R.error("mode '" + *M +
+                   "' is not supported: Upsample's linear mode maps pixels "
+                   "as x / scale, which is not PyTorch's bilinear (export "
+                   "with opset 11 or later for a Resize)");
+  auto X = R.node(0);
+  if (!X)
+    return X.takeError();
+  llvm::ArrayRef<int64_t> In = (*X)->type()->Dims;
+  if (In.size() != 4)
+    return R.error("only 4-d input is supported, got " + formatShape(In));
+  std::vector<double> S;
+  if (R.hasInput(1)) { // Opset 9: an input.
+    auto T = R.constant(1, "scales");
+    if (!T)
+      return T.takeError();
+    if ((*T)->Const->dtype() != DType::F32)
+      return R.error("scales must be a float tensor");
+    for (int64_t I = 0; I < (*T)->Const->numElements(); ++I)
+      S.push_back((*T)->Const->getAsDouble(I));
+  } else if (const onnx::AttributeProto *A = R.attr("scales")) { // Opset 7.
+    if (A->type() != onnx::AttributeProto::FLOATS)
+      return R.error("attribute 'scales' must be a list of floats");
+    S.assign(A->floats().begin(), A->floats().end());
+  }
+  if (S.size() != 4 || S[0] != 1.0 || S[1] != 1.0 || !(S[2] >= 1.0) ||
+      !(S[3] >= 1.0) || !std::isfinite(S[2]) || !std::isfinite(S[3]))
+    return R.error("scales must be [1, 1, h, w] with finite h, w >= 1");
+  // interpolate(x, scale_factor=[h, w]), mode nearest.
+  auto N =
+      R.emit(OpCode::CallFunction, "interpolate",
+             {Argument(*X), Argument::none(),
+              Argument::list({Argument::real(S[2]), Argument::real(S[3])})});
   if (!N)
     return N.takeError();
   R.defineNode(0, *N);

@@ -184,10 +184,18 @@ static bool foldLinearBias(NodeReader &R, const OnnxValue &A,
 }
 
 llvm::Error qfx::onnximport::importAdd(NodeReader &R) {
+  // GELU's 1 + Erf(x / sqrt(2)) has a partial input (ImportPatterns.cpp).
+  if (R.partial(0) || R.partial(1)) {
+    auto P = addInPattern(R);
+    if (!P || *P)
+      return P ? llvm::Error::success() : P.takeError();
+  }
   auto A = R.input(0);
   auto B = R.input(1);
   if (llvm::Error E = firstError(A, B))
     return E;
+  if (auto P = addInPattern(R); !P || *P)
+    return P ? llvm::Error::success() : P.takeError();
   if (foldLinearBias(R, **A, **B, R.proto().input(0)) ||
       foldLinearBias(R, **B, **A, R.proto().input(1)))
     return llvm::Error::success();
@@ -208,6 +216,9 @@ static Node *selfGate(NodeReader &R, const OnnxValue &A, const OnnxValue &B,
 }
 
 llvm::Error qfx::onnximport::importMul(NodeReader &R) {
+  // GELU and LayerNorm weights (ImportPatterns.cpp).
+  if (auto P = mulInPattern(R); !P || *P)
+    return P ? llvm::Error::success() : P.takeError();
   auto A = R.input(0);
   auto B = R.input(1);
   if (llvm::Error E = firstError(A, B))
@@ -224,6 +235,10 @@ llvm::Error qfx::onnximport::importMul(NodeReader &R) {
     }
   }
   return binary(R, "mul");
+}
+
+llvm::Error qfx::onnximport::importTanh(NodeReader &R) {
+  return unary(R, "tanh");
 }
 
 llvm::Error qfx::onnximport::importSoftmax(NodeReader &R) {

@@ -153,6 +153,9 @@ llvm::Error qfx::onnximport::importFlatten(NodeReader &R) {
   return emitCall(R, "flatten", {Argument(*X), Argument::integer(1)});
 }
 
+static llvm::Error foldReshape(NodeReader &R, const OnnxValue &V,
+                               const OnnxValue &Target);
+
 llvm::Error qfx::onnximport::importReshape(NodeReader &R) {
   auto X = R.input(0);
   auto Target = R.constant(1, "the target shape");
@@ -161,6 +164,8 @@ llvm::Error qfx::onnximport::importReshape(NodeReader &R) {
     return E;
   if (*AllowZero)
     return R.error("allowzero = 1 is not supported");
+  if ((*X)->isConst())
+    return foldReshape(R, **X, **Target);
   auto XN = R.node(0);
   if (!XN)
     return XN.takeError();
@@ -232,6 +237,8 @@ static void copyElem(const OnnxValue &Src, int64_t From, OnnxValue &Dst,
   if (Src.dep(From) != BatchDep::None) {
     Dst.Dep.resize(Dst.Const->numElements(), BatchDep::None);
     Dst.Dep[To] = Src.dep(From);
+    if (Src.BatchOf)
+      Dst.BatchOf = Src.BatchOf;
   }
 }
 
@@ -322,6 +329,7 @@ llvm::Error qfx::onnximport::importShape(NodeReader &R) {
     if (I == 0 && !(*X)->isConst() && (*X)->BatchDim0) {
       Out.Dep.resize(E - S, BatchDep::None);
       Out.Dep[0] = BatchDep::Batch;
+      Out.BatchOf = (*X)->N;
     }
   }
   R.define(0, std::move(Out));
@@ -390,6 +398,35 @@ static llvm::Error reshapeConst(NodeReader &R, const OnnxValue &V,
   Out.InitName.clear();
   R.define(0, std::move(Out));
   return llvm::Error::success();
+}
+
+/// Reshape of a constant (the ViT's shape arithmetic for expand): the same
+/// elements, batch dependencies included, in the target's shape.
+static llvm::Error foldReshape(NodeReader &R, const OnnxValue &V,
+                               const OnnxValue &Target) {
+  if (!Target.Dep.empty())
+    return R.error("the target shape of a constant depends on the batch size");
+  std::vector<int64_t> Dims = tensorInts(*Target.Const);
+  llvm::ArrayRef<int64_t> In = V.Const->shape();
+  int64_t Known = 1, Infer = -1;
+  for (size_t I = 0; I < Dims.size(); ++I) {
+    if (Dims[I] == 0 && I < In.size())
+      Dims[I] = In[I];
+    if (Dims[I] == -1 && Infer < 0) {
+      Infer = I;
+      continue;
+    }
+    if (Dims[I] < 0 || __builtin_mul_overflow(Known, Dims[I], &Known))
+      return R.error("target " + formatShape(Dims) + " is not a shape of " +
+                     formatShape(In));
+  }
+  int64_t Count = V.Const->numElements();
+  if (Infer >= 0 && Known > 0 && Count % Known == 0)
+    Dims[Infer] = Count / Known;
+  if (product(Dims) != Count || llvm::count(Dims, -1))
+    return R.error("target " + formatShape(Dims) + " does not hold the " +
+                   llvm::Twine(Count) + " elements of the constant");
+  return reshapeConst(R, V, Shape(Dims.begin(), Dims.end()));
 }
 
 llvm::Error qfx::onnximport::importUnsqueeze(NodeReader &R) {
@@ -615,5 +652,103 @@ llvm::Error qfx::onnximport::importConstantOfShape(NodeReader &R) {
                     I * dtypeSize(Value.dtype()),
                 Value.rawData(), dtypeSize(Value.dtype()));
   R.define(0, std::move(Out));
+  return llvm::Error::success();
+}
+
+//===----------------------------------------------------------------------===//
+// Equal, Where: how torch.onnx.export writes x.expand(N, -1, -1)'s sizes
+// (Where(Equal(sizes, -1), 1, sizes)); both fold.
+//===----------------------------------------------------------------------===//
+
+/// The output shape of an element-wise fold: every operand has it or has
+/// one element.
+static llvm::Expected<Shape> foldShape(NodeReader &R,
+                                       llvm::ArrayRef<const OnnxValue *> Vs) {
+  // The first operand with more than one element sets the shape; with
+  // none, the highest-rank operand.
+  const OnnxValue *Big = Vs[0];
+  for (const OnnxValue *V : Vs)
+    if (Big->Const->numElements() == 1 &&
+        (V->Const->numElements() != 1 || V->Const->rank() > Big->Const->rank()))
+      Big = V;
+  Shape Out(Big->Const->shape().begin(), Big->Const->shape().end());
+  for (const OnnxValue *V : Vs)
+    if (V->Const->numElements() != 1 &&
+        V->Const->shape() != llvm::ArrayRef<int64_t>(Out))
+      return R.error("folding constants of shapes " +
+                     formatShape(V->Const->shape()) + " and " +
+                     formatShape(Out) + " is not supported");
+  return Out;
+}
+
+llvm::Error qfx::onnximport::importEqual(NodeReader &R) {
+  auto A = R.constant(0, "input A");
+  auto B = R.constant(1, "input B");
+  if (llvm::Error E = firstError(A, B))
+    return E;
+  const OnnxValue &VA = **A, &VB = **B;
+  if (VA.Const->dtype() != VB.Const->dtype())
+    return R.error("operands have different types " +
+                   dtypeName(VA.Const->dtype()) + " and " +
+                   dtypeName(VB.Const->dtype()));
+  auto Out = foldShape(R, {&VA, &VB});
+  if (!Out)
+    return Out.takeError();
+  OnnxValue Res;
+  Res.Const = Tensor(DType::U8, *Out);
+  bool Ints =
+      VA.Const->dtype() == DType::S64 || VA.Const->dtype() == DType::S32;
+  std::vector<int64_t> IA = tensorInts(*VA.Const), IB = tensorInts(*VB.Const);
+  for (int64_t I = 0; I < Res.Const->numElements(); ++I) {
+    int64_t JA = VA.Const->numElements() == 1 ? 0 : I;
+    int64_t JB = VB.Const->numElements() == 1 ? 0 : I;
+    BatchDep DA = VA.dep(JA), DB = VB.dep(JB);
+    bool Eq = Ints ? IA[JA] == IB[JB]
+                   : VA.Const->getAsDouble(JA) == VB.Const->getAsDouble(JB);
+    if (DA == BatchDep::Batch && DB == BatchDep::Batch) {
+      Eq = true;
+    } else if (DA != BatchDep::None || DB != BatchDep::None) {
+      // The batch size is never negative: comparing it with a negative
+      // number (torch's -1 "keep this size") is false at any batch.
+      int64_t Other = DA != BatchDep::None ? IB[JB] : IA[JA];
+      if (DA == BatchDep::Derived || DB == BatchDep::Derived || Other >= 0)
+        return R.error("element " + llvm::Twine(I) +
+                       " compares the batch size with " + llvm::Twine(Other) +
+                       "; the result would depend on the batch size");
+      Eq = false;
+    }
+    Res.Const->data<uint8_t>()[I] = Eq;
+  }
+  R.define(0, std::move(Res));
+  return llvm::Error::success();
+}
+
+llvm::Error qfx::onnximport::importWhere(NodeReader &R) {
+  auto C = R.constant(0, "condition");
+  auto X = R.constant(1, "X");
+  auto Y = R.constant(2, "Y");
+  if (llvm::Error E = firstError(C, X, Y))
+    return E;
+  const OnnxValue &VC = **C, &VX = **X, &VY = **Y;
+  if (!VC.Dep.empty())
+    return R.error("the condition depends on the batch size");
+  if (VX.Const->dtype() != VY.Const->dtype())
+    return R.error("X and Y have different types " +
+                   dtypeName(VX.Const->dtype()) + " and " +
+                   dtypeName(VY.Const->dtype()));
+  auto Out = foldShape(R, {&VC, &VX, &VY});
+  if (!Out)
+    return Out.takeError();
+  OnnxValue Res;
+  Res.Const = Tensor(VX.Const->dtype(), *Out);
+  for (int64_t I = 0; I < Res.Const->numElements(); ++I) {
+    auto At = [&](const OnnxValue &V) {
+      return V.Const->numElements() == 1 ? int64_t(0) : I;
+    };
+    bool Pick = VC.Const->getAsDouble(At(VC)) != 0.0;
+    const OnnxValue &From = Pick ? VX : VY;
+    copyElem(From, At(From), Res, I);
+  }
+  R.define(0, std::move(Res));
   return llvm::Error::success();
 }

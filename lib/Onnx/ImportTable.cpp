@@ -35,6 +35,13 @@ static const ImportRule Rules[] = {
     // Transformer ops (ImportTransformer.cpp; MatMul and Gather of
     // activations dispatch there from their rows).
     {"", "LayerNormalization", {17}, importLayerNormalization},
+    {"", "Expand", {8, 13}, importExpand}, // expand(x, sizes, batch_like)
+    // GELU and the decomposed LayerNorm (ImportPatterns.cpp): Erf and Sqrt
+    // only inside their pattern, Pow only as x * x.
+    {"", "Erf", {9, 13}, importErf},
+    {"", "Sqrt", {6, 13}, importSqrt},
+    {"", "Pow", {7, 12, 13, 15}, importPow},
+    {"", "Tanh", {6, 13}, importTanh},
     {"", "Transpose", {1, 13}, importTranspose},
     // Pooling and reshaping (ImportShape.cpp).
     {"", "GlobalAveragePool", {1}, importGlobalAveragePool},
@@ -53,14 +60,17 @@ static const ImportRule Rules[] = {
     {"", "Cast", {9, 13}, importCast},
     {"", "Constant", {9, 11, 12, 13}, importConstant},
     {"", "ConstantOfShape", {9}, importConstantOfShape},
+    {"", "Equal", {11, 13}, importEqual}, // class_token.expand(N, -1, -1)
+    {"", "Where", {9, 16}, importWhere},
     // arith family (ImportArith.cpp); Slice of a tensor and Gather from a
     // float table are handed over by importSlice / importGather.
     {"", "Sub", {7, 13, 14}, importSub},
     {"", "Div", {7, 13, 14}, importDiv},
     {"", "Neg", {6, 13}, importNeg},
     {"", "Reciprocal", {6, 13}, importReciprocal},
-    {"", "Resize", {11, 13}, importResize}, // as F.interpolate
-    {"", "Split", {11, 13}, importSplit},   // narrows
+    {"", "Resize", {11, 13}, importResize},   // as F.interpolate
+    {"", "Upsample", {7, 9}, importUpsample}, // opsets 7-9: nearest only
+    {"", "Split", {11, 13}, importSplit},     // narrows
     // QDQ (ImportQdq.cpp).
     {"", "QuantizeLinear", {10, 13}, importQuantizeLinear},
     {"", "DequantizeLinear", {10, 13}, importDequantizeLinear},

@@ -19,6 +19,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <set>
 
 using namespace qfx;
 using namespace qfx::onnximport;
@@ -45,7 +46,59 @@ llvm::Expected<const OnnxValue *> NodeReader::input(size_t I) const {
     return error("input '" + N.input(I) +
                  "' is not defined by an earlier node, an initializer or a "
                  "graph input");
+  if (It->second.Part != Partial::None)
+    return error("input '" + N.input(I) + "' is " +
+                 describePartial(It->second.Part));
   return &It->second;
+}
+
+const OnnxValue *NodeReader::partial(size_t I) const {
+  if (!hasInput(I))
+    return nullptr;
+  auto It = S.Values.find(N.input(I));
+  if (It == S.Values.end() || It->second.Part == Partial::None)
+    return nullptr;
+  return &It->second;
+}
+
+int NodeReader::readers(const Node *Nd) const {
+  int R = 0;
+  for (const auto &[Name, V] : S.Values)
+    if (V.N == Nd) {
+      auto It = S.Uses.find(Name);
+      R += It == S.Uses.end() ? 0 : It->second;
+    }
+  return R;
+}
+
+bool NodeReader::takeApart(llvm::ArrayRef<Node *> Nodes) {
+  std::set<const Node *> Set(Nodes.begin(), Nodes.end());
+  if (Set.size() != Nodes.size())
+    return false;
+  // A node may also be read other than by ONNX name (expand's batch_like).
+  for (const Node *N : Nodes)
+    for (const Node *U : N->users())
+      if (!Set.count(U))
+        return false;
+  std::vector<Node *> Left(Nodes.begin(), Nodes.end());
+  while (!Left.empty())
+    for (size_t I = 0; I < Left.size(); ++I)
+      if (!Left[I]->hasUsers()) {
+        eraseTaken(Left[I]);
+        Left.erase(Left.begin() + I);
+        break;
+      }
+  return true;
+}
+
+void NodeReader::eraseTaken(Node *Nd) {
+  for (auto &[Name, V] : S.Values)
+    if (V.N == Nd) {
+      V = OnnxValue();
+      V.Part = Partial::Taken;
+    }
+  S.NormsAwaitingBias.erase(Nd);
+  S.GM->graph().erase(Nd);
 }
 
 /// A valid qfx name from an ONNX name ("layer1.0.weight" ->

@@ -34,8 +34,25 @@ namespace onnximport {
 /// reshape target cannot express.
 enum class BatchDep : uint8_t { None, Batch, Derived };
 
-/// An ONNX value: a graph node, or a constant known at import (an
-/// initializer or a folded shape computation).
+/// A value inside a multi-node pattern that has no qfx op of its own (Erf,
+/// Sqrt): it has no graph node yet, and only the pattern's next node may
+/// read it (ImportPatterns.cpp).
+enum class Partial : uint8_t {
+  None,
+  GeluErf,      ///< Erf(x / sqrt(2))
+  GeluErfPlus1, ///< 1 + Erf(x / sqrt(2))
+  GeluHalfErf,  ///< 0.5 * (1 + Erf(x / sqrt(2)))
+  GeluXErf,     ///< x * (1 + Erf(x / sqrt(2)))
+  NormSqrt,     ///< Sqrt(ReduceMean((x - mean)^2) + eps)
+  Taken,        ///< a value a pattern took apart (read by nothing else)
+};
+
+/// What a partial value is and which nodes may read it, for errors ("the
+/// Erf of a GELU pattern ...").
+std::string describePartial(Partial P);
+
+/// An ONNX value: a graph node, a constant known at import (an
+/// initializer or a folded shape computation), or a partial pattern.
 struct OnnxValue {
   Node *N = nullptr;
   std::optional<Tensor> Const;
@@ -45,6 +62,13 @@ struct OnnxValue {
   bool BatchDim0 = false;
   /// For constants: the initializer name, used to name get_attr tensors.
   std::string InitName;
+  /// For constants with a batch element: the graph value whose dimension 0
+  /// it is (Expand's batch_like); null if unknown.
+  Node *BatchOf = nullptr;
+  /// For partial patterns: which, and the graph value it is of (x for the
+  /// GELU forms, the variance-plus-eps node for NormSqrt).
+  Partial Part = Partial::None;
+  Node *PartOf = nullptr;
 
   bool isConst() const { return Const.has_value(); }
   BatchDep dep(int64_t I) const {
@@ -65,6 +89,11 @@ struct ImportState {
   std::set<std::string> SeenPaths;
   /// How many nodes (and graph outputs) read each ONNX value.
   std::map<std::string, int> Uses;
+  /// The graph outputs' ONNX names.
+  std::set<std::string> Outputs;
+  /// LayerNorm modules made from a decomposed layer norm whose weight was
+  /// folded but not yet its bias (see foldNormBias).
+  std::set<const Node *> NormsAwaitingBias;
 };
 
 /// The module path a torch.onnx.export node name gives
@@ -92,6 +121,22 @@ public:
   size_t numInputs() const { return N.input_size(); }
   bool hasInput(size_t I) const;
   llvm::Expected<const OnnxValue *> input(size_t I) const;
+  /// The input if it is a partial pattern (which input() refuses), else
+  /// null.
+  const OnnxValue *partial(size_t I) const;
+  /// How many ONNX nodes and graph outputs read graph node \p Nd, under
+  /// any of its ONNX names (a pattern takes a node apart only when it is
+  /// the pattern's every reader).
+  int readers(const Node *Nd) const;
+  /// Erases \p Nodes, which a pattern took apart, if nothing outside them
+  /// uses them (else erases nothing and returns false); their ONNX names
+  /// become Taken.
+  bool takeApart(llvm::ArrayRef<Node *> Nodes);
+
+private:
+  void eraseTaken(Node *Nd);
+
+public:
   /// The input as a graph node; float constants become get_attr nodes.
   llvm::Expected<Node *> node(size_t I);
   /// The input as a constant (\p What names it in the error).
@@ -213,6 +258,30 @@ llvm::Error importReduceMean(NodeReader &R);
 llvm::Error importFlatten(NodeReader &R);
 llvm::Error importReshape(NodeReader &R);
 llvm::Error importConcat(NodeReader &R);
+llvm::Error importEqual(NodeReader &R);
+llvm::Error importWhere(NodeReader &R);
+llvm::Error importExpand(NodeReader &R);
+llvm::Error importTanh(NodeReader &R);
+// Patterns of ops qfx has no op for (ImportPatterns.cpp): GELU as
+// torch.onnx.export writes it (Div, Erf, Add, Mul, Mul; and the tanh form),
+// the decomposed LayerNorm of opsets below 17 (ReduceMean, Sub, Pow,
+// ReduceMean, Add, Sqrt, Div, Mul, Add).
+llvm::Error importErf(NodeReader &R);
+llvm::Error importSqrt(NodeReader &R);
+llvm::Error importPow(NodeReader &R);
+/// Add / Mul / Div that continue or finish a pattern; false (and nothing
+/// done) when the node is not one.
+llvm::Expected<bool> addInPattern(NodeReader &R);
+llvm::Expected<bool> mulInPattern(NodeReader &R);
+llvm::Expected<bool> divInPattern(NodeReader &R);
+/// call_module LayerNorm(x) with a new module of weight \p W and bias \p B,
+/// named after the node (else the weight's initializer), as the tracer
+/// records nn.LayerNorm.
+llvm::Expected<Node *> emitLayerNormModule(NodeReader &R, Node *X,
+                                           llvm::ArrayRef<int64_t> Norm,
+                                           double Eps, const Tensor &W,
+                                           const Tensor &B,
+                                           llvm::StringRef WeightName);
 // Transformer ops (ImportTransformer.cpp).
 llvm::Error importLayerNormalization(NodeReader &R);
 /// MatMul whose right operand is not a constant (attention).
@@ -228,6 +297,8 @@ llvm::Error importDiv(NodeReader &R);
 llvm::Error importNeg(NodeReader &R);
 llvm::Error importReciprocal(NodeReader &R);
 llvm::Error importResize(NodeReader &R);
+/// Upsample (opsets 7-9, before Resize): nearest as F.interpolate.
+llvm::Error importUpsample(NodeReader &R);
 llvm::Error importSplit(NodeReader &R);
 /// Slice of a graph value (importSlice folds constants and hands the rest
 /// here): one narrow per cut axis.

@@ -1,6 +1,6 @@
 //===- Import.h - ONNX models into GraphModules ----------------*- C++ -*-===//
 //
-// Reads an ONNX model (opsets 11-17, external data included) into a float
+// Reads an ONNX model (opsets 7-17, external data included) into a float
 // GraphModule that the quantization pipeline takes unchanged: Conv, Gemm or
 // MatMul with a constant weight and BatchNormalization become call_module
 // Conv2d / Linear / BatchNorm2d with their initializers as parameters, every
