@@ -131,6 +131,14 @@ std::shared_ptr<Fn> conv1dRelu() {
   return M;
 }
 
+/// A Conv1d without an activation (quantized_conv1d, not fused).
+std::shared_ptr<Fn> conv1dPlain() {
+  auto M = std::make_shared<Fn>(
+      [](Fn &Self, Value X) { return Self.get<Conv1d>("conv")(X); });
+  M->register_module("conv", std::make_shared<Conv1d>(Conv1dOptions(3, 5, 2)));
+  return M;
+}
+
 std::shared_ptr<Fn> deconv() {
   auto M = std::make_shared<Fn>(
       [](Fn &Self, Value X) { return Self.get<ConvTranspose2d>("up")(X); });
@@ -179,6 +187,7 @@ const std::vector<OpCase> &opCases() {
       {"conv_transpose2d", deconv, {1, 4, 5, 5}},
       {"attention", attention, {1, 5, 8}},
       {"shapes", shapes, {1, 5, 8}},
+      {"conv1d_plain", conv1dPlain, {1, 3, 10}},
   };
   return Cases;
 }
@@ -323,6 +332,10 @@ TEST_CASE("onnx export: quantized conv1d, conv_transpose2d, matmul and "
        {"QuantizeLinear", "DequantizeLinear", "DequantizeLinear",
         "DequantizeLinear", "ConvTranspose", "QuantizeLinear",
         "DequantizeLinear"}},
+      {4,
+       13,
+       {"QuantizeLinear", "DequantizeLinear", "DequantizeLinear",
+        "DequantizeLinear", "Conv", "QuantizeLinear", "DequantizeLinear"}},
   };
   for (const Case &C : Cases) {
     const OpCase &Op = opCases()[C.K];
@@ -337,7 +350,7 @@ TEST_CASE("onnx export: quantized conv1d, conv_transpose2d, matmul and "
     // Weight DQ per channel (conv1d: axis 0; conv_transpose2d: its output
     // channels, axis 1), bias DQ int32 per output channel on axis 0.
     const onnx::NodeProto &WDQ = P.graph().node(2);
-    CHECK(intAttr(WDQ, "axis") == (C.K == 0 ? 0 : 1));
+    CHECK(intAttr(WDQ, "axis") == (C.K == 1 ? 1 : 0));
     CHECK(intAttr(P.graph().node(3), "axis") == 0);
   }
   // The attention block: both MatMuls of two activations are DQ, DQ ->
@@ -595,7 +608,7 @@ TEST_CASE("onnx export [ort]: embedding is a Gather of s64 graph-input "
 TEST_CASE("onnx export [ort]: quantized conv1d, conv_transpose2d, matmul and "
           "layer_norm run in ONNX Runtime as qfx's int8 module does",
           "[onnx-export][ort]") {
-  for (size_t K : {0, 1, 2}) {
+  for (size_t K : {0, 1, 2, 4}) {
     const OpCase &C = opCases()[K];
     std::shared_ptr<Fn> M = make(C);
     QdqRun Run = qdqRun(*M, C.Input, uniform(batched(C.Input, 8), 2),
@@ -603,7 +616,7 @@ TEST_CASE("onnx export [ort]: quantized conv1d, conv_transpose2d, matmul and "
     INFO(Run.Figures);
     CHECK(Run.VsCompiled.WithinStep == 1.0);
     CHECK(Run.VsReference.WithinStep == 1.0);
-    if (K == 0)
+    if (K == 0 || K == 4)
       CHECK(has(Run.Ort, "QLinearConv"));
     // ORT's CPU provider has no int8 ConvTranspose: the float ConvTranspose
     // runs between the DQs and the Q.
