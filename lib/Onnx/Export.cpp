@@ -483,14 +483,17 @@ private:
     if (!N.type())
       return makeError("the input has no type; give its shape (trace with "
                        "input specs or --input-shape)");
-    if (N.type()->Dtype != DType::F32)
-      return makeError("only f32 graph inputs are exported, got " +
-                       llvm::Twine(dtypeName(N.type()->Dtype)));
+    // f32 activations, and s64 / s32 indices (embedding's input).
+    DType T = N.type()->Dtype;
+    if (T != DType::F32 && T != DType::S64 && T != DType::S32)
+      return makeError("only f32, s64 and s32 graph inputs are exported, "
+                       "got " +
+                       llvm::Twine(dtypeName(T)));
     Value V;
     V.Name = N.target().str();
+    V.Dtype = T;
     V.Dims = N.type()->Dims;
-    setValueInfo(*S.graph().add_input(), V.Name, DType::F32, V.Dims,
-                 Opts.DynamicBatch);
+    setValueInfo(*S.graph().add_input(), V.Name, T, V.Dims, Opts.DynamicBatch);
     S.setValue(&N, std::move(V));
     return llvm::Error::success();
   }

@@ -184,6 +184,25 @@ llvm::Expected<std::string> emitReciprocal(ExportState &S, const NodeCall &C);
 llvm::Expected<std::string> emitNarrow(ExportState &S, const NodeCall &C);
 llvm::Expected<std::string> emitInterpolate(ExportState &S, const NodeCall &C);
 
+// conv family and transformer ops (ExportTransformer.cpp).
+llvm::Expected<std::string> emitConv1d(ExportState &S, const NodeCall &C);
+llvm::Expected<std::string> emitQConv1d(ExportState &S, const NodeCall &C);
+llvm::Expected<std::string> emitQConv1dRelu(ExportState &S, const NodeCall &C);
+llvm::Expected<std::string> emitConvTranspose(ExportState &S,
+                                              const NodeCall &C);
+llvm::Expected<std::string> emitQConvTranspose(ExportState &S,
+                                               const NodeCall &C);
+llvm::Expected<std::string> emitLayerNorm(ExportState &S, const NodeCall &C);
+llvm::Expected<std::string> emitGelu(ExportState &S, const NodeCall &C);
+llvm::Expected<std::string> emitMatmul(ExportState &S, const NodeCall &C);
+llvm::Expected<std::string> emitExpand(ExportState &S, const NodeCall &C);
+llvm::Expected<std::string> emitSelect(ExportState &S, const NodeCall &C);
+llvm::Expected<std::string> emitEmbedding(ExportState &S, const NodeCall &C);
+
+/// The scale of a quantized op's input 0, which must be quantized per tensor
+/// (the int32 bias's scale is s_in * s_w).
+llvm::Expected<double> quantizedInputScale(ExportState &S, const NodeCall &C);
+
 /// One row of the export table: a qfx op (call_function / call_method
 /// target, or the op a module kind calls) and its emitter, or the reason
 /// it has no ONNX form.

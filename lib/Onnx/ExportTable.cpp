@@ -14,6 +14,12 @@
 //   quantized_add_relu:      DQ, DQ -> Add -> Relu -> Q     (ORT drops the
 //                            Relu before a Q with zero point qmin)
 //   quantized_cat:           DQ... -> Concat -> Q           (QLinearConcat)
+//   quantized_conv1d[_relu]: as quantized_conv2d, 1-d kernel (QLinearConv)
+//   quantized_conv_transpose2d: DQ(x), DQ(W s8 axis 1), DQ(b s32)
+//                            -> ConvTranspose -> Q  (ORT's CPU provider:
+//                            float ConvTranspose between them)
+//   quantized_matmul:        DQ, DQ -> MatMul -> Q          (QLinearMatMul)
+//   quantized_layer_norm:    DQ -> LayerNormalization -> Q
 //   quantized_linear_dynamic: DynamicQuantizeLinear -> MatMulInteger -> Cast
 //                            -> Mul(s_x * s_w) [-> Add] (DynamicQuantizeMatMul)
 //   quantized_sigmoid, quantized_leaky_relu, quantized_softmax, int8
@@ -211,16 +217,6 @@ Result emitCat(ExportState &S, const NodeCall &C) {
 
 //===--- Weighted ops ----------------------------------------------------===//
 
-/// The input's scale when it is quantized per tensor (quantized ops).
-llvm::Expected<double> inputScale(ExportState &S, const NodeCall &C) {
-  const Node *V = S.valueNode(C.Args->operand(0));
-  const Value *X = V ? S.value(V) : nullptr;
-  if (!X || !X->Quant.isPerTensor())
-    return makeError("the input of a quantized op is not quantized per "
-                     "tensor");
-  return X->Quant.Scale;
-}
-
 /// The bias operand: an int32 DQ for quantized ops, f32 otherwise, "" for
 /// none.
 Result bias(ExportState &S, const NodeCall &C, bool Quantized) {
@@ -230,7 +226,7 @@ Result bias(ExportState &S, const NodeCall &C, bool Quantized) {
   size_t IW = C.param("weight");
   const Tensor *W = S.constant(C, IW);
   if (Quantized && W && W->dtype() == DType::S8) {
-    QFX_TRY(SIn, inputScale(S, C));
+    QFX_TRY(SIn, quantizedInputScale(S, C));
     return S.quantizedBias(C, IB, *SIn, *W);
   }
   return S.floatInput(C, IB);
@@ -554,45 +550,34 @@ Result emitPassFloat(ExportState &S, const NodeCall &C) {
   return S.floatInput(C, 0);
 }
 
-// Conv family: the importer reads torch.onnx.export's forms of these ops,
-// the exporter has none yet.
-constexpr const char *ConvFamilyNoForm =
-    "ONNX export of 1-d and transposed convolutions is not implemented";
-
-/// The transformer ops (layer_norm, gelu, matmul ...) import from ONNX but
-/// have no export form yet.
-constexpr const char *NoTransformerForm =
-    "no ONNX export form for this transformer op yet";
-
 // Sorted by op name; lookupExportRule checks it.
 const ExportRule Rules[] = {
     {"adaptive_avg_pool2d", emitAdaptiveAvgPool, nullptr}, // GlobalAveragePool
     {"add", emitAdd, nullptr},
     {"avg_pool2d", emitAvgPool, nullptr},
     {"batch_norm", emitBatchNorm, nullptr},
-    {"bmm", nullptr, NoTransformerForm},
+    {"bmm", emitMatmul, nullptr}, // MatMul
     {"cat", emitCat, nullptr},
     {"contiguous", emitIdentity, nullptr},
-    {"conv1d", nullptr, ConvFamilyNoForm},
+    {"conv1d", emitConv1d, nullptr}, // Conv, 1-d kernel
     {"conv2d", emitConv, nullptr},
-    {"conv_transpose2d", nullptr, ConvFamilyNoForm},
+    {"conv_transpose2d", emitConvTranspose, nullptr},
     {"dequantize", emitPassFloat, nullptr}, // DequantizeLinear
     {"div", emitDiv, nullptr},              // arith family
     {"dropout", emitIdentity, nullptr},     // eval mode
-    {"embedding", nullptr,
-     "embedding's int64 index input has no ONNX export here"},
-    {"expand", nullptr, NoTransformerForm},
+    {"embedding", emitEmbedding, nullptr},  // Gather(weight, indices)
+    {"expand", emitExpand, nullptr},
     {"flatten", emitFlatten, nullptr}, // Flatten(axis=1) or Reshape
-    {"gelu", nullptr, NoTransformerForm},
+    {"gelu", emitGelu, nullptr},       // Div, Erf, Add, Mul, Mul
     {"hardsigmoid", emitHardsigmoid, nullptr},
     {"hardswish", emitHardswish, nullptr}, // HardSwish (opset 14) or x*HS(x)
     {"hardtanh", emitHardtanh, nullptr},   // Clip
     {"identity", emitIdentity, nullptr},
     {"interpolate", emitInterpolate, nullptr}, // Resize
-    {"layer_norm", nullptr, NoTransformerForm},
+    {"layer_norm", emitLayerNorm, nullptr},    // LayerNormalization (17)
     {"leaky_relu", emitLeakyRelu, nullptr},
     {"linear", emitLinear, nullptr}, // Gemm(transB=1); MatMul+Add if not 2-D
-    {"matmul", nullptr, NoTransformerForm},
+    {"matmul", emitMatmul, nullptr},
     {"max_pool2d", emitMaxPool, nullptr},
     {"mean", emitMean, nullptr}, // ReduceMean
     {"mul", emitMul, nullptr},
@@ -604,33 +589,33 @@ const ExportRule Rules[] = {
     {"quantized_add_relu", emitAddRelu, nullptr},    // QLinearAdd
     {"quantized_batch_norm", emitBatchNorm, nullptr},
     {"quantized_batch_norm_relu", emitBatchNormRelu, nullptr},
-    {"quantized_cat", emitCat, nullptr}, // QLinearConcat
-    {"quantized_conv1d", nullptr, ConvFamilyNoForm},
-    {"quantized_conv1d_relu", nullptr, ConvFamilyNoForm},
+    {"quantized_cat", emitCat, nullptr},        // QLinearConcat
+    {"quantized_conv1d", emitQConv1d, nullptr}, // QLinearConv
+    {"quantized_conv1d_relu", emitQConv1dRelu, nullptr},
     {"quantized_conv2d", emitQConv, nullptr},        // QLinearConv
     {"quantized_conv2d_add", emitQConvAdd, nullptr}, // float Conv+Add
     {"quantized_conv2d_add_relu", emitQConvAddRelu, nullptr},
     {"quantized_conv2d_relu", emitQConvRelu, nullptr}, // QLinearConv
-    {"quantized_conv_transpose2d", nullptr, ConvFamilyNoForm},
+    {"quantized_conv_transpose2d", emitQConvTranspose, nullptr},
     {"quantized_hardsigmoid", emitHardsigmoid, nullptr},
     {"quantized_hardswish", emitHardswish, nullptr},
-    {"quantized_layer_norm", nullptr, NoTransformerForm},
+    {"quantized_layer_norm", emitLayerNorm, nullptr},
     {"quantized_leaky_relu", emitLeakyRelu, nullptr}, // QLinearLeakyRelu
     {"quantized_linear", emitQLinear, nullptr},       // QGemm
     {"quantized_linear_dynamic", emitQLinearDynamic,
      nullptr}, // DynamicQuantizeLinear + MatMulInteger
     {"quantized_linear_relu", emitQLinearRelu, nullptr}, // QGemm
-    {"quantized_matmul", nullptr, NoTransformerForm},
-    {"quantized_mul", emitMul, nullptr},         // QLinearMul
-    {"quantized_sigmoid", emitSigmoid, nullptr}, // QLinearSigmoid
-    {"quantized_softmax", emitSoftmax, nullptr}, // QLinearSoftmax
+    {"quantized_matmul", emitMatmul, nullptr},           // QLinearMatMul
+    {"quantized_mul", emitMul, nullptr},                 // QLinearMul
+    {"quantized_sigmoid", emitSigmoid, nullptr},         // QLinearSigmoid
+    {"quantized_softmax", emitSoftmax, nullptr},         // QLinearSoftmax
     {"quantized_tanh", emitTanh, nullptr},
     {"reciprocal", emitReciprocal, nullptr},
     {"relu", emitRelu, nullptr},
     {"relu6", emitRelu6, nullptr}, // Clip(0, 6)
     {"reshape", emitReshape, nullptr},
-    {"rsub", emitRsub, nullptr}, // Sub(other, input)
-    {"select", nullptr, NoTransformerForm},
+    {"rsub", emitRsub, nullptr},     // Sub(other, input)
+    {"select", emitSelect, nullptr}, // Gather of a scalar
     {"sigmoid", emitSigmoid, nullptr},
     {"silu", emitSilu, nullptr}, // Sigmoid + Mul
     {"softmax", emitSoftmax, nullptr},
@@ -641,6 +626,16 @@ const ExportRule Rules[] = {
 };
 
 } // namespace
+
+llvm::Expected<double> onnxexport::quantizedInputScale(ExportState &S,
+                                                       const NodeCall &C) {
+  const Node *V = S.valueNode(C.Args->operand(0));
+  const Value *X = V ? S.value(V) : nullptr;
+  if (!X || !X->Quant.isPerTensor())
+    return makeError("the input of a quantized op is not quantized per "
+                     "tensor");
+  return X->Quant.Scale;
+}
 
 const ExportRule *onnxexport::lookupExportRule(llvm::StringRef Op) {
   static const bool Sorted = [] {

@@ -523,8 +523,9 @@ TEST_CASE("arith onnx: a Gather from a float initializer imports as "
   CHECK(maxDiff(Got, golden("y", "embed_io.safetensors")) == 0);
 }
 
-TEST_CASE("arith onnx: exporting sub, rsub, div, neg, narrow, Upsample and "
-          "interpolate and importing the file back gives the same results",
+TEST_CASE("arith onnx: exporting sub, rsub, div, neg, narrow, Upsample, "
+          "interpolate and embedding and importing the file back gives the "
+          "same results",
           "[arith][onnx]") {
   ArithModel M;
   auto GM = take(
@@ -539,9 +540,14 @@ TEST_CASE("arith onnx: exporting sub, rsub, div, neg, narrow, Upsample and "
     auto Back = take(importOnnxBuffer(Bytes, "arith.onnx"));
     CHECK(maxDiff(take(interpret(*Back, {X})), Want) <= 1e-6);
   }
-  Tensor W(DType::F32, {10, 4});
+  // embedding: a Gather of the s64 graph input, read back as Embedding.
   EmbedModel E;
   auto EG =
       take(symbolicTrace(E, {InputSpec::symbolic("idx", DType::S64, {2, 3})}));
-  CHECK(errorOf(exportOnnxBuffer(*EG)) != "");
+  Tensor Idx =
+      Tensor::fromValues<int64_t>(DType::S64, {2, 3}, {9, 0, 3, 3, 7, 1});
+  auto Back = take(importOnnxBuffer(take(exportOnnxBuffer(*EG)), "embed.onnx"));
+  CHECK_THAT(printToString(*Back), Catch::Contains("Embedding"));
+  CHECK(maxDiff(take(interpret(*Back, {Idx})), take(interpret(*EG, {Idx}))) ==
+        0);
 }
