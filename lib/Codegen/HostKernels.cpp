@@ -6,6 +6,7 @@
 #include <cassert>
 #include <cmath>
 #include <limits>
+#include <tuple>
 #include <type_traits>
 #include <vector>
 
@@ -281,7 +282,124 @@ void layerNormOut(const LayerNormInt8 &P, const TI *In, void *Out, size_t Rows,
     layerNormT(P, In, static_cast<int8_t *>(Out), Rows, M);
 }
 
+//===----------------------------------------------------------------------===//
+// Softmax
+//===----------------------------------------------------------------------===//
+
+/// One row: the reference's exp(x - max) / sum, quantize_val.
+template <typename TI, typename TO>
+void softmaxRowScalar(const SoftmaxInt8 &P, const TI *In, TO *Out, size_t Len) {
+  int Max = *std::max_element(In, In + Len);
+  float Sum = 0.0f;
+  for (size_t I = 0; I < Len; ++I)
+    Sum += P.Exp[Max - In[I]];
+  const float Inv = 1.0f / P.OutScale;
+  const float Lo = std::numeric_limits<TO>::min();
+  const float Hi = std::numeric_limits<TO>::max();
+  for (size_t I = 0; I < Len; ++I) {
+    float R = static_cast<float>(P.OutZeroPoint) +
+              std::nearbyint(P.Exp[Max - In[I]] / Sum * Inv);
+    Out[I] = static_cast<TO>(std::min(std::max(R, Lo), Hi));
+  }
+}
+
+#ifdef QFX_HAVE_AVX512
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+/// Lanes \p K of 16 int8 codes, widened.
+template <typename TI>
+__attribute__((target("avx512f,avx512vl,avx512bw"))) inline __m512i
+loadCodes(const TI *X, __mmask16 K) {
+  __m128i B = _mm_maskz_loadu_epi8(K, X);
+  return std::is_signed<TI>::value ? _mm512_cvtepi8_epi32(B)
+                                   : _mm512_cvtepu8_epi32(B);
+}
+
+/// Rows of at most 32: two vectors of 16, the exponentials gathered from
+/// the table.
+template <typename TI, typename TO>
+__attribute__((target("avx512f,avx512vl,avx512bw"))) void
+softmaxRowsAvx512(const SoftmaxInt8 &P, const TI *In, TO *Out, size_t Rows,
+                  size_t Len) {
+  const __mmask16 K0 = firstLanes(Len);
+  const __mmask16 K1 = Len > 16 ? firstLanes(Len - 16) : __mmask16(0);
+  const __m512 Inv = _mm512_set1_ps(1.0f / P.OutScale);
+  const __m512 Zp = _mm512_set1_ps(static_cast<float>(P.OutZeroPoint));
+  const __m512 Lo = _mm512_set1_ps(std::numeric_limits<TO>::min());
+  const __m512 Hi = _mm512_set1_ps(std::numeric_limits<TO>::max());
+  for (size_t R = 0; R < Rows; ++R) {
+    const TI *X = In + R * Len;
+    TO *Y = Out + R * Len;
+    __m512i Q0 = loadCodes(X, K0), Q1 = loadCodes(X + 16, K1);
+    const __m512i Floor = _mm512_set1_epi32(-1000);
+    int Max = _mm512_reduce_max_epi32(
+        _mm512_max_epi32(_mm512_mask_blend_epi32(K0, Floor, Q0),
+                         _mm512_mask_blend_epi32(K1, Floor, Q1)));
+    __m512i M = _mm512_set1_epi32(Max);
+    __m512 E0 = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), K0,
+                                         _mm512_sub_epi32(M, Q0), P.Exp, 4);
+    __m512 E1 = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), K1,
+                                         _mm512_sub_epi32(M, Q1), P.Exp, 4);
+    __m512 Sum = _mm512_set1_ps(_mm512_reduce_add_ps(_mm512_add_ps(E0, E1)));
+    for (auto [E, K, Off] : {std::make_tuple(E0, K0, size_t(0)),
+                             std::make_tuple(E1, K1, size_t(16))}) {
+      if (!K)
+        continue;
+      __m512 V =
+          _mm512_roundscale_ps(_mm512_mul_ps(_mm512_div_ps(E, Sum), Inv),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      V = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(V, Zp), Lo), Hi);
+      _mm_mask_storeu_epi8(Y + Off, K,
+                           _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(V)));
+    }
+  }
+}
+#pragma GCC diagnostic pop
+#endif
+
+template <typename TI, typename TO>
+void softmaxT(const SoftmaxInt8 &P, const TI *In, TO *Out, size_t Rows,
+              size_t Len) {
+#ifdef QFX_HAVE_AVX512
+  static const bool HasAvx512 =
+      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+  if (HasAvx512 && Len <= 32) {
+    size_t Chunk = std::max<size_t>(1, ParallelGrain / Len);
+    size_t Chunks = (Rows + Chunk - 1) / Chunk;
+#pragma omp parallel for schedule(static) if (Chunks > 1)
+    for (size_t C = 0; C < Chunks; ++C) {
+      size_t Begin = C * Chunk;
+      softmaxRowsAvx512(P, In + Begin * Len, Out + Begin * Len,
+                        std::min(Chunk, Rows - Begin), Len);
+    }
+    return;
+  }
+#endif
+#pragma omp parallel for schedule(static) if (Rows * Len > ParallelGrain)
+  for (size_t R = 0; R < Rows; ++R)
+    softmaxRowScalar(P, In + R * Len, Out + R * Len, Len);
+}
+
+template <typename TI>
+void softmaxOut(const SoftmaxInt8 &P, const TI *In, void *Out, size_t Rows,
+                size_t Len) {
+  if (P.OutDt == DType::U8)
+    softmaxT(P, In, static_cast<uint8_t *>(Out), Rows, Len);
+  else
+    softmaxT(P, In, static_cast<int8_t *>(Out), Rows, Len);
+}
+
 } // namespace
+
+void codegen::softmaxInt8(const SoftmaxInt8 &P, const void *In, void *Out,
+                          size_t Rows, size_t Len) {
+  if (P.InDt == DType::U8)
+    softmaxOut(P, static_cast<const uint8_t *>(In), Out, Rows, Len);
+  else
+    softmaxOut(P, static_cast<const int8_t *>(In), Out, Rows, Len);
+}
+
+namespace {} // namespace
 
 void codegen::layerNormInt8(const LayerNormInt8 &P, const void *In, void *Out,
                             size_t Rows, size_t M) {

@@ -49,6 +49,19 @@ struct LayerNormInt8 {
 void layerNormInt8(const LayerNormInt8 &P, const void *In, void *Out,
                    size_t Rows, size_t M);
 
+/// Softmax over \p Rows rows of \p Len int8 codes q whose real values are
+/// C * (q - zp) with C > 0, quantized with (OutScale, OutZeroPoint):
+/// \p Exp[d] = exp(-C * d) for the distance d of a code below the row's
+/// largest.
+struct SoftmaxInt8 {
+  DType InDt, OutDt;
+  const float *Exp;
+  float OutScale;
+  int32_t OutZeroPoint;
+};
+void softmaxInt8(const SoftmaxInt8 &P, const void *In, void *Out, size_t Rows,
+                 size_t Len);
+
 /// PyTorch's dynamic activation qparams (quant_utils'
 /// ChooseQuantizationParams over [min(x, 0), max(x, 0)]) for the integer
 /// range [QMin, QMax].

@@ -1293,6 +1293,11 @@ llvm::Expected<bool> Lowerer::lowerQuantize(const Node &N) {
 }
 
 llvm::Expected<bool> Lowerer::lowerDequantize(const Node &N) {
+  if (std::vector<const Node *> Island = softmaxIsland(N); !Island.empty()) {
+    auto Done = lowerSoftmaxIsland(N, Island);
+    if (!Done || *Done)
+      return Done;
+  }
   if (std::vector<const Node *> Island = tableIsland(N); !Island.empty()) {
     auto Done = lowerTableIsland(N, Island);
     if (!Done || *Done)

@@ -568,6 +568,98 @@ static llvm::Expected<bool> lowerLayerNorm(Lowerer &L, const Node &N,
   return true;
 }
 
+/// The single user of \p N reading it as its first operand, or null.
+static const Node *firstOperandUser(const Node &N) {
+  if (N.users().size() != 1)
+    return nullptr;
+  const Node *U = N.users()[0];
+  if (U->op() == OpCode::Output || !U->numArgs() || !U->arg(0).isNode() ||
+      U->arg(0).getNode() != &N)
+    return nullptr;
+  return U;
+}
+
+std::vector<const Node *> Lowerer::softmaxIsland(const Node &Deq) const {
+  const TensorType &In = typeOf(Deq.arg(0).getNode());
+  if (In.Dtype == DType::F32 || !In.Quant.isPerTensor() || In.Dims.empty() ||
+      In.Quant.Scale <= 0 || !Opts.FusePostOps)
+    return {};
+  std::vector<const Node *> Island = {&Deq};
+  const Node *U = firstOperandUser(Deq);
+  // Attention's scale: mul by positive constants.
+  while (U && U->op() == OpCode::CallFunction && U->target() == "mul" &&
+         U->numArgs() == 2 && U->kwargs().empty() &&
+         (U->arg(1).isFloat() || U->arg(1).isInt()) &&
+         (U->arg(1).isFloat() ? U->arg(1).getFloat() : U->arg(1).getInt()) >
+             0) {
+    Island.push_back(U);
+    U = firstOperandUser(*U);
+  }
+  if (!U || U->target() != "softmax" || U->op() != OpCode::CallFunction)
+    return {};
+  auto B = bindDeclared(*U);
+  if (!B) {
+    llvm::consumeError(B.takeError());
+    return {};
+  }
+  auto Dim = B->second.integer(1);
+  if (!Dim) {
+    llvm::consumeError(Dim.takeError());
+    return {};
+  }
+  auto Rank = static_cast<int64_t>(In.Dims.size());
+  if (*Dim != -1 && *Dim != Rank - 1)
+    return {};
+  Island.push_back(U);
+  const Node *Q = firstOperandUser(*U);
+  if (!Q || Q->op() != OpCode::CallFunction ||
+      Q->target() != "quantize_per_tensor" || !typeOf(Q).Quant.isPerTensor() ||
+      typeOf(Q).Dims != In.Dims)
+    return {};
+  Island.push_back(Q);
+  return Island;
+}
+
+llvm::Expected<bool>
+Lowerer::lowerSoftmaxIsland(const Node &Deq,
+                            llvm::ArrayRef<const Node *> Island) {
+  auto XV = valueOf(Deq.arg(0).getNode());
+  if (!XV)
+    return XV.takeError();
+  int X = denseValue(inLayout(*XV, Layout::Plain));
+  const Value XI = Vals[X];
+  const TensorType &OutT = typeOf(Island.back());
+  // The real value of code q is C * (q - zp); exp(x - max) only depends on
+  // the distance of q below the row's largest code.
+  double C = XI.Q.Scale;
+  for (const Node *N : Island)
+    if (N->target() == "mul")
+      C *= N->arg(1).isFloat() ? N->arg(1).getFloat() : N->arg(1).getInt();
+  std::vector<float> Exp(256);
+  for (int D = 0; D < 256; ++D)
+    Exp[D] = std::exp(static_cast<float>(-C * D));
+  auto Len = static_cast<size_t>(XI.Dims.back());
+  size_t Rows = static_cast<size_t>(numElements(XI.Dims)) / Len;
+  std::string Name = Deq.name().str() + ".." + Island.back()->name().str();
+  int Dst = newValue(OutT.Dtype, XI.Dims, Layout::Plain, OutT.Quant, Name);
+  const Value VD = Vals[Dst];
+  SoftmaxInt8 SP{XI.Dt, OutT.Dtype, nullptr,
+                 static_cast<float>(OutT.Quant.Scale),
+                 static_cast<int32_t>(OutT.Quant.ZeroPoint)};
+  auto Fn = [SP, Exp, XI, VD, Rows, Len](Program &Prog) mutable -> llvm::Error {
+    SP.Exp = Exp.data();
+    softmaxInt8(SP, Prog.address(XI.Buf, XI.Offset),
+                Prog.address(VD.Buf, VD.Offset), Rows, Len);
+    return llvm::Error::success();
+  };
+  HostStep &S =
+      addHost(Name, "softmax_int8", std::move(Fn), {XI.Buf}, {VD.Buf});
+  S.Info.Detail = "rows of " + std::to_string(Len);
+  for (const Node *N : Island)
+    bindNode(N, Dst);
+  return true;
+}
+
 static llvm::Expected<bool> lowerSoftmax(Lowerer &L, const Node &N,
                                          const BoundArgs &B) {
   auto Dim = B.integer(1);

@@ -245,6 +245,13 @@ public:
   /// post-ops of the int8 op before it (gelu: oneDNN's erf post-op costs
   /// more than the matmul).
   bool prefersTable(const Node &Deq) const;
+  /// dequantize \p Deq -> (mul by positive constants) -> softmax over the
+  /// last dimension -> quantize, per-tensor int8 on both ends (attention's
+  /// scores, as PyTorch converts them). Empty if not.
+  std::vector<const Node *> softmaxIsland(const Node &Deq) const;
+  /// The softmax island at \p Deq as one host loop over the int8 codes.
+  llvm::Expected<bool> lowerSoftmaxIsland(const Node &Deq,
+                                          llvm::ArrayRef<const Node *> Island);
   /// The island at \p Deq as one table lookup per byte.
   llvm::Expected<bool> lowerTableIsland(const Node &Deq,
                                         llvm::ArrayRef<const Node *> Island);

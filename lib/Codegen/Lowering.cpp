@@ -444,7 +444,8 @@ std::optional<Group> Lowerer::growGroup(const Node &Anchor,
       if (!G.SumOther)
         break;
     } else if (RU->Kind == LowerKind::Dequantize && (R.PostOps & PostDequant) &&
-               !G.SumOther && Opts.FuseDequantize && !prefersTable(*U)) {
+               !G.SumOther && Opts.FuseDequantize && !prefersTable(*U) &&
+               softmaxIsland(*U).empty()) {
       G.Dequant = true;
       G.Members.push_back(U);
       growFloatIsland(G, *U);
