@@ -617,6 +617,13 @@ static llvm::Error run() {
     return E;
   if (auto Entry = zooEntry(); !Entry)
     return Entry.takeError();
+  for (auto [Flag, Value] :
+       {std::make_pair("--freeze-observers-at", double(FreezeObserversAt)),
+        std::make_pair("--freeze-bn-at", double(FreezeBnAt))})
+    if (!(Value >= 0 && Value <= 1))
+      return makeError(std::string(Flag) +
+                       ": must be a fraction between 0 and 1, got " +
+                       formatted("%g", Value));
   if (Bench)
     return runBench();
   auto Train = loadFashionMnist(DataDir, "train", TrainImages);
