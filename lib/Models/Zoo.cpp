@@ -582,6 +582,10 @@ std::shared_ptr<Module> vit_fashion() {
   return std::make_shared<VisionTransformer>();
 }
 
+std::shared_ptr<Module> vit_encoder_block() {
+  return std::make_shared<EncoderBlock>();
+}
+
 const std::vector<ZooEntry> &zoo() {
   static const std::vector<ZooEntry> Entries = {
       {"net",

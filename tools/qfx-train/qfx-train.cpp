@@ -1,7 +1,9 @@
-//===- qfx-train.cpp - Train Net on Fashion-MNIST; float vs PTQ vs QAT ----===//
+//===- qfx-train.cpp - Train a zoo model on Fashion-MNIST; float/PTQ/QAT --===//
 //
-// Trains the zoo's Net from scratch in C++ (the weights the demo ships),
-// then quantizes it two ways and scores all three on the test set:
+// Trains the zoo's Net from scratch in C++ (the weights the demo ships), or
+// starts any Fashion-MNIST-sized zoo model (--model, e.g. vit_fashion) from
+// its float weights, then quantizes it two ways and scores all three on the
+// test set:
 // post-training quantization (calibrate, convert) and quantization-aware
 // training (prepare_qat_fx, fine-tune with fake-quant, convert_fx). The int8
 // models run as convert_fx returns them (compiled oneDNN code), as users run
@@ -53,6 +55,11 @@ static cl::opt<std::string>
     DataDir("data-dir", cl::desc("Fashion-MNIST IDX files"),
             cl::init("/usr/share/datasets/fashion-mnist"));
 static cl::opt<std::string>
+    ModelName("model",
+              cl::desc("zoo model to train (one that takes [N,1,28,28]: net, "
+                       "mobilenet_v3_cnn, vit_fashion)"),
+              cl::init("net"));
+static cl::opt<std::string>
     Output("o",
            cl::desc("write the trained float weights here (.safetensors; "
                     "rewritten after every epoch)"),
@@ -95,6 +102,11 @@ static cl::opt<double> FreezeObserversAt(
     "freeze-observers-at",
     cl::desc("fraction of QAT training after which observers stop "
              "updating (PyTorch's disable_observer)"),
+    cl::init(0.5));
+static cl::opt<double> FreezeBnAt(
+    "freeze-bn-at",
+    cl::desc("fraction of QAT training after which batch norm uses and "
+             "keeps its running statistics (PyTorch's freeze_bn_stats)"),
     cl::init(0.5));
 static cl::opt<int> CalibImages("calibration-images",
                                 cl::desc("PTQ calibration images"),
@@ -163,14 +175,62 @@ static CompileOptions int8Options() {
   return Opts;
 }
 
-static llvm::Expected<std::unique_ptr<GraphModule>> traceNet() {
+/// The zoo entry --model names; it must take Fashion-MNIST's images.
+static llvm::Expected<const models::ZooEntry *> zooEntry() {
+  std::string Names;
+  for (const models::ZooEntry &E : models::zoo()) {
+    if (E.Name == ModelName) {
+      if (llvm::makeArrayRef(E.InputShape).drop_front() !=
+          llvm::makeArrayRef<int64_t>({1, 28, 28}))
+        return makeError("--model: " + E.Name +
+                         " does not take Fashion-MNIST's [N, 1, 28, 28] "
+                         "images");
+      return &E;
+    }
+    Names += (Names.empty() ? "" : ", ") + E.Name;
+  }
+  return makeError("--model: no zoo model named '" + ModelName +
+                   "' (the zoo has " + Names + ")");
+}
+
+/// The --model zoo model (with --weights loaded), traced for the training
+/// batch size.
+static llvm::Expected<std::unique_ptr<GraphModule>> traceModel() {
+  auto Entry = zooEntry();
+  if (!Entry)
+    return Entry.takeError();
   nn::manual_seed(Seed);
-  models::Net Net;
+  std::shared_ptr<nn::Module> M = (*Entry)->Create();
   if (!Weights.empty())
-    if (llvm::Error E = Net.load_safetensors(Weights))
+    if (llvm::Error E = M->load_safetensors(Weights))
       return E;
   return symbolicTrace(
-      Net, {InputSpec::symbolic("x", DType::F32, {BatchSize, 1, 28, 28})});
+      *M, {InputSpec::symbolic("x", DType::F32, {BatchSize, 1, 28, 28})});
+}
+
+/// Seconds since \p Start.
+static double secondsSince(std::chrono::steady_clock::time_point Start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - Start)
+      .count();
+}
+
+/// The int8 model's program for test batches of 100, compiled now; an
+/// error lists its fallbacks, if any (every op must lower to oneDNN).
+static llvm::Error checkNoFallback(const QuantizedModule &Q,
+                                   llvm::StringRef What) {
+  auto L = Q.acquire({Shape{100, 1, 28, 28}});
+  if (!L)
+    return L.takeError();
+  std::vector<FallbackInfo> F = (*L)->fallbacks();
+  if (F.empty()) {
+    llvm::outs() << What << " int8 model: compiled, no fallback\n";
+    return llvm::Error::success();
+  }
+  std::string Msg = What.str() + " int8 model has " + std::to_string(F.size()) +
+                    " fallback(s):";
+  for (const FallbackInfo &I : F)
+    Msg += "\n  " + formatFallback(I);
+  return makeError(Msg);
 }
 
 /// Float training from scratch; writes -o after every epoch.
@@ -220,6 +280,8 @@ static llvm::Expected<double> ptq(const GraphModule &Float,
   auto Q = convert_fx(*GM, int8Options());
   if (!Q)
     return Q.takeError();
+  if (llvm::Error E = checkNoFallback(*Q, "PTQ"))
+    return E;
   return int8Accuracy(*Q, Test);
 }
 
@@ -239,7 +301,12 @@ static llvm::Expected<double> qat(const GraphModule &Float,
   auto Sched = LRSchedule::parse("cosine", QatLR, Total);
   if (!Sched)
     return Sched.takeError();
+  // PyTorch's QAT recipe: after a while the observers stop updating
+  // (disable_observer) and batch norm keeps its running statistics
+  // (freeze_bn_stats), so the last steps train against the qparams and
+  // statistics the int8 model will get.
   auto FreezeAt = static_cast<int64_t>(FreezeObserversAt * Total);
+  auto FreezeBnStep = static_cast<int64_t>(FreezeBnAt * Total);
   int64_t Step = 0;
   for (int E = 0; E < QatEpochs; ++E) {
     auto Report = progress("qat");
@@ -248,6 +315,8 @@ static llvm::Expected<double> qat(const GraphModule &Float,
                           Report(I, Loss, N);
                           if (Step == FreezeAt)
                             setObserverEnabled(*GM, false);
+                          if (Step == FreezeBnStep)
+                            T.options().FreezeBatchNorm = true;
                         });
     if (!S)
       return S.takeError();
@@ -260,6 +329,8 @@ static llvm::Expected<double> qat(const GraphModule &Float,
   auto Q = convert_fx(*GM, int8Options());
   if (!Q)
     return Q.takeError();
+  if (llvm::Error E = checkNoFallback(*Q, "QAT"))
+    return E;
   return int8Accuracy(*Q, Test);
 }
 
@@ -302,7 +373,7 @@ static std::string loadAverage() {
 static llvm::Expected<Throughput> benchQfx(const Dataset &Train, int Threads) {
   // oneDNN runs on OpenMP; this is the thread count its primitives use.
   omp_set_num_threads(Threads);
-  auto GM = traceNet(); // a fresh model per thread count, as PyTorch's
+  auto GM = traceModel(); // a fresh model per thread count, as PyTorch's
   if (!GM)
     return GM.takeError();
   Tape T(**GM, TapeOptions{});
@@ -481,6 +552,10 @@ static llvm::Error runBench() {
   for (int T : BenchThreads)
     if (llvm::Error E = checkFlagRange("--bench-threads", T, 1, MaxThreads))
       return E;
+  // The PyTorch side of the comparison trains the seed Net only.
+  if (ModelName != "net")
+    return makeError("--bench measures the seed Net only, not --model " +
+                     ModelName);
   if (BenchChildThreads > 0)
     return runBenchChild();
   llvm::outs() << "training throughput of Net on Fashion-MNIST: batch "
@@ -540,6 +615,15 @@ static llvm::Error run() {
     return makeError("--batch-size must be positive and epochs not negative");
   if (llvm::Error E = checkFlagRange("--threads", Threads, 0, MaxThreads))
     return E;
+  if (auto Entry = zooEntry(); !Entry)
+    return Entry.takeError();
+  for (auto [Flag, Value] :
+       {std::make_pair("--freeze-observers-at", double(FreezeObserversAt)),
+        std::make_pair("--freeze-bn-at", double(FreezeBnAt))})
+    if (!(Value >= 0 && Value <= 1))
+      return makeError(std::string(Flag) +
+                       ": must be a fraction between 0 and 1, got " +
+                       formatted("%g", Value));
   if (Bench)
     return runBench();
   auto Train = loadFashionMnist(DataDir, "train", TrainImages);
@@ -548,7 +632,7 @@ static llvm::Error run() {
   auto Test = loadFashionMnist(DataDir, "t10k", TestImages);
   if (!Test)
     return Test.takeError();
-  auto GM = traceNet();
+  auto GM = traceModel();
   if (!GM)
     return GM.takeError();
   if (Weights.empty())
@@ -556,26 +640,36 @@ static llvm::Error run() {
       return E;
   if (QatEpochs == 0)
     return llvm::Error::success();
+  using Clock = std::chrono::steady_clock;
+  auto Start = Clock::now();
   Tape Eval(**GM, TapeOptions{});
   auto FloatAcc = evaluateAccuracy(Eval, *Test, 500);
   if (!FloatAcc)
     return FloatAcc.takeError();
+  double FloatSeconds = secondsSince(Start);
+  Start = Clock::now();
   auto PtqAcc = ptq(**GM, *Train, *Test);
   if (!PtqAcc)
     return PtqAcc.takeError();
+  double PtqSeconds = secondsSince(Start);
+  Start = Clock::now();
   auto QatAcc = qat(**GM, *Train, *Test);
   if (!QatAcc)
     return QatAcc.takeError();
-  llvm::outs() << "\n== Fashion-MNIST test set (" << Test->size()
-               << " images) ==\n"
-               << llvm::format("  float       top-1 %6.2f%%\n", 100 * *FloatAcc)
+  double QatSeconds = secondsSince(Start);
+  llvm::outs() << "\n== " << ModelName << ", Fashion-MNIST test set ("
+               << Test->size() << " images) ==\n"
+               << llvm::format("  float       top-1 %6.2f%%  (%.0f s)\n",
+                               100 * *FloatAcc, FloatSeconds)
                << llvm::format("  int8 PTQ    top-1 %6.2f%%  (%d calibration "
-                               "images)\n",
-                               100 * *PtqAcc, int(CalibImages))
+                               "images; %.0f s)\n",
+                               100 * *PtqAcc, int(CalibImages), PtqSeconds)
                << llvm::format("  int8 QAT    top-1 %6.2f%%  (%d epoch%s of "
-                               "fake-quant fine-tuning)\n",
+                               "fake-quant fine-tuning on %d images; %.0f "
+                               "s)\n",
                                100 * *QatAcc, int(QatEpochs),
-                               QatEpochs == 1 ? "" : "s");
+                               QatEpochs == 1 ? "" : "s", int(Train->size()),
+                               QatSeconds);
   return llvm::Error::success();
 }
 
@@ -589,7 +683,8 @@ int main(int argc, char **argv) {
   SelfArgs.assign(argv, argv + argc);
   SelfArgs[0] = llvm::sys::fs::getMainExecutable(argv[0], &SelfArgs);
   cl::ParseCommandLineOptions(
-      argc, argv, "qfx-train: train Net on Fashion-MNIST; float, PTQ, QAT\n");
+      argc, argv,
+      "qfx-train: train a zoo model on Fashion-MNIST; float, PTQ, QAT\n");
   if (llvm::Error E = run()) {
     llvm::errs() << "qfx-train: error: " << errorToString(std::move(E)) << "\n";
     return 1;

@@ -56,6 +56,12 @@ std::shared_ptr<nn::Module> mobilenet_v3_cnn(int64_t NumClasses = 10);
 /// torchvision's VisionTransformer names. Input [N,1,28,28], any N.
 std::shared_ptr<nn::Module> vit_fashion();
 
+/// One encoder block of vit_fashion (encoder.layers.encoder_layer_<i>):
+/// ln_1, self_attention.{q,k,v,out}_proj, ln_2, mlp.{0,3}; input and
+/// output [N,17,64]. Not a zoo entry: for block-level tests against
+/// PyTorch (test/data/make_encoder_block_golden.py).
+std::shared_ptr<nn::Module> vit_encoder_block();
+
 /// A zoo entry: name, constructor, example input shape.
 struct ZooEntry {
   std::string Name;
