@@ -192,42 +192,44 @@ inline __mmask16 firstLanes(size_t N) {
   return N >= 16 ? __mmask16(0xffff) : __mmask16((1u << N) - 1);
 }
 
-/// One row 16 floats a step, from the int8 input: the reference's
-/// dequantize, affine and quantize_val exactly, the statistics in float
-/// rather than double (a transformer's rows are short: this moves the
-/// result only where it lies within float rounding of a tie).
+/// One row from the int8 input: the reference's dequantize, affine and
+/// quantize_val, 16 floats a step. The statistics come from the codes'
+/// exact integer sums (sum q, sum q^2) instead of a double sum of the
+/// dequantized floats: the mean and variance agree to double rounding, so
+/// the result moves only where it lies within float rounding of a tie.
 template <typename TI, typename TO>
 __attribute__((target("avx512f,avx512vl,avx512bw"))) void
 layerNormRowAvx512(const TI *In, TO *Out, size_t M, float InScale, float InZp,
-                   const float *W, const float *B, float Eps, float Inv,
-                   float OutZp, float *X) {
+                   const float *W, const float *B, double Eps, float Inv,
+                   float OutZp) {
+  __m512i Sum = _mm512_setzero_si512(), Sq = _mm512_setzero_si512();
+  const __m512i Ones = _mm512_set1_epi16(1);
+  for (size_t I = 0; I < M; I += 32) {
+    __mmask32 K = M - I >= 32 ? ~__mmask32(0) : (__mmask32(1) << (M - I)) - 1;
+    __m256i Q = _mm256_maskz_loadu_epi8(K, In + I);
+    __m512i Q16 = std::is_signed<TI>::value ? _mm512_cvtepi8_epi16(Q)
+                                            : _mm512_cvtepu8_epi16(Q);
+    Sum = _mm512_add_epi32(Sum, _mm512_madd_epi16(Q16, Ones));
+    Sq = _mm512_add_epi32(Sq, _mm512_madd_epi16(Q16, Q16));
+  }
+  double MuQ = double(_mm512_reduce_add_epi32(Sum)) / double(M);
+  double VarQ = double(_mm512_reduce_add_epi32(Sq)) / double(M) - MuQ * MuQ;
+  double Mu = (MuQ - double(InZp)) * double(InScale);
+  double Var = std::max(VarQ, 0.0) * double(InScale) * double(InScale);
+  const __m512 VMu = _mm512_set1_ps(static_cast<float>(Mu));
+  const __m512 RS =
+      _mm512_set1_ps(static_cast<float>(1.0 / std::sqrt(Var + Eps)));
   const __m512 S = _mm512_set1_ps(InScale), Z = _mm512_set1_ps(InZp);
-  __m512 Sum = _mm512_setzero_ps();
-  for (size_t I = 0; I < M; I += 16) {
-    __mmask16 K = firstLanes(M - I);
-    __m128i Q = _mm_maskz_loadu_epi8(K, In + I);
-    __m512i QI = std::is_signed<TI>::value ? _mm512_cvtepi8_epi32(Q)
-                                           : _mm512_cvtepu8_epi32(Q);
-    __m512 V =
-        _mm512_maskz_mul_ps(K, _mm512_sub_ps(_mm512_cvtepi32_ps(QI), Z), S);
-    _mm512_storeu_ps(X + I, V);
-    Sum = _mm512_add_ps(Sum, V);
-  }
-  const __m512 Mu = _mm512_set1_ps(_mm512_reduce_add_ps(Sum) / float(M));
-  __m512 Sq = _mm512_setzero_ps();
-  for (size_t I = 0; I < M; I += 16) {
-    __m512 D =
-        _mm512_maskz_sub_ps(firstLanes(M - I), _mm512_loadu_ps(X + I), Mu);
-    Sq = _mm512_add_ps(Sq, _mm512_mul_ps(D, D));
-  }
-  const __m512 RS = _mm512_set1_ps(
-      1.0f / std::sqrt(_mm512_reduce_add_ps(Sq) / float(M) + Eps));
   const __m512 VInv = _mm512_set1_ps(Inv), VZp = _mm512_set1_ps(OutZp);
   const __m512 Lo = _mm512_set1_ps(std::numeric_limits<TO>::min());
   const __m512 Hi = _mm512_set1_ps(std::numeric_limits<TO>::max());
   for (size_t I = 0; I < M; I += 16) {
     __mmask16 K = firstLanes(M - I);
-    __m512 V = _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(X + I), Mu), RS);
+    __m128i Q = _mm_maskz_loadu_epi8(K, In + I);
+    __m512i QI = std::is_signed<TI>::value ? _mm512_cvtepi8_epi32(Q)
+                                           : _mm512_cvtepu8_epi32(Q);
+    __m512 X = _mm512_mul_ps(_mm512_sub_ps(_mm512_cvtepi32_ps(QI), Z), S);
+    __m512 V = _mm512_mul_ps(_mm512_sub_ps(X, VMu), RS);
     if (W)
       V = _mm512_mul_ps(V, _mm512_maskz_loadu_ps(K, W + I));
     if (B)
@@ -254,15 +256,14 @@ void layerNormT(const LayerNormInt8 &P, const TI *In, TO *Out, size_t Rows,
   const float Z = static_cast<float>(P.InZeroPoint), S = P.InScale;
 #pragma omp parallel if (Rows * M > ParallelGrain)
   {
-    // Rounded up to whole vectors: the vector loop stores them whole.
-    std::vector<float> X((M + 15) / 16 * 16);
+    std::vector<float> X(M);
 #pragma omp for schedule(static)
     for (size_t R = 0; R < Rows; ++R) {
 #ifdef QFX_HAVE_AVX512
       if (HasAvx512) {
-        layerNormRowAvx512(In + R * M, Out + R * M, M, S, Z, P.W, P.B,
-                           static_cast<float>(P.Eps), 1.0f / P.OutScale,
-                           static_cast<float>(P.OutZeroPoint), X.data());
+        layerNormRowAvx512(In + R * M, Out + R * M, M, S, Z, P.W, P.B, P.Eps,
+                           1.0f / P.OutScale,
+                           static_cast<float>(P.OutZeroPoint));
         continue;
       }
 #endif
