@@ -334,7 +334,12 @@ llvm::Expected<std::string> ExportState::weight(const NodeCall &C, size_t I) {
   if (!T->hasData())
     return makeError(llvm::Twine("parameter '") + constantName(C, I) +
                      "' has no values");
-  std::string Name = constantName(C, I);
+  return weightTensor(constantName(C, I), *T);
+}
+
+llvm::Expected<std::string> ExportState::weightTensor(const std::string &Name,
+                                                      const Tensor &Ref) {
+  const Tensor *T = &Ref;
   if (T->dtype() == DType::F32)
     return initializer(Name, *T);
   if ((T->dtype() != DType::S8 && T->dtype() != DType::U8) ||
