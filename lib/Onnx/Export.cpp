@@ -334,18 +334,21 @@ llvm::Expected<std::string> ExportState::weight(const NodeCall &C, size_t I) {
   if (!T->hasData())
     return makeError(llvm::Twine("parameter '") + constantName(C, I) +
                      "' has no values");
-  std::string Name = constantName(C, I);
-  if (T->dtype() == DType::F32)
-    return initializer(Name, *T);
-  if ((T->dtype() != DType::S8 && T->dtype() != DType::U8) ||
-      T->quant().isNone())
-    return makeError("parameter '" + Name + "' is " + dtypeName(T->dtype()) +
+  return weightTensor(constantName(C, I), *T);
+}
+
+llvm::Expected<std::string> ExportState::weightTensor(const std::string &Name,
+                                                      const Tensor &T) {
+  if (T.dtype() == DType::F32)
+    return initializer(Name, T);
+  if ((T.dtype() != DType::S8 && T.dtype() != DType::U8) || T.quant().isNone())
+    return makeError("parameter '" + Name + "' is " + dtypeName(T.dtype()) +
                      " without qparams; expected f32 or quantized s8/u8");
-  initializer(Name, *T);
-  auto [S, Z] = qparams(Name, T->quant(), T->dtype());
+  initializer(Name, T);
+  auto [S, Z] = qparams(Name, T.quant(), T.dtype());
   onnx::NodeProto &DQ = add("DequantizeLinear", {Name, S, Z});
-  if (T->quant().isPerChannel())
-    attrInt(DQ, "axis", T->quant().Axis);
+  if (T.quant().isPerChannel())
+    attrInt(DQ, "axis", T.quant().Axis);
   return out(DQ);
 }
 

@@ -129,6 +129,9 @@ public:
   /// initializer with its scales and zero points (per channel on its axis,
   /// or per tensor) behind a DequantizeLinear of its own.
   llvm::Expected<std::string> weight(const NodeCall &C, size_t I);
+  /// weight() for tensor \p T under initializer name \p Name.
+  llvm::Expected<std::string> weightTensor(const std::string &Name,
+                                           const Tensor &T);
   /// A bias for a quantized weighted op whose input has scale \p InScale
   /// and weight \p W: int32 round(b / (s_in * s_w[c])) with scale
   /// s_in * s_w[c] and zero point 0 behind a DequantizeLinear, as ORT's

@@ -9,7 +9,10 @@
 //   quantized_conv2d[_relu]: DQ(x), DQ(W s8 axis 0), DQ(b s32) -> Conv
 //                            [-> Relu] -> Q                 (QLinearConv)
 //   quantized_linear[_relu]: DQ(x), DQ(W), DQ(b) -> Gemm(transB=1)
-//                            [-> Relu] -> Q                 (QGemm)
+//                            [-> Relu] -> Q                 (QGemm);
+//                            input of another rank: DQ(x), DQ(W^T, axis 1)
+//                            -> MatMul -> Add(DQ(b), .) -> Q, as torch
+//                            writes nn.Linear       (MatMulIntegerToFloat)
 //   quantized_add/_mul:      DQ, DQ -> Add/Mul -> Q         (QLinearAdd/Mul)
 //   quantized_add_relu:      DQ, DQ -> Add -> Relu -> Q     (ORT drops the
 //                            Relu before a Q with zero point qmin)
@@ -42,6 +45,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <numeric>
 
@@ -294,12 +298,50 @@ Result emitQConvAddRelu(ExportState &S, const NodeCall &C) {
   return conv(S, C, true, true, true);
 }
 
+/// A constant [out, in] weight transposed to [in, out] (per-channel
+/// qparams move to axis 1), as torch.onnx.export stores nn.Linear's weight
+/// for a MatMul; std::nullopt unless the weight is such a constant.
+std::optional<Tensor> transposedWeight(ExportState &S, const NodeCall &C) {
+  const Tensor *W = S.constant(C, C.param("weight"));
+  if (!W || W->rank() != 2 || !W->hasData())
+    return std::nullopt;
+  int64_t Out = W->dim(0), In = W->dim(1);
+  size_t Size = dtypeSize(W->dtype());
+  Tensor T(W->dtype(), {In, Out});
+  const char *Src = static_cast<const char *>(W->rawData());
+  char *Dst = static_cast<char *>(T.rawData());
+  for (int64_t O = 0; O < Out; ++O)
+    for (int64_t I = 0; I < In; ++I)
+      std::memcpy(Dst + (I * Out + O) * Size, Src + (O * In + I) * Size, Size);
+  QuantParams Q = W->quant();
+  if (Q.isPerChannel())
+    Q.Axis = 1;
+  if (!Q.isNone())
+    T.setQuant(Q);
+  return T;
+}
+
 Result linear(ExportState &S, const NodeCall &C, bool Quantized, bool Relu) {
   QFX_TRY(X, S.floatInput(C, 0));
+  std::optional<Shape> Dims = S.dimsOf(C, 0);
+  std::optional<Tensor> WT;
+  if (!Dims || Dims->size() != 2)
+    WT = transposedWeight(S, C);
+  std::string R;
+  if (WT) {
+    // Other ranks, as torch.onnx.export writes nn.Linear (and ORT's
+    // quantizer a quantized MatMul): MatMul by the [in, out] transposed
+    // weight initializer, then Add(bias, .). The initializer keeps the
+    // weight's name, from which importers recover the module path.
+    QFX_TRY(W, S.weightTensor(S.constantName(C, C.param("weight")), *WT));
+    QFX_TRY(B, bias(S, C, Quantized));
+    R = ExportState::out(S.add("MatMul", {*X, *W}));
+    if (!B->empty())
+      R = ExportState::out(S.add("Add", {*B, R}));
+    return Relu ? ExportState::out(S.add("Relu", {R})) : R;
+  }
   QFX_TRY(W, S.weight(C, C.param("weight")));
   QFX_TRY(B, bias(S, C, Quantized));
-  std::optional<Shape> Dims = S.dimsOf(C, 0);
-  std::string R;
   if (Dims && Dims->size() == 2) {
     std::vector<std::string> Ins = {*X, *W};
     if (!B->empty())

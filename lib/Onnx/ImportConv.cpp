@@ -49,10 +49,10 @@ static std::string qdqWeightName(const Node *W) {
 /// the node name gives no module path, the weight's initializer name does
 /// ("conv1.weight": node %conv1 in scope conv1), as for a constant weight,
 /// so that fold-qdq names the quantized module as the module it came from.
-static llvm::Expected<Node *> emitWeighted(NodeReader &R,
-                                           llvm::StringRef Target,
-                                           std::vector<Argument> Args,
-                                           const Node *W) {
+llvm::Expected<Node *> qfx::onnximport::emitWeighted(NodeReader &R,
+                                                     llvm::StringRef Target,
+                                                     std::vector<Argument> Args,
+                                                     const Node *W) {
   std::string Path;
   if (R.modulePath().empty())
     Path = R.newModulePath(qdqWeightName(W), "");
@@ -276,6 +276,49 @@ llvm::Error qfx::onnximport::importGemm(NodeReader &R) {
   return llvm::Error::success();
 }
 
+/// The dequantize of a rank-2 s8 initializer [in, out] that only \p R's
+/// MatMul reads (a QDQ nn.Linear as torch and ORT's quantizer write it),
+/// or nullptr.
+static Node *qdqMatMulWeight(NodeReader &R, const OnnxValue &B) {
+  Node *Dq = B.N;
+  if (!Dq || Dq->op() != OpCode::CallMethod || Dq->target() != "dequantize" ||
+      Dq->hasUsers() || R.state().Uses[R.proto().input(1)] != 1 ||
+      !Dq->arg(0).isNode())
+    return nullptr;
+  Node *G = Dq->arg(0).getNode();
+  if (G->op() != OpCode::GetAttr || G->users().size() != 1)
+    return nullptr;
+  const Tensor *T = R.gm().lookupTensor(G->target());
+  if (!T || T->dtype() != DType::S8 || T->rank() != 2 || T->quant().isNone())
+    return nullptr;
+  return Dq;
+}
+
+/// Turns \p Dq's [in, out] weight into linear's [out, in] in place (a
+/// per-channel axis swaps with it) and emits linear(x, weight).
+static llvm::Error qdqLinear(NodeReader &R, Node *X, Node *Dq) {
+  Node *G = Dq->arg(0).getNode();
+  const Tensor &T = *R.gm().lookupTensor(G->target());
+  int64_t In = T.dim(0), Out = T.dim(1);
+  Tensor W(DType::S8, {Out, In});
+  for (int64_t I = 0; I < In; ++I)
+    for (int64_t O = 0; O < Out; ++O)
+      W.data<int8_t>()[O * In + I] = T.data<int8_t>()[I * Out + O];
+  QuantParams Q = T.quant();
+  if (Q.isPerChannel())
+    Q.Axis = 1 - Q.Axis;
+  W.setQuant(Q);
+  *R.gm().lookupTensor(G->target()) = std::move(W);
+  for (Node *Nd : {G, Dq})
+    if (llvm::Error E = typeNode(R.gm(), Nd))
+      return R.error(errorToString(std::move(E)));
+  auto N = emitWeighted(R, "linear", {Argument(X), Argument(Dq)}, Dq);
+  if (!N)
+    return N.takeError();
+  R.defineNode(0, *N);
+  return llvm::Error::success();
+}
+
 llvm::Error qfx::onnximport::importMatMul(NodeReader &R) {
   auto X = R.node(0);
   auto B = R.input(1);
@@ -287,6 +330,8 @@ llvm::Error qfx::onnximport::importMatMul(NodeReader &R) {
   if (BC && BC->rank() == 2)
     return linearModule(R, *X, (*B)->InitName, transposed(*BC, 1.0),
                         std::nullopt);
+  if (Node *Dq = qdqMatMulWeight(R, **B))
+    return qdqLinear(R, *X, Dq);
   if (!(*B)->isConst())
     return importMatMulOfActivations(R); // attention: q k^T, attn v
   if (rankOf(*B) != 2)

@@ -3,7 +3,9 @@
 // torch.onnx.export writes nn.Conv1d as Conv with a [out, in / group, k]
 // weight and one-value strides / dilations / kernel_shape, two-value pads.
 // It becomes a Conv1d module with the initializers as parameters, as 2-d
-// Conv becomes Conv2d; ConvTranspose becomes ConvTranspose2d.
+// Conv becomes Conv2d; ConvTranspose becomes ConvTranspose2d. With a QDQ
+// weight (a DequantizeLinear output) they are conv1d / conv_transpose2d
+// calls on the dequantized weight, as 2-d Conv becomes conv2d, for fold-qdq.
 //
 //===----------------------------------------------------------------------===//
 
@@ -59,6 +61,30 @@ static const Tensor *floatInit(const OnnxValue *V) {
              : nullptr;
 }
 
+/// The call_function form of a convolution whose weight is a graph value
+/// (a QDQ weight's dequantize, fold-qdq's input): \p Target(x, weight,
+/// bias, \p Params...); the op's type inference checks the shapes.
+static llvm::Error emitFunction(NodeReader &R, llvm::StringRef Target, Node *X,
+                                std::vector<Argument> Params) {
+  auto WN = R.node(1);
+  if (!WN)
+    return WN.takeError();
+  Argument Bias;
+  if (R.hasInput(2)) {
+    auto BN = R.node(2);
+    if (!BN)
+      return BN.takeError();
+    Bias = Argument(*BN);
+  }
+  std::vector<Argument> Args = {Argument(X), Argument(*WN), Bias};
+  Args.insert(Args.end(), Params.begin(), Params.end());
+  auto N = emitWeighted(R, Target, std::move(Args), *WN);
+  if (!N)
+    return N.takeError();
+  R.defineNode(0, *N);
+  return llvm::Error::success();
+}
+
 llvm::Error qfx::onnximport::importConv1d(NodeReader &R) {
   auto X = R.node(0);
   auto W = R.input(1);
@@ -66,9 +92,6 @@ llvm::Error qfx::onnximport::importConv1d(NodeReader &R) {
     return X.takeError();
   if (!W)
     return W.takeError();
-  const Tensor *WC = floatInit(*W);
-  if (!WC)
-    return R.error("1-d convolution needs a float constant weight");
   auto Group = R.attrInt("group", 1);
   auto Stride = singleAttr(R, "strides", 1, 1);
   auto Dilation = singleAttr(R, "dilations", 1, 1);
@@ -76,6 +99,12 @@ llvm::Error qfx::onnximport::importConv1d(NodeReader &R) {
   auto Kernel = R.attrInts("kernel_shape", {});
   if (llvm::Error E = firstError(Group, Stride, Dilation, Pad, Kernel))
     return E;
+  const Tensor *WC = floatInit(*W);
+  if (!WC)
+    return emitFunction(R, "conv1d", *X,
+                        {Argument::ints({*Stride}), Argument::ints({*Pad}),
+                         Argument::ints({*Dilation}),
+                         Argument::integer(*Group)});
   llvm::ArrayRef<int64_t> WDims = WC->shape();
   if (!Kernel->empty() && *Kernel != std::vector<int64_t>{WDims[2]})
     return R.error("kernel_shape does not match the weight's shape " +
@@ -140,7 +169,7 @@ llvm::Error qfx::onnximport::importConvTranspose(NodeReader &R) {
   if (!W)
     return W.takeError();
   const Tensor *WC = floatInit(*W);
-  if (!WC || WC->rank() != 4)
+  if ((*W)->isConst() && (!WC || WC->rank() != 4))
     return R.error("only 2-d transposed convolution with a float constant "
                    "weight is supported");
   auto OutShape = R.attrInts("output_shape", {});
@@ -156,6 +185,15 @@ llvm::Error qfx::onnximport::importConvTranspose(NodeReader &R) {
   if (!OutShape->empty())
     return R.error("attribute 'output_shape' is not supported (PyTorch "
                    "writes pads and output_padding)");
+  for (int I = 0; I < 2; ++I)
+    if ((*OutPad)[I] >= (*Strides)[I] && (*OutPad)[I] >= (*Dilations)[I])
+      return R.error("output_padding must be smaller than either stride or "
+                     "dilation");
+  if (!WC)
+    return emitFunction(R, "conv_transpose2d", *X,
+                        {Argument::ints(*Strides), Argument::ints(*Pads),
+                         Argument::ints(*OutPad), Argument::integer(*Group),
+                         Argument::ints(*Dilations)});
   llvm::ArrayRef<int64_t> WDims = WC->shape();
   if (!Kernel->empty() && *Kernel != std::vector<int64_t>{WDims[2], WDims[3]})
     return R.error("kernel_shape does not match the weight's shape " +
@@ -163,10 +201,6 @@ llvm::Error qfx::onnximport::importConvTranspose(NodeReader &R) {
   if (*Group < 1 || WDims[0] % *Group)
     return R.error("group " + llvm::Twine(*Group) + " does not divide " +
                    llvm::Twine(WDims[0]) + " input channels");
-  for (int I = 0; I < 2; ++I)
-    if ((*OutPad)[I] >= (*Strides)[I] && (*OutPad)[I] >= (*Dilations)[I])
-      return R.error("output_padding must be smaller than either stride or "
-                     "dilation");
   int64_t OC = WDims[1] * *Group;
   const Tensor *BC = nullptr;
   if (R.hasInput(2)) {

@@ -183,6 +183,27 @@ static bool foldLinearBias(NodeReader &R, const OnnxValue &A,
   return true;
 }
 
+/// The QDQ form of the same: linear(x, dq(W)) (qdqLinear) then Add of a
+/// dequantized [out] initializer (ORT's int32 bias grid): the dequantize
+/// becomes linear's bias, which fold-qdq reads. Returns whether it did.
+static bool foldQdqLinearBias(NodeReader &R, const OnnxValue &A,
+                              const OnnxValue &B, llvm::StringRef AName) {
+  Node *L = A.N, *Dq = B.N;
+  if (!L || !Dq || L->op() != OpCode::CallFunction || L->target() != "linear" ||
+      L->numArgs() != 2 || L->hasUsers() || R.state().Uses[AName.str()] != 1 ||
+      Dq->op() != OpCode::CallMethod || Dq->target() != "dequantize" ||
+      !Dq->arg(0).isNode() || Dq->arg(0).getNode()->op() != OpCode::GetAttr)
+    return false;
+  const auto &LT = L->type(), &BT = Dq->type();
+  if (!LT || !BT || BT->Dims.size() != 1 || LT->Dims.empty() ||
+      BT->Dims[0] != LT->Dims.back())
+    return false;
+  std::vector<Argument> Args = {L->arg(0), L->arg(1), Argument(Dq)};
+  L->setArgs(std::move(Args));
+  R.defineNode(0, L);
+  return true;
+}
+
 llvm::Error qfx::onnximport::importAdd(NodeReader &R) {
   // GELU's 1 + Erf(x / sqrt(2)) has a partial input (ImportPatterns.cpp).
   if (R.partial(0) || R.partial(1)) {
@@ -197,7 +218,9 @@ llvm::Error qfx::onnximport::importAdd(NodeReader &R) {
   if (auto P = addInPattern(R); !P || *P)
     return P ? llvm::Error::success() : P.takeError();
   if (foldLinearBias(R, **A, **B, R.proto().input(0)) ||
-      foldLinearBias(R, **B, **A, R.proto().input(1)))
+      foldLinearBias(R, **B, **A, R.proto().input(1)) ||
+      foldQdqLinearBias(R, **A, **B, R.proto().input(0)) ||
+      foldQdqLinearBias(R, **B, **A, R.proto().input(1)))
     return llvm::Error::success();
   return binary(R, "add");
 }

@@ -239,6 +239,12 @@ llvm::Error importMatMul(NodeReader &R);
 llvm::Error importBatchNorm(NodeReader &R);
 /// Conv family (ImportConvFamily.cpp): Conv with a 1-d kernel as Conv1d.
 llvm::Error importConv1d(NodeReader &R);
+/// call_function \p Target whose weight \p W is a graph value (a QDQ
+/// weight's dequantize), scoped by the weight's initializer name when the
+/// node name gives no module path, so that fold-qdq names the quantized
+/// module after the module it came from.
+llvm::Expected<Node *> emitWeighted(NodeReader &R, llvm::StringRef Target,
+                                    std::vector<Argument> Args, const Node *W);
 llvm::Error importConvTranspose(NodeReader &R);
 llvm::Error importRelu(NodeReader &R);
 llvm::Error importSigmoid(NodeReader &R);

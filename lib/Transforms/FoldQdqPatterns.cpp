@@ -29,10 +29,17 @@ const FoldRow Rows[] = {
      "QuantizedConvAdd2d", "QuantizedConvAddReLU2d"},
     // dq -> linear [-> relu] -> q: QuantizedLinear[ReLU] (no residual form).
     {"linear", GroupKind::Weighted, "QuantizedLinear", "QuantizedLinearReLU"},
+    // dq -> conv1d [-> relu] -> q: QuantizedConv[ReLU]1d.
+    {"conv1d", GroupKind::Weighted, "QuantizedConv1d", "QuantizedConvReLU1d"},
+    // dq -> conv_transpose2d -> q: QuantizedConvTranspose2d.
+    {"conv_transpose2d", GroupKind::Weighted, "QuantizedConvTranspose2d", ""},
     // dq, dq -> add [-> relu] -> q: quantized_add[_relu](x, y, s, zp).
     {"add", GroupKind::Binary, "quantized_add", "quantized_add_relu"},
     // dq, dq -> mul -> q: quantized_mul(x, y, s, zp).
     {"mul", GroupKind::Binary, "quantized_mul", ""},
+    // dq, dq -> matmul -> q: quantized_matmul(x, y, s, zp) (two activations,
+    // the ViT's attention).
+    {"matmul", GroupKind::Binary, "quantized_matmul", ""},
     // [dq ...] -> cat -> q: quantized_cat([x ...], dim, s, zp).
     {"cat", GroupKind::Cat, "quantized_cat", ""},
     // dq -> hardswish -> q: quantized_hardswish(x, s, zp).
@@ -53,8 +60,13 @@ const FoldRow SharesRow = {"", GroupKind::Shares, "", ""};
 
 // dq(x) -> BatchNorm2d module [-> relu] -> q: the module becomes
 // QuantizedBatchNorm2d / QuantizedBNReLU2d in place (float statistics).
-const FoldRow BatchNormRow = {"BatchNorm2d", GroupKind::BatchNorm,
+const FoldRow BatchNormRow = {"BatchNorm2d", GroupKind::InPlace,
                               "QuantizedBatchNorm2d", "QuantizedBNReLU2d"};
+
+// dq(x) -> LayerNorm module -> q: the module becomes QuantizedLayerNorm in
+// place (float weight and bias, as convert keeps them).
+const FoldRow LayerNormRow = {"LayerNorm", GroupKind::InPlace,
+                              "QuantizedLayerNorm", ""};
 
 bool isCall(const Node &N) {
   return N.op() == OpCode::CallFunction || N.op() == OpCode::CallMethod;
@@ -195,7 +207,7 @@ private:
   bool matchUnary();
   bool matchShares();
   MatchResult matchModule(const Node &Op, const Node &X);
-  bool matchBatchNorm();
+  bool matchInPlace();
   bool constantArgs(const Node &Op, size_t From);
 
   const GraphModule &GM;
@@ -310,7 +322,7 @@ MatchResult Matcher::run() {
     OK = matchShares();
     break;
   case GroupKind::Cancel:
-  case GroupKind::BatchNorm:
+  case GroupKind::InPlace:
     break;
   }
   R.Matched = OK && chain();
@@ -357,15 +369,19 @@ bool Matcher::matchWeight(const Node &Op) {
       Q.isPerTensor()
           ? Q.ZeroPoint == 0
           : llvm::all_of(Q.ZeroPoints, [](int64_t Z) { return Z == 0; });
-  if (Q.isPerChannel() && Q.Axis != 0)
+  // A transposed conv's output channels are weight axis 1.
+  int64_t Axis = Op.target() == "conv_transpose2d" ? 1 : 0;
+  if (Q.isPerChannel() && Q.Axis != Axis)
     return fail("weight " + Name + " is quantized per channel along axis " +
-                llvm::Twine(Q.Axis) +
-                ": qfx's int8 kernels take per-channel weights along axis 0");
+                llvm::Twine(Q.Axis) + ": qfx's int8 " +
+                (Axis ? "conv_transpose2d takes" : "kernels take") +
+                " per-channel weights along axis " + llvm::Twine(Axis));
   if (!Symmetric)
     return fail("weight " + Name +
                 " has nonzero zero points: qfx's int8 kernels take "
                 "symmetric weights");
-  int64_t Rank = Op.target() == "conv2d" ? 4 : 2;
+  llvm::StringRef T8 = Op.target();
+  int64_t Rank = T8 == "linear" ? 2 : T8 == "conv1d" ? 3 : 4;
   if (T->rank() != Rank)
     return fail("weight " + Name + " has rank " + llvm::Twine(T->rank()) +
                 ", " + Op.target() + " needs " + llvm::Twine(Rank));
@@ -419,12 +435,20 @@ bool Matcher::matchResidual(const Node &Add, const Node &Conv) {
   return true;
 }
 
-/// conv2d's stride, padding and dilation must be ints or pairs of ints
-/// (not "same"), and groups an int: they become module attributes.
+/// The positions of a conv's list parameters and of groups.
+static std::vector<std::pair<size_t, const char *>>
+convListParams(llvm::StringRef Op) {
+  if (Op == "conv_transpose2d")
+    return {
+        {3, "stride"}, {4, "padding"}, {5, "output_padding"}, {7, "dilation"}};
+  return {{3, "stride"}, {4, "padding"}, {5, "dilation"}};
+}
+
+/// A conv's stride, padding and dilation (conv_transpose2d: and
+/// output_padding) must be ints or lists of one or two ints (not "same"),
+/// and groups an int: they become module attributes.
 bool Matcher::matchConvParams(const Node &Op) {
-  const std::pair<size_t, const char *> Pairs[] = {
-      {3, "stride"}, {4, "padding"}, {5, "dilation"}};
-  for (const auto &[I, Name] : Pairs) {
+  for (const auto &[I, Name] : convListParams(Op.target())) {
     const Argument *A = argAt(Op, I, Name);
     std::optional<std::vector<int64_t>> L =
         A && A->isList() ? A->getIntList() : std::nullopt;
@@ -443,7 +467,7 @@ bool Matcher::matchWeighted() {
   if (!int8Input(nodeAt(Op, 0, "input"), Op, "the input") || !matchWeight(Op) ||
       !matchBias(Op) || !constantArgs(Op, 3))
     return false;
-  if (Op.target() == "conv2d" && !matchConvParams(Op))
+  if (Op.target() != "linear" && !matchConvParams(Op))
     return false;
   if (R.Add) {
     const Node &Add = *R.Ops[1];
@@ -532,10 +556,10 @@ MatchResult Matcher::matchModule(const Node &Op, const Node &X) {
     R.Ops.push_back(&X);
   llvm::StringRef Kind = moduleKind(Op, GM);
   const BackendOpEntry *E = lookupBackendOp(Kind, /*IsModule=*/true);
-  if (Kind == BatchNormRow.Op) {
-    R.Row = &BatchNormRow;
-    R.Kind = GroupKind::BatchNorm;
-    R.Matched = matchBatchNorm() && chain();
+  if (Kind == BatchNormRow.Op || Kind == LayerNormRow.Op) {
+    R.Row = Kind == BatchNormRow.Op ? &BatchNormRow : &LayerNormRow;
+    R.Kind = GroupKind::InPlace;
+    R.Matched = matchInPlace() && chain();
   } else if (E && E->Class == NodeClass::SharesQParams) {
     R.Row = &SharesRow;
     R.Kind = GroupKind::Shares;
@@ -547,9 +571,9 @@ MatchResult Matcher::matchModule(const Node &Op, const Node &X) {
   return std::move(R);
 }
 
-/// A BatchNorm2d module called once (it is rebuilt in place) with its
-/// running statistics.
-bool Matcher::matchBatchNorm() {
+/// A BatchNorm2d (with its running statistics) or LayerNorm module called
+/// once: it is rebuilt in place.
+bool Matcher::matchInPlace() {
   const Node &Op = *R.Main;
   if (!int8Input(nodeAt(Op, 0, "input"), Op, "the input") ||
       !constantArgs(Op, 1))
@@ -561,7 +585,8 @@ bool Matcher::matchBatchNorm() {
     return fail("module " + quoted(Op.target()) + " is called " +
                 llvm::Twine(Calls) + " times; it is rebuilt in place");
   const ModuleInfo *M = GM.lookupModule(Op.target());
-  if (!M->tensor("running_mean") || !M->tensor("running_var"))
+  if (R.Row == &BatchNormRow &&
+      (!M->tensor("running_mean") || !M->tensor("running_var")))
     return fail("module " + quoted(Op.target()) +
                 " has no running_mean / running_var");
   return true;
@@ -714,6 +739,41 @@ static std::optional<Tensor> floatBias(const MatchResult &M,
   return dequantize(*GM.lookupTensor(dequantized(M.Bias)->target()));
 }
 
+/// A list parameter of a conv as \p N ints ([k, k] from k).
+static Argument intList(const Argument *A, int64_t Default, size_t N) {
+  std::vector<int64_t> V(N, Default);
+  if (A && A->isInt())
+    V.assign(N, A->getInt());
+  else if (auto L = A && A->isList() ? A->getIntList() : std::nullopt)
+    for (size_t I = 0; I < N; ++I)
+      V[I] = (*L)[L->size() == N ? I : 0];
+  return Argument::ints(V);
+}
+
+/// The module attributes of conv1d / conv_transpose2d \p Op with weight
+/// \p W, as the importer gives Conv1d / ConvTranspose2d modules.
+static void convFamilyAttrs(const Node &Op, const Tensor &W, AttrMap &Attrs) {
+  bool T = Op.target() == "conv_transpose2d";
+  size_t N = T ? 2 : 1;
+  const Argument *G = argAt(Op, 6, "groups");
+  int64_t Groups = G && G->isInt() ? G->getInt() : 1;
+  Attrs["groups"] = Argument::integer(Groups);
+  Attrs["stride"] = intList(argAt(Op, 3, "stride"), 1, N);
+  Attrs["padding"] = intList(argAt(Op, 4, "padding"), 0, N);
+  if (T) {
+    Attrs["output_padding"] = intList(argAt(Op, 5, "output_padding"), 0, N);
+    Attrs["dilation"] = intList(argAt(Op, 7, "dilation"), 1, N);
+    Attrs["in_channels"] = Argument::integer(W.dim(0));
+    Attrs["out_channels"] = Argument::integer(W.dim(1) * Groups);
+    Attrs["kernel_size"] = Argument::ints({W.dim(2), W.dim(3)});
+  } else {
+    Attrs["dilation"] = intList(argAt(Op, 5, "dilation"), 1, N);
+    Attrs["in_channels"] = Argument::integer(W.dim(1) * Groups);
+    Attrs["out_channels"] = Argument::integer(W.dim(0));
+    Attrs["kernel_size"] = Argument::ints({W.dim(2)});
+  }
+}
+
 /// A quantized module to add once the group is gone.
 struct PendingModule {
   std::string Kind;
@@ -741,7 +801,9 @@ static PendingModule pendingModule(const MatchResult &M,
   P.Bias = floatBias(M, GM);
   const Tensor &W = P.Weight;
   AttrMap &Attrs = P.Attrs;
-  if (Op.target() == "conv2d") {
+  if (Op.target() == "conv1d" || Op.target() == "conv_transpose2d") {
+    convFamilyAttrs(Op, W, Attrs);
+  } else if (Op.target() == "conv2d") {
     const Argument *G = argAt(Op, 6, "groups");
     int64_t Groups = G && G->isInt() ? G->getInt() : 1;
     Attrs["dilation"] = intPair(argAt(Op, 5, "dilation"), 1);
@@ -825,11 +887,11 @@ Node *foldqdq::rewriteGroup(const MatchResult &M, GraphModule &GM) {
     New = const_cast<Node *>(M.Inputs[0]);
     Name.clear();
     break;
-  case GroupKind::BatchNorm:
+  case GroupKind::InPlace:
   case GroupKind::Shares: {
-    // The op itself runs on the int8 value; a batch norm becomes its
-    // quantized kind with the output qparams.
-    if (M.Kind == GroupKind::BatchNorm) {
+    // The op itself runs on the int8 value; a batch / layer norm becomes
+    // its quantized kind with the output qparams.
+    if (M.Kind == GroupKind::InPlace) {
       ModuleInfo *Mod = GM.lookupModule(M.Main->target());
       Mod->setKind(M.replacement().str());
       Mod->setAttr("scale", Argument::real(M.Out.Scale));

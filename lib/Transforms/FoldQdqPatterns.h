@@ -47,9 +47,11 @@ std::optional<ActQ> int8Quant(const Node &N);
 enum class GroupKind : uint8_t {
   /// q(dq(x)) with x's qparams: x.
   Cancel,
-  /// conv2d / linear with a dequantized constant weight: a quantized module.
+  /// conv2d / conv1d / conv_transpose2d / linear with a dequantized
+  /// constant weight: a quantized module.
   Weighted,
-  /// add / mul of two int8 values: quantized_add[_relu] / quantized_mul.
+  /// add / mul / matmul of two int8 values: quantized_add[_relu] /
+  /// quantized_mul / quantized_matmul.
   Binary,
   /// cat of int8 values: quantized_cat.
   Cat,
@@ -59,8 +61,9 @@ enum class GroupKind : uint8_t {
   Fixed,
   /// Pools, reshapes, relu ...: the op itself on the int8 value.
   Shares,
-  /// A BatchNorm2d module: rebuilt in place as its quantized kind.
-  BatchNorm,
+  /// A BatchNorm2d or LayerNorm module: rebuilt in place as its quantized
+  /// kind.
+  InPlace,
 };
 
 /// One row of the table: a float op and its int8 forms.

@@ -536,6 +536,13 @@ TEST_CASE("fold-qdq: every near miss is a remark naming the op and the "
        "y",
        "left as QDQ: the bias of 'y' is not a constant (f32, or "
        "dequantized)"},
+      {"%w : s8[2,1,1,1]<axis=0, scales=[0.0078125, 0.0078125], "
+       "zero_points=[0, 0]> = get_attr[w4c]\n"
+       "%wdq : f32[2,1,1,1] = call_method[dequantize](%w)\n"
+       "%y : f32[1,2] = call_function[conv_transpose2d](%dq, %wdq)\n",
+       "y",
+       "left as QDQ: weight 'w4c' is quantized per channel along axis 0: "
+       "qfx's int8 conv_transpose2d takes per-channel weights along axis 1"},
       {"%y : f32[1,2] = call_method[dequantize](%q)\n", "y",
        "left as QDQ: a requantization from quint8 scale 0.0078125, zp 128 "
        "to quint8 scale 0.015625, zp 128 stays"},
@@ -547,6 +554,8 @@ TEST_CASE("fold-qdq: every near miss is a remark naming the op and the "
                     "dense<[1, 2, 3, 4]>\n"
                     "  param w4 : s8[2,1,1,1]<scale=0.0078125, zero_point=0> "
                     "= dense<[1, 2]>\n"
+                    "  param w4c : s8[2,1,1,1]<axis=0, scales=[0.0078125, "
+                    "0.0078125], zero_points=[0, 0]> = dense<[1, 2]>\n"
                     "  graph {\n"
                     "%x : f32[1,2] = placeholder[x]\n"
                     "%q : u8[1,2]<scale=0.0078125, zero_point=128> = "
