@@ -22,6 +22,17 @@ namespace {
 /// Below this many elements a parallel region costs more than it saves.
 constexpr size_t ParallelGrain = 1 << 15;
 
+/// Whether the CPU runs the AVX-512 (BW, VL) loops below; asked once.
+bool hasAvx512() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  static const bool Has =
+      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+  return Has;
+#else
+  return false;
+#endif
+}
+
 template <typename T>
 void clampT(const T *In, T *Out, size_t N, int Lo, int Hi) {
   T L = static_cast<T>(Lo), H = static_cast<T>(Hi);
@@ -60,6 +71,7 @@ template <typename T> bool fmaIsExact(const FmaDequant &D) {
 // which -Wmaybe-uninitialized reports once per use.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 
 template <typename T>
 __attribute__((target("avx512f,avx512bw,avx512vl"))) __m512
@@ -110,9 +122,7 @@ void addT(const Int8Operand &A, const Int8Operand &B, TO *Out, float Scale,
 #ifdef QFX_HAVE_AVX512
   // Residual adds of transformers run once per block on every token: the
   // scalar loop cost as much as the block's matmuls.
-  static const bool HasAvx512 =
-      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
-  if (HasAvx512 && fmaIsExact<TA>(DA) && fmaIsExact<TB>(DB)) {
+  if (hasAvx512() && fmaIsExact<TA>(DA) && fmaIsExact<TB>(DB)) {
     size_t Chunks = (N + ParallelGrain - 1) / ParallelGrain;
 #pragma omp parallel for schedule(static) if (Chunks > 1)
     for (size_t C = 0; C < Chunks; ++C) {
@@ -186,10 +196,23 @@ void layerNormRowScalar(const LayerNormInt8 &P, const float *X, TO *Out,
 #ifdef QFX_HAVE_AVX512
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 
 /// Lanes [0, N) of 16, the rest 0.
 inline __mmask16 firstLanes(size_t N) {
   return N >= 16 ? __mmask16(0xffff) : __mmask16((1u << N) - 1);
+}
+
+/// Lanes \p K of \p V (in output steps) as quantize_val stores them:
+/// rounded half to even, the zero point added, clamped to TO's range.
+template <typename TO>
+__attribute__((target("avx512f,avx512vl,avx512bw"))) inline void
+storeQuantized(TO *Out, __mmask16 K, __m512 V, __m512 Zp) {
+  const __m512 Lo = _mm512_set1_ps(std::numeric_limits<TO>::min());
+  const __m512 Hi = _mm512_set1_ps(std::numeric_limits<TO>::max());
+  V = _mm512_roundscale_ps(V, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  V = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(V, Zp), Lo), Hi);
+  _mm_mask_storeu_epi8(Out, K, _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(V)));
 }
 
 /// One row from the int8 input: the reference's dequantize, affine and
@@ -221,8 +244,6 @@ layerNormRowAvx512(const TI *In, TO *Out, size_t M, float InScale, float InZp,
       _mm512_set1_ps(static_cast<float>(1.0 / std::sqrt(Var + Eps)));
   const __m512 S = _mm512_set1_ps(InScale), Z = _mm512_set1_ps(InZp);
   const __m512 VInv = _mm512_set1_ps(Inv), VZp = _mm512_set1_ps(OutZp);
-  const __m512 Lo = _mm512_set1_ps(std::numeric_limits<TO>::min());
-  const __m512 Hi = _mm512_set1_ps(std::numeric_limits<TO>::max());
   for (size_t I = 0; I < M; I += 16) {
     __mmask16 K = firstLanes(M - I);
     __m128i Q = _mm_maskz_loadu_epi8(K, In + I);
@@ -234,11 +255,7 @@ layerNormRowAvx512(const TI *In, TO *Out, size_t M, float InScale, float InZp,
       V = _mm512_mul_ps(V, _mm512_maskz_loadu_ps(K, W + I));
     if (B)
       V = _mm512_add_ps(V, _mm512_maskz_loadu_ps(K, B + I));
-    V = _mm512_roundscale_ps(_mm512_mul_ps(V, VInv),
-                             _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    V = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(V, VZp), Lo), Hi);
-    _mm_mask_storeu_epi8(Out + I, K,
-                         _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(V)));
+    storeQuantized(Out + I, K, _mm512_mul_ps(V, VInv), VZp);
   }
 }
 
@@ -248,19 +265,16 @@ layerNormRowAvx512(const TI *In, TO *Out, size_t M, float InScale, float InZp,
 template <typename TI, typename TO>
 void layerNormT(const LayerNormInt8 &P, const TI *In, TO *Out, size_t Rows,
                 size_t M) {
-#ifdef QFX_HAVE_AVX512
-  static const bool HasAvx512 =
-      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
-#endif
   // The reference's per-tensor dequantize: (float(q) - zp) * scale.
   const float Z = static_cast<float>(P.InZeroPoint), S = P.InScale;
 #pragma omp parallel if (Rows * M > ParallelGrain)
   {
-    std::vector<float> X(M);
+    // The dequantized row, for the scalar loop only.
+    std::vector<float> X(hasAvx512() ? 0 : M);
 #pragma omp for schedule(static)
     for (size_t R = 0; R < Rows; ++R) {
 #ifdef QFX_HAVE_AVX512
-      if (HasAvx512) {
+      if (hasAvx512()) {
         layerNormRowAvx512(In + R * M, Out + R * M, M, S, Z, P.W, P.B, P.Eps,
                            1.0f / P.OutScale,
                            static_cast<float>(P.OutZeroPoint));
@@ -307,6 +321,7 @@ void softmaxRowScalar(const SoftmaxInt8 &P, const TI *In, TO *Out, size_t Len) {
 #ifdef QFX_HAVE_AVX512
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 /// Lanes \p K of 16 int8 codes, widened.
 template <typename TI>
 __attribute__((target("avx512f,avx512vl,avx512bw"))) inline __m512i
@@ -326,8 +341,6 @@ softmaxRowsAvx512(const SoftmaxInt8 &P, const TI *In, TO *Out, size_t Rows,
   const __mmask16 K1 = Len > 16 ? firstLanes(Len - 16) : __mmask16(0);
   const __m512 Inv = _mm512_set1_ps(1.0f / P.OutScale);
   const __m512 Zp = _mm512_set1_ps(static_cast<float>(P.OutZeroPoint));
-  const __m512 Lo = _mm512_set1_ps(std::numeric_limits<TO>::min());
-  const __m512 Hi = _mm512_set1_ps(std::numeric_limits<TO>::max());
   for (size_t R = 0; R < Rows; ++R) {
     const TI *X = In + R * Len;
     TO *Y = Out + R * Len;
@@ -346,12 +359,7 @@ softmaxRowsAvx512(const SoftmaxInt8 &P, const TI *In, TO *Out, size_t Rows,
                              std::make_tuple(E1, K1, size_t(16))}) {
       if (!K)
         continue;
-      __m512 V =
-          _mm512_roundscale_ps(_mm512_mul_ps(_mm512_div_ps(E, Sum), Inv),
-                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-      V = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(V, Zp), Lo), Hi);
-      _mm_mask_storeu_epi8(Y + Off, K,
-                           _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(V)));
+      storeQuantized(Y + Off, K, _mm512_mul_ps(_mm512_div_ps(E, Sum), Inv), Zp);
     }
   }
 }
@@ -362,9 +370,7 @@ template <typename TI, typename TO>
 void softmaxT(const SoftmaxInt8 &P, const TI *In, TO *Out, size_t Rows,
               size_t Len) {
 #ifdef QFX_HAVE_AVX512
-  static const bool HasAvx512 =
-      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
-  if (HasAvx512 && Len <= 32) {
+  if (hasAvx512() && Len <= 32) {
     size_t Chunk = std::max<size_t>(1, ParallelGrain / Len);
     size_t Chunks = (Rows + Chunk - 1) / Chunk;
 #pragma omp parallel for schedule(static) if (Chunks > 1)
