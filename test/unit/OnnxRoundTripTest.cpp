@@ -119,30 +119,6 @@ Tensor inputFor(const RoundTripModel &Z, int64_t Batch, uint32_t Seed) {
   return uniformInput(batched(Z.Input, Batch), Seed);
 }
 
-/// max |A - B| / max |B|.
-double relToLargest(const Tensor &A, const Tensor &B) {
-  REQUIRE(A.shape() == B.shape());
-  double MaxDiff = 0, MaxRef = 0;
-  for (int64_t I = 0; I < B.numElements(); ++I) {
-    MaxDiff = std::max(MaxDiff, std::fabs(A.getAsDouble(I) - B.getAsDouble(I)));
-    MaxRef = std::max(MaxRef, std::fabs(B.getAsDouble(I)));
-  }
-  return MaxDiff / MaxRef;
-}
-
-/// How many nodes of each kind: call_function / call_method targets,
-/// call_module kinds.
-std::map<std::string, int> opCounts(const GraphModule &GM) {
-  std::map<std::string, int> C;
-  for (const Node &N : GM.graph()) {
-    if (N.op() == OpCode::CallFunction || N.op() == OpCode::CallMethod)
-      ++C[N.target().str()];
-    if (N.op() == OpCode::CallModule)
-      ++C[GM.lookupModule(N.target())->kind().str()];
-  }
-  return C;
-}
-
 CompileOptions strictOptions(int64_t Batch) {
   CompileOptions O;
   O.BatchSize = Batch;

@@ -39,30 +39,6 @@ std::string onnxData(const std::string &File) {
   return std::string(QFX_TEST_DATA_DIR) + "/onnx/" + File;
 }
 
-/// max |A - B| / max |B|.
-double relToLargest(const Tensor &A, const Tensor &B) {
-  REQUIRE(A.shape() == B.shape());
-  double MaxDiff = 0, MaxRef = 0;
-  for (int64_t I = 0; I < B.numElements(); ++I) {
-    MaxDiff = std::max(MaxDiff, std::fabs(A.getAsDouble(I) - B.getAsDouble(I)));
-    MaxRef = std::max(MaxRef, std::fabs(B.getAsDouble(I)));
-  }
-  return MaxDiff / MaxRef;
-}
-
-/// How many nodes of each kind: call_function / call_method targets,
-/// call_module kinds.
-std::map<std::string, int> opCounts(const GraphModule &GM) {
-  std::map<std::string, int> C;
-  for (const Node &N : GM.graph()) {
-    if (N.op() == OpCode::CallFunction || N.op() == OpCode::CallMethod)
-      ++C[N.target().str()];
-    if (N.op() == OpCode::CallModule)
-      ++C[GM.lookupModule(N.target())->kind().str()];
-  }
-  return C;
-}
-
 /// The zoo ViT with the trained weights, traced (symbolic batch).
 std::unique_ptr<GraphModule> tracedVit() {
   auto M = models::vit_fashion();

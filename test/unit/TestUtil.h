@@ -9,6 +9,7 @@
 #ifndef QFX_TEST_UNIT_TESTUTIL_H
 #define QFX_TEST_UNIT_TESTUTIL_H
 
+#include "qfx/IR/GraphModule.h"
 #include "qfx/Runtime/Kernels.h"
 #include "qfx/Support/Error.h"
 
@@ -19,6 +20,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <cmath>
+#include <map>
 #include <string>
 
 namespace qfx {
@@ -62,6 +66,31 @@ struct TempDir {
     return std::string(P);
   }
 };
+
+/// max |A - B| / max |B|: the error relative to the largest element (a
+/// model's largest logit).
+inline double relToLargest(const Tensor &A, const Tensor &B) {
+  REQUIRE(A.shape() == B.shape());
+  double MaxDiff = 0, MaxRef = 0;
+  for (int64_t I = 0; I < B.numElements(); ++I) {
+    MaxDiff = std::max(MaxDiff, std::fabs(A.getAsDouble(I) - B.getAsDouble(I)));
+    MaxRef = std::max(MaxRef, std::fabs(B.getAsDouble(I)));
+  }
+  return MaxDiff / MaxRef;
+}
+
+/// How many nodes of each kind: call_function / call_method targets,
+/// call_module kinds.
+inline std::map<std::string, int> opCounts(const GraphModule &GM) {
+  std::map<std::string, int> C;
+  for (const Node &N : GM.graph()) {
+    if (N.op() == OpCode::CallFunction || N.op() == OpCode::CallMethod)
+      ++C[N.target().str()];
+    if (N.op() == OpCode::CallModule)
+      ++C[GM.lookupModule(N.target())->kind().str()];
+  }
+  return C;
+}
 
 } // namespace testutil
 } // namespace qfx

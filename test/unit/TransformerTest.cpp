@@ -140,17 +140,6 @@ Tensor zooGolden(const std::string &File) {
   return take(readNpy(std::string(QFX_TEST_DATA_DIR) + "/zoo/" + File));
 }
 
-/// max |A - B| / max |B|: the error relative to the largest logit.
-double relToLargest(const Tensor &A, const Tensor &B) {
-  REQUIRE(A.shape() == B.shape());
-  double MaxDiff = 0, MaxRef = 0;
-  for (int64_t I = 0; I < B.numElements(); ++I) {
-    MaxDiff = std::max(MaxDiff, std::fabs(A.getAsDouble(I) - B.getAsDouble(I)));
-    MaxRef = std::max(MaxRef, std::fabs(B.getAsDouble(I)));
-  }
-  return MaxDiff / MaxRef;
-}
-
 /// The index of the largest element of each row of a [N, C] tensor.
 std::vector<int64_t> argmaxRows(const Tensor &Logits) {
   std::vector<int64_t> Best;
