@@ -457,6 +457,32 @@ bool isChannelGate(llvm::ArrayRef<int64_t> Gate, llvm::ArrayRef<int64_t> X) {
 
 } // namespace
 
+llvm::Expected<bool> Lowerer::lowerScalarLinear(const Node &N, int X,
+                                                double Alpha, double Beta) {
+  if (Vals[X].PermSource >= 0)
+    X = inLayout(X, Layout::Plain);
+  const Value XV = Vals[X];
+  if (XV.Dt != DType::F32 || typeOf(&N).Dims != XV.Dims)
+    return false;
+  dnnl::eltwise_forward::primitive_desc PD;
+  try {
+    PD = dnnl::eltwise_forward::primitive_desc(
+        dnnl::eltwise_forward::desc(
+            dnnl::prop_kind::forward_inference, Alg::eltwise_linear, XV.Md,
+            static_cast<float>(Alpha), static_cast<float>(Beta)),
+        userAttr(), P.Engine);
+  } catch (const dnnl::error &) {
+    return false;
+  }
+  std::string Name = N.name().str();
+  int Dst = newValue(DType::F32, XV.Dims, XV.L, QuantParams(), Name);
+  addPrimitive(PD, dnnl::eltwise_forward(PD), Name, "eltwise",
+               {arg(DNNL_ARG_SRC, X), arg(DNNL_ARG_DST, Dst)})
+      .Info.Detail = "linear";
+  bindNode(&N, Dst);
+  return true;
+}
+
 llvm::Expected<bool> Lowerer::lowerMul(const Node &N) {
   bool Int8 = N.target() == "quantized_mul";
   if (N.numArgs() < 2 || !N.arg(0).isNode())
@@ -474,27 +500,8 @@ llvm::Expected<bool> Lowerer::lowerMul(const Node &N) {
     const Argument &S = N.arg(1);
     if (Int8 || !(S.isFloat() || S.isInt()) || !N.kwargs().empty())
       return false;
-    float Alpha = static_cast<float>(S.isFloat() ? S.getFloat() : S.getInt());
-    int X = Plain(*AV);
-    const Value XV = Vals[X];
-    if (XV.Dt != DType::F32 || OutT.Dims != XV.Dims)
-      return false;
-    dnnl::eltwise_forward::primitive_desc PD;
-    try {
-      PD = dnnl::eltwise_forward::primitive_desc(
-          dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_inference,
-                                      Alg::eltwise_linear, XV.Md, Alpha, 0.0f),
-          userAttr(), P.Engine);
-    } catch (const dnnl::error &) {
-      return false;
-    }
-    int Dst = newValue(DType::F32, XV.Dims, XV.L, QuantParams(), Name);
-    PrimitiveStep &St =
-        addPrimitive(PD, dnnl::eltwise_forward(PD), Name, "eltwise",
-                     {arg(DNNL_ARG_SRC, X), arg(DNNL_ARG_DST, Dst)});
-    St.Info.Detail = "linear";
-    bindNode(&N, Dst);
-    return true;
+    return lowerScalarLinear(N, *AV, S.isFloat() ? S.getFloat() : S.getInt(),
+                             0.0);
   }
   auto BV = valueOf(N.arg(1).getNode());
   if (!BV)

@@ -883,7 +883,14 @@ static bool broadcastsTo(llvm::ArrayRef<int64_t> From,
 
 llvm::Expected<bool> Lowerer::lowerAdd(const Group &G) {
   const Node &N = *G.Anchor;
-  if (N.numArgs() < 2 || !N.arg(0).isNode() || !N.arg(1).isNode())
+  if (N.numArgs() < 2)
+    return false;
+  if (!N.arg(0).isNode())
+    return false;
+  if (N.target() == "add" && !N.arg(1).isNode() && G.Members.size() == 1 &&
+      !G.SumOther)
+    return lowerAddScalar(N);
+  if (!N.arg(1).isNode())
     return false;
   auto AV = valueOf(N.arg(0).getNode());
   if (!AV)
@@ -912,6 +919,23 @@ llvm::Expected<bool> Lowerer::lowerAdd(const Group &G) {
     return false; // other broadcasts, scaled adds: the op table
   int A = *AV, B = inLayout(*BV, Vals[*AV].L);
   return Float ? lowerAddF32(G, A, B) : lowerAddInt8(G, A, B);
+}
+
+/// add(x, c) = x + alpha * c, f32.
+llvm::Expected<bool> Lowerer::lowerAddScalar(const Node &N) {
+  const Argument &C = N.arg(1);
+  const Argument *AlphaArg = N.numArgs() > 2 ? &N.arg(2) : N.kwarg("alpha");
+  if (!(C.isFloat() || C.isInt()) || N.numArgs() > 3 ||
+      (AlphaArg && !(AlphaArg->isFloat() || AlphaArg->isInt())))
+    return false;
+  double Alpha = !AlphaArg           ? 1.0
+                 : AlphaArg->isInt() ? double(AlphaArg->getInt())
+                                     : AlphaArg->getFloat();
+  double S = C.isFloat() ? C.getFloat() : double(C.getInt());
+  auto XV = valueOf(N.arg(0).getNode());
+  if (!XV)
+    return XV.takeError();
+  return lowerScalarLinear(N, *XV, 1.0, Alpha * S);
 }
 
 llvm::Expected<bool> Lowerer::lowerAddF32(const Group &G, int A, int B) {

@@ -218,6 +218,7 @@ public:
   /// A binary primitive, or the int8 host kernel, on values \p A and \p B
   /// of one layout.
   llvm::Expected<bool> lowerAddF32(const Group &G, int A, int B);
+  llvm::Expected<bool> lowerAddScalar(const Node &N);
   llvm::Expected<bool> lowerAddInt8(const Group &G, int A, int B);
   llvm::Expected<bool> lowerPool(const Node &N, const LoweringRule &R);
   llvm::Expected<bool> lowerEltwise(const Node &N, const LoweringRule &R);
@@ -261,6 +262,9 @@ public:
                                 std::string &Detail) const;
   llvm::Expected<bool> lowerActivation(const Node &N, const LoweringRule &R);
   llvm::Expected<bool> lowerMul(const Node &N);
+  /// Alpha * x + beta on value \p X as node \p N's result (x * s, x + s).
+  llvm::Expected<bool> lowerScalarLinear(const Node &N, int X, double Alpha,
+                                         double Beta);
   llvm::Expected<bool> lowerQuantize(const Node &N);
   llvm::Expected<bool> lowerDequantize(const Node &N);
   // arith family (LowerArith.cpp).

@@ -66,8 +66,9 @@ const BackendOpEntry Table[] = {
     {"hardswish", false, G},
     {"hardtanh", false, S},
     // arith family: F.interpolate shares its input's qparams in PyTorch
-    // 1.13's x86 config; sub, div, embedding, narrow and nn.Upsample are
-    // not listed there, so they stay float.
+    // 1.13's x86 config; sub, div, embedding, narrow, nn.Upsample and the
+    // functional softmax (only the nn.Softmax module has fixed qparams
+    // there) are not listed, so they stay float.
     {"interpolate", false, S},
     {"leaky_relu", false, G},
     {"matmul", false, G}, // transformer: activation x activation
@@ -79,7 +80,6 @@ const BackendOpEntry Table[] = {
     {"relu6", false, S},
     {"reshape", false, S},
     fixed01("sigmoid", false),
-    fixed01("softmax", false),
     fixedNeg11("tanh", false),
     {"transpose", false, S},
     {"view", false, S},
@@ -152,8 +152,22 @@ static unsigned countNodeOperands(const Node &N) {
   return Count;
 }
 
+std::optional<double> qfx::scalarArithOperand(const Node &N) {
+  if ((N.op() != OpCode::CallFunction && N.op() != OpCode::CallMethod) ||
+      (N.target() != "add" && N.target() != "mul") || N.numArgs() < 2 ||
+      !N.arg(0).isNode() || countNodeOperands(N) != 1)
+    return std::nullopt;
+  const Argument &A = N.arg(1);
+  if (A.isInt())
+    return double(A.getInt());
+  if (A.isFloat())
+    return A.getFloat();
+  return std::nullopt;
+}
+
 /// The table's verdict refined by what the node's arguments say: binary
-/// ops need two tensors, cat a list of them. "" when the node qualifies.
+/// ops need two tensors or a tensor and a number, cat a list of tensors.
+/// "" when the node qualifies.
 static std::string operandProblem(const Node &N, llvm::StringRef Op,
                                   NodeClass Class) {
   if (Class == NodeClass::Cat) {
@@ -164,8 +178,9 @@ static std::string operandProblem(const Node &N, llvm::StringRef Op,
     return AllNodes ? "" : "no int8 implementation for 'cat' of non-tensors";
   }
   if (N.op() != OpCode::CallModule && (Op == "add" || Op == "mul")) {
-    if (countNodeOperands(N) != 2)
-      return ("no int8 implementation for '" + Op + "' with a scalar operand")
+    if (countNodeOperands(N) != 2 && !scalarArithOperand(N))
+      return ("no int8 implementation for '" + Op +
+              "' with a non-numeric operand")
           .str();
     const Argument *Alpha = N.kwarg("alpha");
     if (Op == "add" && N.numArgs() > 2)
@@ -212,6 +227,9 @@ NodeClassification qfx::classify(const Node &N, const GraphModule &GM) {
     return R;
   }
   R.Class = E->Class;
+  // PyTorch 1.13 maps one tensor operand to OUTPUT_SHARE_OBSERVER_WITH_INPUT.
+  if (R.Class == NodeClass::General && scalarArithOperand(N))
+    R.Class = NodeClass::SharesQParams;
   R.FixedScale = E->FixedScale;
   R.FixedZeroPoint = E->FixedZeroPoint;
   R.SupportsDynamic = E->SupportsDynamic;

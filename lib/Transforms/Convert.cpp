@@ -15,6 +15,7 @@
 #include "ConvertPatterns.h"
 
 #include "qfx/IR/GraphModule.h"
+#include "qfx/Quant/BackendConfig.h"
 #include "qfx/Support/Error.h"
 
 #include "llvm/ADT/DenseMap.h"
@@ -70,6 +71,7 @@ private:
                                             const OpPattern &P);
   llvm::Expected<bool> convertWeightOnly(Node *N, const OpPattern &P);
   llvm::Expected<bool> convertGeneral(Node *N, const OpPattern &P);
+  llvm::Expected<bool> convertScalarArith(Node *N, double C);
   llvm::Expected<bool> convertShares(Node *N);
   llvm::Expected<bool> convertCat(Node *N, const OpPattern &P);
   llvm::Expected<bool> convertFixed(Node *N, const OpPattern &P);
@@ -642,9 +644,11 @@ llvm::Expected<bool> Converter::convertGeneral(Node *N, const OpPattern &P) {
   for (Node *In : Inputs)
     if (!inputQuant(In))
       return false;
+  // add / mul + relu are one pattern, observed after the relu: add folds
+  // it (quantized_add_relu); mul leaves it to clamp the int8 product.
   Node *Relu = nullptr;
   Node *OutObs = outputObserver(N);
-  if (!OutObs && P.Op == "add")
+  if (!OutObs && (P.Op == "add" || P.Op == "mul"))
     if ((Relu = foldableRelu(GM, N)))
       OutObs = outputObserver(Relu);
   const ActQuant *OutQ = OutObs ? staticQuant(OutObs) : nullptr;
@@ -678,6 +682,8 @@ llvm::Expected<bool> Converter::convertGeneral(Node *N, const OpPattern &P) {
     Args.push_back(Argument::real(leakySlope(N, M)));
   Args.push_back(Argument::real(OutQ->Scale));
   Args.push_back(Argument::integer(OutQ->ZeroPoint));
+  if (P.Op == "mul")
+    Relu = nullptr;
   llvm::StringRef Fn = Relu ? "quantized_add_relu" : P.Replacement;
   std::string Old = N->name().str();
   Node *New = replaceWithFunction(N, Fn, std::move(Args), *T);
@@ -691,7 +697,74 @@ llvm::Expected<bool> Converter::convertGeneral(Node *N, const OpPattern &P) {
   return true;
 }
 
+/// add / mul with a scalar. PyTorch's lowered quantized::add / mul with a
+/// scalar read the int8 input and ignore the observer their output shares:
+/// they derive the output's qparams from the input's (scalarArithQuant).
+/// qfx keeps the op float on the dequantized int8 input: for mul exactly
+/// the values of the int8 op, for add within half a step of them (PyTorch
+/// adds round(c / scale) steps); an int8 consumer reads the result
+/// quantized with the derived qparams, which gives the int8 op's codes.
+llvm::Expected<bool> Converter::convertScalarArith(Node *N, double C) {
+  Node *In = argNode(N, 0);
+  const ActQuant *Q = inputQuant(In);
+  if (!Q)
+    return false;
+  ActQuant InQ = *Q;
+  auto QIn = quantInput(In);
+  if (!QIn)
+    return QIn.takeError();
+  Node *Base = baseOf(In);
+  Node *Deq = nullptr;
+  if (Ver.count(Base) && Ver[Base].Quant == *QIn) {
+    auto F = floatOf(Base); // The cached dequantize of an int8 value.
+    if (!F)
+      return F.takeError();
+    Deq = *F;
+  } else {
+    G.setInsertPoint(Cur);
+    Deq = G.callMethod("dequantize", {Argument(*QIn)});
+    Deq->setType(TensorType{DType::F32, (*QIn)->type()->Dims, QuantParams()});
+    Deq->setScope(Cur->scope().str());
+    remark(Deq, "dequantize the int8 " + Base->name() + " for " + N->name());
+  }
+  N->replaceInputWith(In, Deq);
+  ActQuant Out = scalarArithQuant(N->target() == "add", C, InQ);
+  Ver[N].Float = N;
+  for (Node *U : N->users())
+    if (isObserverNode(U))
+      ObsQuant[U] = Out;
+  // Observed after a relu (one pattern): the relu clamps the int8 result.
+  if (Node *Relu = foldableRelu(GM, N))
+    if (outputObserver(Relu)) {
+      auto T = quantType(N, Out);
+      if (!T)
+        return T.takeError();
+      G.setInsertPointAfter(N);
+      Node *QN =
+          G.callFunction("quantize_per_tensor",
+                         {Argument(N), Argument::real(Out.Scale),
+                          Argument::integer(Out.ZeroPoint),
+                          Argument::string(torchDtypeName(Out.Dtype).str())});
+      G.setInsertPointToEnd();
+      QN->setType(*T);
+      QN->setScope(N->scope().str());
+      remark(QN, "inserted quantize_per_tensor for " + N->name() + " (" +
+                     formatQParams(Out.Scale, Out.ZeroPoint) + ") before " +
+                     Relu->name());
+      Ver[N].Quant = QN;
+      Ver[N].Q = Out;
+    }
+  remark(N, N->name() +
+                " runs in float on the int8 input; int8 users read it "
+                "with " +
+                formatQParams(Out.Scale, Out.ZeroPoint) + ", PyTorch's " +
+                N->target() + " by a scalar");
+  return true;
+}
+
 llvm::Expected<bool> Converter::convertShares(Node *N) {
+  if (std::optional<double> C = scalarArithOperand(*N))
+    return convertScalarArith(N, *C);
   Node *In = argNode(N, 0);
   const ActQuant *Q = inputQuant(In);
   if (!Q)
@@ -700,10 +773,16 @@ llvm::Expected<bool> Converter::convertShares(Node *N) {
   auto T = quantType(N, InQ);
   if (!T)
     return T.takeError();
+  std::string Shared = isObserverNode(In) ? In->target().str() : "";
   if (llvm::Error E = readInt8(N, {In}))
     return E;
   N->setType(*T);
   setQuantized(N, InQ);
+  // Calls of the shared observer on the output stand for these qparams,
+  // which differ from the observer's own after a scalar op.
+  for (Node *U : N->users())
+    if (isObserverNode(U) && (Shared.empty() || U->target() == Shared))
+      ObsQuant[U] = InQ;
   remark(N, N->name() + " runs on int8 with its input's qparams (" +
                 formatQParams(InQ.Scale, InQ.ZeroPoint) + ")");
   return true;

@@ -45,7 +45,6 @@ const Replacement Replacements[] = {
     {"matmul", false, "quantized_matmul", false},
     {"mul", false, "quantized_mul", false},
     {"sigmoid", false, "quantized_sigmoid", false},
-    {"softmax", false, "quantized_softmax", false},
     {"tanh", false, "quantized_tanh", false},
     {"BNReLU2d", true, "QuantizedBNReLU2d", true, FloatPart::Child0},
     {"BatchNorm2d", true, "QuantizedBatchNorm2d", true},
@@ -257,6 +256,39 @@ llvm::Expected<ActQuant> convert::activationQuant(const ModuleInfo &M,
   Q.Scale = QP->Scale;
   Q.ZeroPoint = QP->ZeroPoint;
   return Q;
+}
+
+ActQuant convert::scalarArithQuant(bool IsAdd, double C, const ActQuant &In) {
+  assert(!In.Dynamic && !In.Float && "scalar arith on a non-static value");
+  // The kernels use the dtype's whole range, not the observer's.
+  double QMin = In.Dtype == DType::S8 ? -128 : 0;
+  double QMax = In.Dtype == DType::S8 ? 127 : 255;
+  ActQuant Out = In;
+  double Z = double(In.ZeroPoint);
+  if (!IsAdd) {
+    if (C == 0.0) {
+      Out.Scale = 1.0;
+      Out.ZeroPoint = 0;
+    } else {
+      Out.Scale = std::abs(C) * In.Scale;
+      if (C < 0.0)
+        Out.ZeroPoint = int64_t(QMax - (Z - QMin));
+    }
+    return Out;
+  }
+  // The zero point moves to Z - CQ; past the range's end it is pinned
+  // there and the scale widened to keep every code's value.
+  double CQ = std::nearbyint(C / In.Scale);
+  if (Z - CQ < QMin) {
+    Out.Scale = (QMax - (Z - CQ)) / (QMax - QMin) * In.Scale;
+    Out.ZeroPoint = int64_t(QMin);
+  } else if (Z - CQ > QMax) {
+    Out.Scale = (QMin - (Z - CQ)) / (QMin - QMax) * In.Scale;
+    Out.ZeroPoint = int64_t(QMax);
+  } else {
+    Out.ZeroPoint = int64_t(Z - CQ);
+  }
+  return Out;
 }
 
 /// Whether a fake-quantize module's observer is switched on (absent switch:

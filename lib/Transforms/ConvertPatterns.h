@@ -113,6 +113,15 @@ llvm::Expected<ActQuant> activationQuant(const ModuleInfo &M,
                                          llvm::StringRef Path,
                                          llvm::StringRef Observed);
 
+/// The qparams PyTorch 1.13's quantized::add (\p IsAdd) or quantized::mul
+/// with the scalar \p C give their output, from the input's \p In (the
+/// observer the output shares is ignored there): mul scales the scale by
+/// |c| (the zero point mirrored for c < 0; scale 1, zero point 0 for
+/// c == 0); add moves the zero point by round(c / scale) and, when that
+/// leaves the dtype's range, pins it to the range's end and widens the
+/// scale instead.
+ActQuant scalarArithQuant(bool IsAdd, double C, const ActQuant &In);
+
 /// Quantizes the weight \p W of weighted module \p Path (whose weight
 /// observer child is \p WeightObs, an observer or fake-quantize module) as
 /// PyTorch's convert does: the observer runs over the weight, then the

@@ -4,8 +4,8 @@
 // does: for each op node, observe its inputs (reusing an observer a value
 // already has), attach a weight observer, observe its output and make the
 // node's users read the observer. Shares-qparams ops call their input's
-// observer again on their output; cat calls one observer on every input
-// and on its output.
+// observer again on their output; cat calls its first input's observer on
+// every input and on its output.
 //
 //===----------------------------------------------------------------------===//
 
@@ -22,6 +22,7 @@
 
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 
 using namespace qfx;
@@ -50,6 +51,7 @@ private:
   }
 
   // One function per node class.
+  Node *fusedRelu(const Node &N) const;
   void prepareObservedOp(Node &N, const QConfig &QC, bool Weighted);
   void prepareWeightOnly(Node &N, const QConfig &QC);
   void prepareDynamic(Node &N, const QConfig &QC);
@@ -77,7 +79,6 @@ private:
   bool matches(llvm::StringRef Module, const ObserverSpec &Spec) const;
   Node *observeInput(Node &User, Node *V, const ObserverSpec &Spec);
   Node *quantizedInput(Node &User, Node *V, const QConfig &QC);
-  void mergeObserver(Node &At, llvm::StringRef From, llvm::StringRef To);
   void observeWeight(Node &N, const QConfig &QC);
 
   GraphModule &GM;
@@ -88,6 +89,8 @@ private:
   std::map<std::string, QConfigDecision> Decisions;
   /// Specs of the observer modules made by this run, by module name.
   std::map<std::string, ObserverSpec> Specs;
+  /// Relus observed as part of the add / mul before them.
+  std::set<const Node *> FusedRelus;
   unsigned NextIndex = 0;
 };
 
@@ -245,17 +248,6 @@ Node *Inserter::quantizedInput(Node &User, Node *V, const QConfig &QC) {
   return nullptr;
 }
 
-void Inserter::mergeObserver(Node &At, llvm::StringRef From,
-                             llvm::StringRef To) {
-  std::string FromName = From.str(), ToName = To.str();
-  for (Node *N : G.nodes())
-    if (N->op() == OpCode::CallModule && N->target() == FromName)
-      N->setTarget(ToName);
-  GM.eraseModule(FromName);
-  Specs.erase(FromName);
-  remark(At, "merged " + FromName + " into " + ToName);
-}
-
 void Inserter::observeWeight(Node &N, const QConfig &QC) {
   ModuleInfo *M = GM.lookupModule(N.target());
   assert(M && "classify() accepted a call of a missing module");
@@ -290,12 +282,45 @@ void Inserter::observeWeight(Node &N, const QConfig &QC) {
 // Node classes
 //===----------------------------------------------------------------------===//
 
+/// The relu that, with add or mul \p N before it, is one pattern of
+/// PyTorch 1.13's binary-op config ((relu, add), (relu, mul)): \p N's only
+/// user, reading only \p N, not switched off by its qconfig. The pattern
+/// is observed after the relu alone.
+Node *Inserter::fusedRelu(const Node &N) const {
+  if (N.op() == OpCode::CallModule ||
+      (N.target() != "add" && N.target() != "mul") || N.users().size() != 1)
+    return nullptr;
+  Node *U = N.users()[0];
+  bool IsRelu = false;
+  if (U->op() == OpCode::CallFunction || U->op() == OpCode::CallMethod)
+    IsRelu = U->target() == "relu";
+  else if (U->op() == OpCode::CallModule)
+    if (const ModuleInfo *M = GM.lookupModule(U->target()))
+      IsRelu = M->kind() == "ReLU";
+  if (!IsRelu || U->numArgs() != 1 || !U->kwargs().empty() ||
+      !U->arg(0).isNode() || U->arg(0).getNode() != &N)
+    return nullptr;
+  auto Q = qconfigFor(*U);
+  if (!Q) {
+    llvm::consumeError(Q.takeError());
+    return nullptr;
+  }
+  return Q->QC ? U : nullptr;
+}
+
 void Inserter::prepareObservedOp(Node &N, const QConfig &QC, bool Weighted) {
   for (Node *V : N.inputs())
     observeInput(N, V, QC.Activation);
   if (Weighted)
     observeWeight(N, QC);
   std::string M = createObserver(QC.Activation);
+  if (Node *Relu = fusedRelu(N)) {
+    observeOutput(*Relu, M);
+    FusedRelus.insert(Relu);
+    remark(N, "observed output after " + Relu->name() + " with " + M + " (" +
+                  describe(M) + "; one pattern with the relu)");
+    return;
+  }
   observeOutput(N, M);
   remark(N, "observed output with " + M + " (" + describe(M) + ")");
 }
@@ -350,6 +375,13 @@ void Inserter::prepareSharesQParams(Node &N, const QConfig &QC) {
     return;
   }
   std::string M = Obs->target().str();
+  if (Node *Relu = fusedRelu(N)) {
+    observeOutput(*Relu, M);
+    FusedRelus.insert(Relu);
+    remark(N, "output after " + Relu->name() + " shares " + M + " with input " +
+                  valueName(Obs) + " (one pattern with the relu)");
+    return;
+  }
   observeOutput(N, M);
   remark(N, "output shares " + M + " with input " + valueName(Obs));
 }
@@ -384,26 +416,35 @@ void Inserter::prepareCat(Node &N, const QConfig &QC) {
   auto ObserverOf = [&](Node *E) {
     return isActivationObserver(E) ? E : observerUser(E, nullptr);
   };
-  // The shared observer: the first input's, unless its qparams are fixed
-  // (merging would force them on every input); else a new one.
+  // The shared observer: the first input's (PyTorch's
+  // maybe_make_input_output_share_observers), a new one if it has none.
+  // Fixed qparams are not shared (PyTorch would force them on every
+  // input): then the first other input's.
   std::string Shared;
-  for (const Argument &A : Elems)
-    if (Node *Obs = ObserverOf(A.getNode()))
-      if (!isFixedObserver(Obs->target())) {
-        Shared = Obs->target().str();
-        break;
-      }
+  if (ObserverOf(Elems.front().getNode()))
+    for (const Argument &A : Elems)
+      if (Node *Obs = ObserverOf(A.getNode()))
+        if (!isFixedObserver(Obs->target())) {
+          Shared = Obs->target().str();
+          break;
+        }
   if (Shared.empty())
     Shared = createObserver(QC.Activation);
   for (Argument &A : Elems) {
     Node *E = A.getNode();
     Node *Obs = ObserverOf(E);
-    if (!Obs)
+    if (!Obs) {
       Obs = callObserver(Shared, E);
-    else if (isFixedObserver(Obs->target()))
+    } else if (isFixedObserver(Obs->target())) {
       Obs = callObserver(Shared, Obs); // Requantize into the shared range.
-    else if (Obs->target() != Shared)
-      mergeObserver(N, Obs->target(), Shared);
+    } else if (Obs->target() != Shared) {
+      // As PyTorch re-points the input's observer attribute: this one call
+      // now feeds the shared observer; other calls of its old one (the
+      // producer's own output, say) keep theirs.
+      remark(N, "input " + valueName(Obs) + " observed by " + Shared +
+                    " instead of " + Obs->target());
+      Obs->setTarget(Shared);
+    }
     A = Argument(Obs);
   }
   N.setArg(0, Argument::list(std::move(Elems)));
@@ -417,6 +458,10 @@ void Inserter::prepareCat(Node &N, const QConfig &QC) {
 //===----------------------------------------------------------------------===//
 
 llvm::Error Inserter::prepareNode(Node &N) {
+  if (FusedRelus.count(&N)) {
+    remark(N, "observed with the add / mul before it");
+    return llvm::Error::success();
+  }
   NodeClassification C = classify(N, GM);
   auto Q = qconfigFor(N);
   if (!Q)

@@ -18,19 +18,13 @@
 #   <variant>_output.npy: convert_fx's int8 output on test_input.npy, run by
 #     the onednn quantized engine (this torch build has no fbgemm);
 #   <variant>_reference_output.npy: convert_to_reference_fx's output.
-# <variant> is "x86" (PyTorch as it is) or "x86_unshared_mul": the same,
-# except that attention's `* 0.25` gets an observer of its own before
-# calibration. PyTorch 1.13 treats a mul with one tensor operand as a
-# general tensor-value op and makes its output share the input's observer,
-# so the one HistogramObserver of the scores sees both q k^T and q k^T / 4
-# and picks other qparams than it would for q k^T alone. qfx keeps the
-# `* 0.25` float (docs/quantization.md), so its matmul observer sees q k^T
-# only: the unshared variant is what qfx computes. Its lowered int8 model is
-# the same graph (quantized::mul with a scalar derives its output qparams
-# from its input's and ignores its observer). Inputs are seeded normals,
-# like a residual stream.
+# <variant> is "x86" (PyTorch as it is). PyTorch 1.13 treats a mul with one
+# tensor operand as a general tensor-value op and makes its output share the
+# input's observer, so the one HistogramObserver of the scores sees both
+# q k^T and q k^T / 4; the lowered quantized::mul with a scalar ignores that
+# observer and derives its output qparams from its input's. qfx does both.
+# Inputs are seeded normals, like a residual stream.
 import copy
-import operator
 import os
 import sys
 
@@ -58,20 +52,6 @@ def block():
     return b.eval()
 
 
-def unshare_scalar_mul_observer(p):
-    """Gives the `* 0.25` node's output observer its own copy."""
-    for node in p.graph.nodes:
-        if (node.op == "call_module" and "activation_post_process" in node.target
-                and node.args[0].op == "call_function"
-                and node.args[0].target in (operator.mul, torch.mul)):
-            mul_obs = getattr(p, node.target)
-            scores = node.args[0].args[0]
-            assert getattr(p, scores.target) is mul_obs, "not shared"
-            setattr(p, node.target, copy.deepcopy(mul_obs))
-            return
-    raise AssertionError("no observed scalar mul")
-
-
 def observer_lines(p):
     lines = []
     for node in p.graph.nodes:
@@ -96,11 +76,9 @@ def main():
                      model.state_dict())
     with torch.no_grad():
         np.save(os.path.join(OUT, "float_output.npy"), model(test).numpy())
-        for variant in ("x86", "x86_unshared_mul"):
+        for variant in ("x86",):
             p = prepare_fx(copy.deepcopy(model),
                            get_default_qconfig_mapping("x86"), (calib[:1],))
-            if variant == "x86_unshared_mul":
-                unshare_scalar_mul_observer(p)
             p(calib)
             with open(os.path.join(OUT, f"{variant}_qparams.txt"), "w") as f:
                 f.write("\n".join(observer_lines(p)) + "\n")

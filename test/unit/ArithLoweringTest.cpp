@@ -276,6 +276,36 @@ TEST_CASE("arith lowering: reciprocal (what s / x records) is an eltwise "
   }
 }
 
+TEST_CASE("arith lowering: add by a scalar (with alpha) and mul by a scalar "
+          "are eltwise primitives equal to the interpreter",
+          "[arith][lowering]") {
+  GraphModule GM;
+  Graph &G = GM.graph();
+  TensorType T{DType::F32, {2, 3, 4, 5}, {}};
+  Node *X = G.placeholder("x", T);
+  Node *A = G.callFunction("add", {Argument(X), Argument::real(0.3)});
+  Node *B = G.callFunction("add", {Argument(A), Argument::real(-1.5)},
+                           {{"alpha", Argument::real(0.5)}});
+  Node *C = G.callMethod("add", {Argument(B), Argument::integer(2)},
+                         {{"alpha", Argument::integer(3)}});
+  Node *D = G.callFunction("mul", {Argument(C), Argument::integer(2)});
+  Node *E = G.callMethod("mul", {Argument(D), Argument::real(-0.25)});
+  for (Node *N : {A, B, C, D, E})
+    N->setType(T);
+  G.output(Argument(E));
+  auto Compiled = take(compile(GM));
+  CHECK(fallbackList(*Compiled) == "");
+  size_t Eltwise = 0;
+  for (const StepInfo &S : Compiled->steps())
+    Eltwise += S.Kind == "eltwise";
+  CHECK(Eltwise == 5);
+  Tensor In = randomInput({2, 3, 4, 5}, 21, -4.0f, 4.0f);
+  Tensor Got = take(Compiled->run({In}))[0];
+  Tensor Want = take(interpret(GM, {In}));
+  for (int64_t I = 0; I < In.numElements(); ++I)
+    CHECK(Got.data<float>()[I] == Want.data<float>()[I]);
+}
+
 TEST_CASE("arith train: the tape differentiates chunk, sub, div, rsub, "
           "neg, Upsample and interpolate end to end (input gradient against "
           "finite differences)",

@@ -14,6 +14,7 @@
 #include "llvm/ADT/StringRef.h"
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 namespace qfx {
@@ -77,10 +78,18 @@ struct NodeClassification {
   bool isFloat() const { return Class == NodeClass::Float; }
 };
 
-/// Classifies \p N of \p GM. Beyond the table: add / mul are General only
-/// with two tensor operands (and alpha 1), cat needs a list of tensors, and
-/// observer modules, placeholders, get_attr and output are Float.
+/// Classifies \p N of \p GM. Beyond the table: add / mul are General with
+/// two tensor operands and SharesQParams with one tensor and one number
+/// (PyTorch 1.13's binary-op config: the output shares the input's
+/// observer), both only with alpha 1; cat needs a list of tensors; observer
+/// modules, placeholders, get_attr and output are Float.
 NodeClassification classify(const Node &N, const GraphModule &GM);
+
+/// The number of a call_function / call_method add or mul of a tensor and a
+/// number (`x * 0.25`, `x + 1`; the tracer records `2 * x` as `x * 2`);
+/// std::nullopt for any other node. PyTorch lowers these to quantized::add
+/// / quantized::mul with a scalar.
+std::optional<double> scalarArithOperand(const Node &N);
 
 /// Whether module kind \p Kind is an activation or weight observer or a
 /// fake-quant module (PyTorch's is_activation_post_process, by name).
