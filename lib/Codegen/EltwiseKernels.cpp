@@ -1,7 +1,9 @@
 //===- EltwiseKernels.cpp - Host loops for int8 activations and muls ------===//
 
 #include "EltwiseKernels.h"
+
 #include "HostKernels.h"
+#include "qfx/Backend/OneDNN/CpuIsa.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -133,9 +135,9 @@ void codegen::lookupInt8(const std::array<uint8_t, 256> &Table, const void *In,
 #if defined(__x86_64__) && defined(__GNUC__)
   // Tables after every int8 matmul of a transformer's MLP: the scalar loop
   // cost a byte per nanosecond.
-  static const bool HasVbmi = __builtin_cpu_supports("avx512vbmi") &&
-                              __builtin_cpu_supports("avx512bw");
-  if (HasVbmi) {
+  static const bool CpuHasVbmi = __builtin_cpu_supports("avx512vbmi") &&
+                                 __builtin_cpu_supports("avx512bw");
+  if (CpuHasVbmi && hostMayUseAvx512()) {
     size_t Chunks = (N + ParallelGrain - 1) / ParallelGrain;
 #pragma omp parallel for schedule(static) if (Chunks > 1)
     for (size_t C = 0; C < Chunks; ++C) {

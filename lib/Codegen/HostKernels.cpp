@@ -2,6 +2,8 @@
 
 #include "HostKernels.h"
 
+#include "qfx/Backend/OneDNN/CpuIsa.h"
+
 #include <algorithm>
 #include <cassert>
 #include <cmath>
@@ -22,16 +24,9 @@ namespace {
 /// Below this many elements a parallel region costs more than it saves.
 constexpr size_t ParallelGrain = 1 << 15;
 
-/// Whether the CPU runs the AVX-512 (BW, VL) loops below; asked once.
-bool hasAvx512() {
-#if defined(__x86_64__) && defined(__GNUC__)
-  static const bool Has =
-      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
-  return Has;
-#else
-  return false;
-#endif
-}
+/// Whether the AVX-512 (BW, VL) loops below run: the CPU has them and the
+/// instruction-set cap admits them.
+bool hasAvx512() { return hostMayUseAvx512(); }
 
 template <typename T>
 void clampT(const T *In, T *Out, size_t N, int Lo, int Hi) {
@@ -267,14 +262,15 @@ void layerNormT(const LayerNormInt8 &P, const TI *In, TO *Out, size_t Rows,
                 size_t M) {
   // The reference's per-tensor dequantize: (float(q) - zp) * scale.
   const float Z = static_cast<float>(P.InZeroPoint), S = P.InScale;
+  const bool Avx512 = hasAvx512();
 #pragma omp parallel if (Rows * M > ParallelGrain)
   {
     // The dequantized row, for the scalar loop only.
-    std::vector<float> X(hasAvx512() ? 0 : M);
+    std::vector<float> X(Avx512 ? 0 : M);
 #pragma omp for schedule(static)
     for (size_t R = 0; R < Rows; ++R) {
 #ifdef QFX_HAVE_AVX512
-      if (hasAvx512()) {
+      if (Avx512) {
         layerNormRowAvx512(In + R * M, Out + R * M, M, S, Z, P.W, P.B, P.Eps,
                            1.0f / P.OutScale,
                            static_cast<float>(P.OutZeroPoint));

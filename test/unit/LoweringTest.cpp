@@ -302,7 +302,10 @@ TEST_CASE("lowering: the sum post-op is in place only when the identity dies",
 
 TEST_CASE("lowering: a standalone int8 add equals the reference at every "
           "length and signedness",
-          "[lowering]") {
+          "[lowering][host-kernels]") {
+  bool Portable = GENERATE(false, true);
+  HostIsaScope Isa(Portable);
+  INFO("portable host loops: " << Portable);
   // The host add has a 16-wide vector loop with a masked tail and a scalar
   // loop; both must reproduce quantized_add's rounding exactly, including
   // lengths that split into parallel chunks.
@@ -349,6 +352,30 @@ TEST_CASE("lowering: an instruction-set cap is refused when unknown or too "
           "its kernels' (" +
               Isa + "); cap it before compiling anything");
   CHECK(effectiveCpuIsa() == Isa);
+}
+
+TEST_CASE("lowering: the host kernels leave AVX-512 to caps that admit it",
+          "[lowering]") {
+  Builder B;
+  B.output(B.dequantize(B.quantize(B.input("x", {1, 4}), 0.1, 3)));
+  auto M = compileOrFail(*B.GM);
+  llvm::StringRef Isa = effectiveCpuIsa();
+  // oneDNN's cap (DNNL_MAX_CPU_ISA or setMaxCpuIsa) governs them too.
+  if (!Isa.startswith("avx512"))
+    CHECK_FALSE(hostMayUseAvx512());
+  {
+    HostIsaScope Portable(true);
+    CHECK_FALSE(hostMayUseAvx512());
+  }
+  CHECK(errorToString(setMaxHostCpuIsa("avx9")) ==
+        "unknown instruction set 'avx9' (expected one of sse41, avx, avx2, "
+        "avx2_vnni, avx512_core, avx512_core_vnni, avx512_core_bf16, "
+        "avx512_core_amx, all)");
+  if (Isa.startswith("avx512") && hostMayUseAvx512()) {
+    REQUIRE(!llvm::errorToBool(setMaxHostCpuIsa("avx512_core")));
+    CHECK(hostMayUseAvx512());
+    REQUIRE(!llvm::errorToBool(setMaxHostCpuIsa("all")));
+  }
 }
 
 TEST_CASE("lowering: a sum never overwrites its own conv's input",

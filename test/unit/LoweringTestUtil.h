@@ -10,6 +10,7 @@
 #ifndef QFX_TEST_UNIT_LOWERINGTESTUTIL_H
 #define QFX_TEST_UNIT_LOWERINGTESTUTIL_H
 
+#include "qfx/Backend/OneDNN/CpuIsa.h"
 #include "qfx/Codegen/Lowering.h"
 #include "qfx/IR/GraphModule.h"
 #include "qfx/Runtime/Interpreter.h"
@@ -27,6 +28,31 @@
 
 namespace qfx {
 namespace lowering_test {
+
+//===----------------------------------------------------------------------===//
+// Host kernels
+//===----------------------------------------------------------------------===//
+
+/// Caps the host kernels at avx2 (their portable loops) for its lifetime
+/// when \p Portable, and lifts the cap again at the end. Host-kernel tests
+/// open one with GENERATE(false, true), so every machine with AVX-512 also
+/// checks the loops of machines without it.
+class HostIsaScope {
+public:
+  explicit HostIsaScope(bool Portable) : Portable(Portable) {
+    if (Portable)
+      REQUIRE(!llvm::errorToBool(setMaxHostCpuIsa("avx2")));
+  }
+  ~HostIsaScope() {
+    if (Portable)
+      llvm::consumeError(setMaxHostCpuIsa("all"));
+  }
+  HostIsaScope(const HostIsaScope &) = delete;
+  HostIsaScope &operator=(const HostIsaScope &) = delete;
+
+private:
+  bool Portable;
+};
 
 //===----------------------------------------------------------------------===//
 // Data

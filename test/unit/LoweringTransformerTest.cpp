@@ -15,7 +15,10 @@ using namespace qfx::lowering_test;
 
 TEST_CASE("lowering: an int8 matmul of two activations matches the "
           "reference, as exact f32 when its depth allows",
-          "[lowering]") {
+          "[lowering][host-kernels]") {
+  bool Portable = GENERATE(false, true);
+  HostIsaScope Isa(Portable);
+  INFO("portable host loops: " << Portable);
   // Attention's shapes: q [N, H, T, D] and k^T as permuted views; depth D
   // small enough for an exact float accumulator, and a depth past it that
   // takes oneDNN's int8 matmul.
@@ -56,7 +59,10 @@ TEST_CASE("lowering: an int8 matmul of two activations matches the "
 }
 
 TEST_CASE("lowering: a float softmax writes the quantize after it itself",
-          "[lowering]") {
+          "[lowering][host-kernels]") {
+  bool Portable = GENERATE(false, true);
+  HostIsaScope Isa(Portable);
+  INFO("portable host loops: " << Portable);
   // PyTorch keeps softmax float and observes its output with fixed qparams:
   // the quantize joins the softmax step.
   Builder B;
@@ -77,7 +83,10 @@ TEST_CASE("lowering: a float softmax writes the quantize after it itself",
 
 TEST_CASE("lowering: a gelu between a dequantize and a quantize is a "
           "table, exactly the reference's",
-          "[lowering]") {
+          "[lowering][host-kernels]") {
+  bool Portable = GENERATE(false, true);
+  HostIsaScope Isa(Portable);
+  INFO("portable host loops: " << Portable);
   // A transformer MLP as PyTorch converts it: gelu (and an eval dropout)
   // stay float between a dequantize and a quantize. A function of one byte
   // is a 256-entry table; oneDNN's gelu post-op on the int8 linear cost
@@ -129,7 +138,10 @@ TEST_CASE("lowering: a gelu between a dequantize and a quantize is a "
 
 TEST_CASE("lowering: an int8 layer norm runs int8 to int8 and matches the "
           "reference",
-          "[lowering]") {
+          "[lowering][host-kernels]") {
+  bool Portable = GENERATE(false, true);
+  HostIsaScope Isa(Portable);
+  INFO("portable host loops: " << Portable);
   // Rows of 64 (whole vectors) and 50 (a tail), with and without the affine
   // transform, u8 and s8.
   for (int64_t M : {64, 50})
@@ -174,7 +186,10 @@ TEST_CASE("lowering: an int8 layer norm runs int8 to int8 and matches the "
 
 TEST_CASE("lowering: attention's int8 scores through softmax are one host "
           "step from int8 to int8",
-          "[lowering]") {
+          "[lowering][host-kernels]") {
+  bool Portable = GENERATE(false, true);
+  HostIsaScope Isa(Portable);
+  INFO("portable host loops: " << Portable);
   // PyTorch's converted attention: quantized_matmul -> dequantize -> * c ->
   // softmax -> quantize (fixed qparams). Rows of 17 (a vector and a tail)
   // and of 40 (past the vector form: the scalar loop).

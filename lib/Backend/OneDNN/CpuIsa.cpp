@@ -7,6 +7,8 @@
 
 #include <dnnl.hpp>
 
+#include <atomic>
+
 using namespace qfx;
 
 namespace {
@@ -38,7 +40,8 @@ std::vector<std::string> qfx::cpuIsaNames() {
   return Names;
 }
 
-llvm::Error qfx::setMaxCpuIsa(llvm::StringRef Name) {
+/// The named set, or an error naming the known ones.
+static llvm::Expected<const IsaName *> lookupIsa(llvm::StringRef Name) {
   const IsaName *Found =
       llvm::find_if(Isas, [&](const IsaName &I) { return Name == I.Name; });
   if (Found == std::end(Isas))
@@ -46,6 +49,23 @@ llvm::Error qfx::setMaxCpuIsa(llvm::StringRef Name) {
         llvm::inconvertibleErrorCode(),
         "unknown instruction set '%s' (expected one of %s)", Name.str().c_str(),
         llvm::join(cpuIsaNames(), ", ").c_str());
+  return Found;
+}
+
+/// Whether the set \p Isa (cpu_isa bits; 0 is "all") admits avx512_core.
+static bool admitsAvx512(unsigned Isa) {
+  auto Avx512 = static_cast<unsigned>(dnnl::cpu_isa::avx512_core);
+  return Isa == 0 || (Isa & Avx512) == Avx512;
+}
+
+/// setMaxHostCpuIsa's cap, as cpu_isa bits.
+static std::atomic<unsigned> HostCap{0};
+
+llvm::Error qfx::setMaxCpuIsa(llvm::StringRef Name) {
+  auto Looked = lookupIsa(Name);
+  if (!Looked)
+    return Looked.takeError();
+  const IsaName *Found = *Looked;
   // oneDNN 2.6 ignores a cap once its choice is fixed, without an error:
   // what it dispatches to afterwards says whether the cap took.
   try {
@@ -78,4 +98,23 @@ std::string qfx::effectiveCpuIsa() {
             static_cast<unsigned>(I.Isa))
       Best = I.Name;
   return Best;
+}
+
+llvm::Error qfx::setMaxHostCpuIsa(llvm::StringRef Name) {
+  auto Found = lookupIsa(Name);
+  if (!Found)
+    return Found.takeError();
+  HostCap = static_cast<unsigned>((*Found)->Isa);
+  return llvm::Error::success();
+}
+
+bool qfx::hostMayUseAvx512() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  static const bool Cpu =
+      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+  return Cpu && admitsAvx512(HostCap) &&
+         admitsAvx512(static_cast<unsigned>(dnnl::get_effective_cpu_isa()));
+#else
+  return false;
+#endif
 }

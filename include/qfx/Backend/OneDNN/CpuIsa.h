@@ -34,6 +34,20 @@ llvm::Error setMaxCpuIsa(llvm::StringRef Name);
 /// example "avx512_core_amx" on a CPU with AMX and no cap).
 std::string effectiveCpuIsa();
 
+/// Caps qfx's own host kernels, not oneDNN's, at \p Name (one of
+/// cpuIsaNames()): below avx512_core they run their portable loops, the
+/// code a CPU without AVX-512 runs. Unlike oneDNN's cap it may change at any
+/// time; compiled modules follow it from their next run. Unknown names are
+/// an error.
+llvm::Error setMaxHostCpuIsa(llvm::StringRef Name);
+
+/// Whether qfx's own host kernels may use AVX-512 (BW and VL; VBMI where the
+/// CPU has it): the CPU has it, and both oneDNN's cap (setMaxCpuIsa, or
+/// oneDNN's DNNL_MAX_CPU_ISA variable) and setMaxHostCpuIsa's admit
+/// avx512_core. A cap on oneDNN thus governs all the code a compiled module
+/// runs.
+bool hostMayUseAvx512();
+
 } // namespace qfx
 
 #endif // QFX_BACKEND_ONEDNN_CPUISA_H
