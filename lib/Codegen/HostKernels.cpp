@@ -300,16 +300,18 @@ void layerNormOut(const LayerNormInt8 &P, const TI *In, void *Out, size_t Rows,
 /// One row: the reference's exp(x - max) / sum, quantize_val.
 template <typename TI, typename TO>
 void softmaxRowScalar(const SoftmaxInt8 &P, const TI *In, TO *Out, size_t Len) {
-  int Max = *std::max_element(In, In + Len);
+  // Codes, or float integers (exact in an int).
+  auto Code = [In](size_t I) { return static_cast<int>(In[I]); };
+  int Max = static_cast<int>(*std::max_element(In, In + Len));
   float Sum = 0.0f;
   for (size_t I = 0; I < Len; ++I)
-    Sum += P.Exp[Max - In[I]];
+    Sum += P.Exp[Max - Code(I)];
   const float Inv = 1.0f / P.OutScale;
   const float Lo = std::numeric_limits<TO>::min();
   const float Hi = std::numeric_limits<TO>::max();
   for (size_t I = 0; I < Len; ++I) {
     float R = static_cast<float>(P.OutZeroPoint) +
-              std::nearbyint(P.Exp[Max - In[I]] / Sum * Inv);
+              std::nearbyint(P.Exp[Max - Code(I)] / Sum * Inv);
     Out[I] = static_cast<TO>(std::min(std::max(R, Lo), Hi));
   }
 }
@@ -318,13 +320,17 @@ void softmaxRowScalar(const SoftmaxInt8 &P, const TI *In, TO *Out, size_t Len) {
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
-/// Lanes \p K of 16 int8 codes, widened.
+/// Lanes \p K of 16 int8 codes, widened; or of 16 float integers.
 template <typename TI>
 __attribute__((target("avx512f,avx512vl,avx512bw"))) inline __m512i
 loadCodes(const TI *X, __mmask16 K) {
-  __m128i B = _mm_maskz_loadu_epi8(K, X);
-  return std::is_signed<TI>::value ? _mm512_cvtepi8_epi32(B)
-                                   : _mm512_cvtepu8_epi32(B);
+  if constexpr (std::is_same<TI, float>::value) {
+    return _mm512_cvtps_epi32(_mm512_maskz_loadu_ps(K, X));
+  } else {
+    __m128i B = _mm_maskz_loadu_epi8(K, X);
+    return std::is_signed<TI>::value ? _mm512_cvtepi8_epi32(B)
+                                     : _mm512_cvtepu8_epi32(B);
+  }
 }
 
 /// Rows of at most 32: two vectors of 16, the exponentials gathered from
@@ -398,8 +404,10 @@ void codegen::softmaxInt8(const SoftmaxInt8 &P, const void *In, void *Out,
                           size_t Rows, size_t Len) {
   if (P.InDt == DType::U8)
     softmaxOut(P, static_cast<const uint8_t *>(In), Out, Rows, Len);
-  else
+  else if (P.InDt == DType::S8)
     softmaxOut(P, static_cast<const int8_t *>(In), Out, Rows, Len);
+  else
+    softmaxOut(P, static_cast<const float *>(In), Out, Rows, Len);
 }
 
 namespace {} // namespace

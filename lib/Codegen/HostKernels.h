@@ -52,7 +52,7 @@ void layerNormInt8(const LayerNormInt8 &P, const void *In, void *Out,
 /// Softmax over \p Rows rows of \p Len int8 codes q whose real values are
 /// C * (q - zp) with C > 0, quantized with (OutScale, OutZeroPoint):
 /// \p Exp[d] = exp(-C * d) for the distance d of a code below the row's
-/// largest.
+/// largest. InDt F32: the rows hold the integers q - zp as floats.
 struct SoftmaxInt8 {
   DType InDt, OutDt;
   const float *Exp;

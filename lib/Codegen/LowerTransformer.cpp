@@ -208,6 +208,8 @@ static memory::dims stridesInOrderOf(llvm::ArrayRef<int64_t> Dims,
   return St;
 }
 
+static const Node *firstOperandUser(const Node &N);
+
 /// quantized_matmul of two activations through oneDNN's f32 matmul: the
 /// operands become the float integers q - zero_point and the accumulator is
 /// exact, so the result is the int8 matmul's. oneDNN 2.6's int8 matmul pays
@@ -297,7 +299,15 @@ llvm::Expected<bool> Lowerer::lowerMatmulExactF32(const Group &G, int A,
                     {DNNL_ARG_DST, Vals[Dst].Buf, Vals[Dst].Offset, DstMd}});
   S.Info.Detail =
       G.Dequant ? "int8 as exact f32, f32-dst" : "int8 as exact f32";
-  if (!G.Dequant) {
+  const Node *Deq = firstOperandUser(*G.last());
+  if (!G.Dequant && Deq && Deq->op() == OpCode::CallMethod &&
+      Deq->target() == "dequantize" && !softmaxIsland(*Deq).empty()) {
+    // The softmax island reads the float integers themselves.
+    Vals[Dst].IntF32 = true;
+    Vals[Dst].IntDt = NT.Dtype;
+    Vals[Dst].Q = QO;
+    S.Info.Detail += ", f32 integers";
+  } else if (!G.Dequant) {
     // The float integers q - zero_point become the int8 output.
     int Q = newValue(NT.Dtype, OutDims, Layout::Plain, QO, Name);
     dnnl::primitive_attr QAttr = scratchpadAttr();
@@ -629,6 +639,9 @@ Lowerer::lowerSoftmaxIsland(const Node &Deq,
   int X = denseValue(inLayout(*XV, Layout::Plain));
   const Value XI = Vals[X];
   const TensorType &OutT = typeOf(Island.back());
+  // Codes, or the float integers q - zp an exact-f32 matmul left: the
+  // exponentials depend only on distances, which the zero point leaves.
+  DType InDt = XI.IntF32 ? DType::F32 : XI.Dt;
   // The real value of code q is C * (q - zp); exp(x - max) only depends on
   // the distance of q below the row's largest code.
   double C = XI.Q.Scale;
@@ -643,7 +656,7 @@ Lowerer::lowerSoftmaxIsland(const Node &Deq,
   std::string Name = Deq.name().str() + ".." + Island.back()->name().str();
   int Dst = newValue(OutT.Dtype, XI.Dims, Layout::Plain, OutT.Quant, Name);
   const Value VD = Vals[Dst];
-  SoftmaxInt8 SP{XI.Dt, OutT.Dtype, nullptr,
+  SoftmaxInt8 SP{InDt, OutT.Dtype, nullptr,
                  static_cast<float>(OutT.Quant.Scale),
                  static_cast<int32_t>(OutT.Quant.ZeroPoint)};
   auto Fn = [SP, Exp, XI, VD, Rows, Len](Program &Prog) mutable -> llvm::Error {

@@ -50,6 +50,12 @@ struct Value {
   /// A permuted view whose Md has non-dense strides, read only by matmuls
   /// (LowerTransformer.cpp); anything else makes a dense copy first.
   bool Strided = false;
+  /// F32 data holding the integers q - Q.ZeroPoint of an int8 value of type
+  /// IntDt with qparams Q (an exact-f32 matmul's result), made only for a
+  /// reader that takes them as they are (the softmax island); the int8
+  /// value itself does not exist.
+  bool IntF32 = false;
+  DType IntDt = DType::U8;
 };
 
 /// A clamp in real units (relu: [0, inf)).

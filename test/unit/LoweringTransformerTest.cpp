@@ -221,4 +221,34 @@ TEST_CASE("lowering: attention's int8 scores through softmax are one host "
     CHECK(countKind(*M, "softmax_int8") == 1);
     CHECK(countKind(*M, "softmax") == 0);
   }
+  // After an exact-f32 matmul of two activations (q k^T) the island reads
+  // the matmul's float integers q - zp: no int8 scores are made.
+  for (int64_t T : {17, 40}) {
+    INFO("scores from a matmul, rows of " << T);
+    Builder B;
+    Node *Q = B.quantize(B.input("q", {2, 3, T, 16}), 2.0 / 255, 117);
+    Node *K = B.quantize(B.input("k", {2, 3, 16, T}), 1.5 / 255, 140);
+    Node *S = B.fn("quantized_matmul",
+                   {Q, K, Argument::real(0.05), Argument::integer(121)});
+    Node *Scaled = B.fn("mul", {B.dequantize(S), Argument::real(0.25)});
+    Node *P = B.fn("softmax", {Scaled, Argument::integer(-1)});
+    B.output(B.dequantize(B.quantize(P, 1.0 / 256, 0)));
+    std::vector<Tensor> In = {randomF32({2, 3, T, 16}, 33),
+                              randomF32({2, 3, 16, T}, 34)};
+    Tensor Want = interpretAll(*B.GM, In)[0];
+    auto M = compileOrFail(*B.GM);
+    Tensor Got = runOrFail(*M, In)[0];
+    // A score a step away from the reference's (a product sum at a tie)
+    // moves its row's probabilities by about a step of theirs.
+    CHECK(maxLsb(Got, Want, 1.0 / 256) <= 2.0);
+    int64_t Same = 0;
+    for (int64_t I = 0; I < Want.numElements(); ++I)
+      Same += Got.getAsDouble(I) == Want.getAsDouble(I);
+    CHECK(double(Same) / double(Want.numElements()) >= 0.98);
+    const StepInfo *MM = findStep(*M, "matmul", "");
+    REQUIRE(MM);
+    CHECK(MM->Detail == "int8 as exact f32, f32 integers");
+    CHECK(countKind(*M, "quantize") == 2); // the two inputs only
+    CHECK(countKind(*M, "softmax_int8") == 1);
+  }
 }
