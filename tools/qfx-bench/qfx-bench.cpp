@@ -9,6 +9,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "BusyLoad.h"
 #include "OrtBench.h"
 #include "TorchPython.h"
 #include "qfx/Backend/OneDNN/CpuIsa.h"
@@ -82,6 +83,11 @@ static cl::opt<std::string> Script("pytorch-script",
                                    cl::desc("path of pytorch_fx_bench.py"),
                                    cl::init(QFX_BENCH_SCRIPT));
 static cl::opt<bool> Quick("quick", cl::desc("net only, batch 1"));
+static cl::opt<int>
+    Busy("busy",
+         cl::desc("run this many competing processes, each spinning on a "
+                  "core, for the whole run (latency under load)"),
+         cl::init(0));
 static cl::list<std::string> PyTorchFail(
     "pytorch-fail", cl::CommaSeparated, cl::Hidden,
     cl::desc("make these PyTorch configurations fail (tests the reporting)"),
@@ -690,12 +696,22 @@ static llvm::Error run() {
       return E;
   if (llvm::Error E = checkOnnxFlags())
     return E;
+  if (llvm::Error E = checkFlagRange("--busy", Busy, 0, MaxThreads))
+    return E;
   if (!CpuIsa.empty())
     if (llvm::Error E = setMaxCpuIsa(CpuIsa))
       return prefixError(std::move(E), "--cpu-isa");
   llvm::outs() << "oneDNN instruction set: " << effectiveCpuIsa() << "\n";
+  // The load before the busy processes start is the rest of the machine's;
+  // the VNNI peak is the machine's own, measured before them too.
+  std::optional<double> LoadBefore = bench::loadAverage();
   auto Start = Clock::now();
   std::map<int, double> Peak = measurePeak();
+  bench::BusyProcesses BusyProcs;
+  if (llvm::Error E = BusyProcs.start(Busy))
+    return E;
+  if (Busy)
+    llvm::outs() << "competing busy processes: " << Busy << "\n";
   std::vector<Row> Rows;
   for (const std::string &Name : ModelNames) {
     auto It = llvm::find_if(models::zoo(), [&](const models::ZooEntry &E) {
@@ -715,8 +731,18 @@ static llvm::Error run() {
     if (llvm::Error E = runPyTorch(Py, Rows))
       return E;
   }
+  std::optional<double> LoadAfter = bench::loadAverage();
+  BusyProcs.stop();
   printTable(Rows, !Py.empty());
   llvm::outs() << llvm::format("\ntotal %.1f s\n", msSince(Start) / 1e3);
+  // The 1-minute average lags: the end figure includes the run itself (and
+  // the busy processes).
+  if (LoadBefore && LoadAfter)
+    llvm::outs() << llvm::format("machine load (1-minute average): %.2f before "
+                                 "the run, %.2f at its end\n",
+                                 *LoadBefore, *LoadAfter);
+  else
+    llvm::outs() << "machine load: unknown (no /proc/loadavg)\n";
   size_t Failed =
       llvm::count_if(Rows, [](const Row &R) { return !R.Error.empty(); });
   if (Failed)
