@@ -142,6 +142,22 @@ bool qfx::isObserverModuleKind(llvm::StringRef Kind) {
   return Kind.endswith("Observer") || Kind.endswith("FakeQuantize");
 }
 
+Node *qfx::soleReluUser(const Node &N, const GraphModule &GM) {
+  if (N.users().size() != 1)
+    return nullptr;
+  Node *U = N.users()[0];
+  bool IsRelu = false;
+  if (U->op() == OpCode::CallFunction || U->op() == OpCode::CallMethod)
+    IsRelu = U->target() == "relu";
+  else if (U->op() == OpCode::CallModule)
+    if (const ModuleInfo *M = GM.lookupModule(U->target()))
+      IsRelu = M->kind() == "ReLU";
+  if (!IsRelu || U->numArgs() != 1 || !U->kwargs().empty() ||
+      !U->arg(0).isNode() || U->arg(0).getNode() != &N)
+    return nullptr;
+  return U;
+}
+
 /// Node operands (positional and keyword), not looking into lists.
 static unsigned countNodeOperands(const Node &N) {
   unsigned Count = 0;

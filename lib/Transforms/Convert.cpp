@@ -594,17 +594,8 @@ llvm::Expected<bool> Converter::convertWeightOnly(Node *N, const OpPattern &P) {
 /// The single relu user of \p N that a quantized_add_relu absorbs, if the
 /// observers sit after it (prepare treats add + relu as one pattern).
 static Node *foldableRelu(const GraphModule &GM, const Node *N) {
-  if (N->users().size() != 1)
-    return nullptr;
-  Node *U = N->users()[0];
-  bool IsRelu = false;
-  if (U->op() == OpCode::CallFunction || U->op() == OpCode::CallMethod)
-    IsRelu = U->target() == "relu";
-  else if (U->op() == OpCode::CallModule)
-    if (const ModuleInfo *M = GM.lookupModule(U->target()))
-      IsRelu = M->kind() == "ReLU";
-  if (!IsRelu || U->numArgs() != 1 || !U->kwargs().empty() ||
-      argNode(U, 0) != N)
+  Node *U = soleReluUser(*N, GM);
+  if (!U)
     return nullptr;
   const Argument *QC = U->meta("qconfig");
   if (QC && QC->isString() && QC->getString() == "none")

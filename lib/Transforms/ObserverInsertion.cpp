@@ -288,17 +288,10 @@ void Inserter::observeWeight(Node &N, const QConfig &QC) {
 /// is observed after the relu alone.
 Node *Inserter::fusedRelu(const Node &N) const {
   if (N.op() == OpCode::CallModule ||
-      (N.target() != "add" && N.target() != "mul") || N.users().size() != 1)
+      (N.target() != "add" && N.target() != "mul"))
     return nullptr;
-  Node *U = N.users()[0];
-  bool IsRelu = false;
-  if (U->op() == OpCode::CallFunction || U->op() == OpCode::CallMethod)
-    IsRelu = U->target() == "relu";
-  else if (U->op() == OpCode::CallModule)
-    if (const ModuleInfo *M = GM.lookupModule(U->target()))
-      IsRelu = M->kind() == "ReLU";
-  if (!IsRelu || U->numArgs() != 1 || !U->kwargs().empty() ||
-      !U->arg(0).isNode() || U->arg(0).getNode() != &N)
+  Node *U = soleReluUser(N, GM);
+  if (!U)
     return nullptr;
   auto Q = qconfigFor(*U);
   if (!Q) {

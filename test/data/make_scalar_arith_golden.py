@@ -30,6 +30,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "scripts"))
 from vit_fashion import save_safetensors  # noqa: E402
 
+sys.path.insert(0, HERE)
+from make_encoder_block_golden import observer_lines  # noqa: E402
+
 OUT = os.path.join(HERE, "scalar_arith")
 
 
@@ -64,14 +67,8 @@ def main():
         p = prepare_fx(copy.deepcopy(model), get_default_qconfig_mapping("x86"),
                        (calib[:1],))
         p(calib)
-        lines = []
-        for node in p.graph.nodes:
-            if node.op == "call_module" and "activation_post_process" in node.target:
-                scale, zp = getattr(p, node.target).calculate_qparams()
-                lines.append(f"{node.target} {node.args[0].name} "
-                             f"{float(scale)!r} {int(zp)}")
         with open(os.path.join(OUT, "qparams.txt"), "w") as f:
-            f.write("\n".join(lines) + "\n")
+            f.write("\n".join(observer_lines(p)) + "\n")
         q = convert_fx(p)
         with open(os.path.join(OUT, "graph.txt"), "w") as f:
             f.write(str(q.graph) + "\n")

@@ -8,6 +8,8 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "TestUtil.h"
+
 #include "qfx/IR/Printer.h"
 #include "qfx/Models/Zoo.h"
 #include "qfx/Pipeline/QuantizeFx.h"
@@ -30,6 +32,7 @@
 #include <vector>
 
 using namespace qfx;
+using namespace qfx::testutil;
 
 namespace {
 
@@ -44,24 +47,10 @@ Tensor readGolden(const std::string &File) {
   return std::move(*T);
 }
 
-/// One line of net_<mapping>_qparams.txt.
-struct GoldenQParams {
-  std::string Observer, Observed;
-  double Scale = 0;
-  int64_t ZeroPoint = 0;
-};
-
+/// net_<mapping>_qparams.txt.
 std::vector<GoldenQParams> readQParams(const std::string &Mapping) {
-  std::ifstream In(dataPath("convert/net_" + Mapping + "_qparams.txt"));
-  REQUIRE(In.good());
-  std::vector<GoldenQParams> R;
-  for (std::string Line; std::getline(In, Line);) {
-    std::istringstream S(Line);
-    GoldenQParams G;
-    S >> G.Observer >> G.Observed >> G.Scale >> G.ZeroPoint;
-    REQUIRE(!S.fail());
-    R.push_back(G);
-  }
+  std::vector<GoldenQParams> R =
+      readGoldenQParams(dataPath("convert/net_" + Mapping + "_qparams.txt"));
   REQUIRE(!R.empty());
   return R;
 }

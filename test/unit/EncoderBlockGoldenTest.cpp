@@ -47,18 +47,10 @@ Tensor blockGolden(const std::string &File) {
 /// point by observed node name.
 std::map<std::string, std::pair<double, int64_t>>
 goldenQParams(const std::string &Variant) {
-  std::ifstream In(blockData(Variant + "_qparams.txt"));
-  REQUIRE(In.good());
   std::map<std::string, std::pair<double, int64_t>> R;
-  for (std::string Line; std::getline(In, Line);) {
-    std::istringstream S(Line);
-    std::string Observer, Observed;
-    double Scale = 0;
-    int64_t ZeroPoint = 0;
-    S >> Observer >> Observed >> Scale >> ZeroPoint;
-    REQUIRE(!S.fail());
-    R[Observed] = {Scale, ZeroPoint};
-  }
+  for (const GoldenQParams &G :
+       readGoldenQParams(blockData(Variant + "_qparams.txt")))
+    R[G.Observed] = {G.Scale, G.ZeroPoint};
   return R;
 }
 
@@ -147,14 +139,7 @@ TEST_CASE("the int8 encoder block matches PyTorch's convert_fx, in the "
   auto Q = take(convert_to_reference_fx(*Observed));
   Tensor X = blockGolden("test_input.npy");
   Tensor Ref = take(interpret(*Q, {X}));
-  CompileOptions O;
-  O.BatchSize = X.shape()[0];
-  O.NumThreads = 1;
-  auto C = take(compile(*Q, O));
-  std::string Fallbacks;
-  for (const FallbackInfo &F : C->fallbacks())
-    Fallbacks += formatFallback(F) + "\n";
-  CHECK(Fallbacks == "");
+  auto C = compileStrict(*Q, X.shape()[0]);
   Tensor Compiled = take(C->run({X}))[0];
 
   // The output's quantization step (the last residual add's qparams).

@@ -84,17 +84,9 @@ TEST_CASE("add and mul by a scalar share their input's observer and give "
   // qparams: the input, each linear, and after each scalar op (the fused
   // add + relu observed after the relu) the input's shared observer again.
   std::vector<std::string> Want, Got;
-  std::ifstream In(scalarData("qparams.txt"));
-  REQUIRE(In.good());
-  for (std::string Line; std::getline(In, Line);) {
-    std::istringstream S(Line);
-    std::string Observer, Observed;
-    double Scale = 0;
-    int64_t ZeroPoint = 0;
-    S >> Observer >> Observed >> Scale >> ZeroPoint;
-    REQUIRE(!S.fail());
+  for (const GoldenQParams &G : readGoldenQParams(scalarData("qparams.txt"))) {
     std::ostringstream O;
-    O << Observed << " " << float(Scale) << " " << ZeroPoint;
+    O << G.Observed << " " << float(G.Scale) << " " << G.ZeroPoint;
     Want.push_back(O.str());
   }
   for (const Node &N : Observed->graph()) {
@@ -115,14 +107,7 @@ TEST_CASE("add and mul by a scalar share their input's observer and give "
   Tensor X = take(readNpy(scalarData("test_input.npy")));
   Tensor Torch = take(readNpy(scalarData("output.npy")));
   Tensor Ref = take(interpret(*Q, {X}));
-  CompileOptions O;
-  O.BatchSize = X.shape()[0];
-  O.NumThreads = 1;
-  auto C = take(compile(*Q, O));
-  std::string Fallbacks;
-  for (const FallbackInfo &F : C->fallbacks())
-    Fallbacks += formatFallback(F) + "\n";
-  CHECK(Fallbacks == "");
+  auto C = compileStrict(*Q, X.shape()[0]);
   Tensor Compiled = take(C->run({X}))[0];
   // The output is 2 * fc3's int8 result: PyTorch's quantized::mul keeps the
   // codes and doubles the scale, qfx multiplies the dequantized codes. The

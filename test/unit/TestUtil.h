@@ -1,14 +1,16 @@
 //===- TestUtil.h - Small helpers shared by the unit tests ------*- C++ -*-===//
 //
 // Header-only, included by test files only (it uses Catch2's macros):
-// unwrapping llvm::Expected values, conv parameters and scratch
-// directories.
+// unwrapping llvm::Expected values, conv parameters, scratch directories and
+// compiling without fallbacks.
 //
 //===----------------------------------------------------------------------===//
 
 #ifndef QFX_TEST_UNIT_TESTUTIL_H
 #define QFX_TEST_UNIT_TESTUTIL_H
 
+#include "qfx/Codegen/CompiledModule.h"
+#include "qfx/Codegen/Lowering.h"
 #include "qfx/IR/GraphModule.h"
 #include "qfx/Runtime/Kernels.h"
 #include "qfx/Support/Error.h"
@@ -22,8 +24,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
 #include <map>
+#include <memory>
+#include <sstream>
 #include <string>
+#include <vector>
 
 namespace qfx {
 namespace testutil {
@@ -38,6 +44,44 @@ template <typename T> T take(llvm::Expected<T> V) {
 /// The error message of \p V, or "" if it holds a value.
 template <typename T> std::string errorOf(llvm::Expected<T> V) {
   return V ? std::string() : errorToString(V.takeError());
+}
+
+/// \p GM compiled for \p BatchSize on one thread; the test fails, naming
+/// them, if any node runs on a reference kernel.
+inline std::unique_ptr<CompiledModule> compileStrict(const GraphModule &GM,
+                                                     int64_t BatchSize) {
+  CompileOptions O;
+  O.BatchSize = BatchSize;
+  O.NumThreads = 1;
+  auto C = take(compile(GM, O));
+  std::string Fallbacks;
+  for (const FallbackInfo &F : C->fallbacks())
+    Fallbacks += formatFallback(F) + "\n";
+  CHECK(Fallbacks == "");
+  return C;
+}
+
+/// One line of a golden script's qparams file: "<observer module>
+/// <observed node> <scale> <zero point>" per observer call of PyTorch's
+/// prepared graph, in graph order.
+struct GoldenQParams {
+  std::string Observer, Observed;
+  double Scale = 0;
+  int64_t ZeroPoint = 0;
+};
+
+inline std::vector<GoldenQParams> readGoldenQParams(const std::string &Path) {
+  std::ifstream In(Path);
+  REQUIRE(In.good());
+  std::vector<GoldenQParams> R;
+  for (std::string Line; std::getline(In, Line);) {
+    std::istringstream S(Line);
+    GoldenQParams G;
+    S >> G.Observer >> G.Observed >> G.Scale >> G.ZeroPoint;
+    REQUIRE(!S.fail());
+    R.push_back(G);
+  }
+  return R;
 }
 
 /// conv2d parameters with the same stride, padding and dilation on both

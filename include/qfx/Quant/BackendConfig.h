@@ -91,6 +91,11 @@ NodeClassification classify(const Node &N, const GraphModule &GM);
 /// / quantized::mul with a scalar.
 std::optional<double> scalarArithOperand(const Node &N);
 
+/// The relu (function, method or ReLU module of \p GM) that is \p N's only
+/// user and reads only \p N, or nullptr: with an add or mul before it, one
+/// pattern of PyTorch 1.13's binary-op config.
+Node *soleReluUser(const Node &N, const GraphModule &GM);
+
 /// Whether module kind \p Kind is an activation or weight observer or a
 /// fake-quant module (PyTorch's is_activation_post_process, by name).
 bool isObserverModuleKind(llvm::StringRef Kind);
