@@ -365,8 +365,8 @@ memory::dims weightDims(const ConvGeometry &G) {
 } // namespace
 
 llvm::Expected<WeightedOp> Lowerer::weightedOp(const Group &G, const Value &XI,
-                                               const Tensor &W,
-                                               const Tensor *B) {
+                                               const Tensor &W, const Tensor *B,
+                                               bool CodesAsF32) {
   const Node &N = *G.Anchor;
   WeightedOp Op;
   Op.Int8 = XI.Dt != DType::F32;
@@ -374,7 +374,11 @@ llvm::Expected<WeightedOp> Lowerer::weightedOp(const Group &G, const Value &XI,
     return nodeError(N, "weight dtype " + dtypeName(W.dtype()) +
                             " does not match the input's " + dtypeName(XI.Dt));
   const TensorType &AnchorT = typeOf(&N);
-  Op.OutDt = G.Dequant ? DType::F32 : AnchorT.Dtype;
+  assert(
+      (!CodesAsF32 || (Op.Int8 && !G.Dequant && G.Acts.empty() && !G.SumOther &&
+                       !G.Clamp.Active && G.Gelu == Group::GeluKind::None)) &&
+      "f32 codes of a plain int8 op only");
+  Op.OutDt = G.Dequant || CodesAsF32 ? DType::F32 : AnchorT.Dtype;
   Op.Attr = userAttr();
   if (Op.Int8) {
     Op.OutQ = Op.AnchorQ =
@@ -399,7 +403,7 @@ llvm::Expected<WeightedOp> Lowerer::weightedOp(const Group &G, const Value &XI,
     if (XI.Q.ZeroPoint != 0)
       Op.Attr.set_zero_points(DNNL_ARG_SRC, 0,
                               {static_cast<int32_t>(XI.Q.ZeroPoint)});
-    if (!G.Dequant && Op.OutQ.ZeroPoint != 0)
+    if (!G.Dequant && !CodesAsF32 && Op.OutQ.ZeroPoint != 0)
       Op.Attr.set_zero_points(DNNL_ARG_DST, 0,
                               {static_cast<int32_t>(Op.OutQ.ZeroPoint)});
     Op.Detail = "in " + describeQuant(XI.Q) + " out " + describeQuant(Op.OutQ);
@@ -412,7 +416,18 @@ llvm::Expected<WeightedOp> Lowerer::weightedOp(const Group &G, const Value &XI,
       return O.takeError();
     Op.Other = *O;
   }
-  if (Op.Int8 && !G.Acts.empty())
+  if (CodesAsF32) {
+    // The output steps rounded and saturated as the int8 result would be,
+    // without the zero point.
+    auto [Min, Max] = intRange(AnchorT.Dtype);
+    dnnl::post_ops PO;
+    PO.append_eltwise(1.0f, dnnl::algorithm::eltwise_round, 0.0f, 0.0f);
+    PO.append_eltwise(1.0f, dnnl::algorithm::eltwise_clip,
+                      static_cast<float>(Min - Op.OutQ.ZeroPoint),
+                      static_cast<float>(Max - Op.OutQ.ZeroPoint));
+    Op.Attr.set_post_ops(PO);
+    Op.Detail += " f32 codes";
+  } else if (Op.Int8 && !G.Acts.empty())
     Op.Attr.set_post_ops(
         int8ActPostOps(G, Op.OutDt, Op.AnchorQ, Op.OutQ, Op.Detail));
   else
@@ -596,7 +611,12 @@ llvm::Expected<bool> Lowerer::lowerLinear(const Group &G) {
     return nodeError(N, "output shape " + formatShape(DstDims) +
                             " differs from the node's type " +
                             formatShape(typeOf(&N).Dims));
-  auto Op = weightedOp(G, XI, W, B);
+  // Attention's q / k / v projections: their readers take f32 codes.
+  bool Codes = XI.Dt != DType::F32 && !G.Dequant && G.Acts.empty() &&
+               !G.SumOther && !G.Clamp.Active &&
+               G.Gelu == Group::GeluKind::None && G.Members.size() == 1 &&
+               onlyExactMatmulsRead(N);
+  auto Op = weightedOp(G, XI, W, B, Codes);
   if (!Op)
     return Op.takeError();
   if (Op->Other >= 0)
@@ -633,6 +653,10 @@ llvm::Expected<bool> Lowerer::lowerLinear(const Group &G) {
   Args.push_back({DNNL_ARG_DST, Vals[Dst].Buf, Vals[Dst].Offset, Dst2});
   PrimitiveStep &S =
       addPrimitive(PD, dnnl::matmul(PD), G.name(), "matmul", std::move(Args));
+  if (Codes) {
+    Vals[Dst].IntF32 = true;
+    Vals[Dst].IntDt = typeOf(&N).Dtype;
+  }
   finishWeighted(S, G, *Op, Mode, Dst);
   return true;
 }

@@ -107,6 +107,11 @@ dnnl::primitive_attr requantAttr(const QuantParams &Q, bool ToFloat) {
 
 } // namespace
 
+/// Products of two 8-bit values less their zero points are below 2^16, so a
+/// float sum of this many of them is exact: an f32 matmul of the integer
+/// values computes the int8 matmul's int32 accumulator.
+constexpr int64_t ExactFloatDepth = (int64_t(1) << 24) / (255 * 255);
+
 /// \p V (int8) dequantized into a new dense f32 value.
 static int dequantized(Lowerer &L, int V, const std::string &Name) {
   const Value X = L.Vals[V];
@@ -136,8 +141,52 @@ int Lowerer::denseValue(int V) {
                    P.Buffers[X.Buf].Name + ".dense");
   addReorder(V, R, scratchpadAttr(), P.Buffers[X.Buf].Name + ".dense",
              "reorder");
+  Vals[R].IntF32 = X.IntF32;
+  Vals[R].IntDt = X.IntDt;
   Converted[Key] = R;
   return R;
+}
+
+int Lowerer::codesAsInt8(int V) {
+  assert(Vals[V].IntF32 && "int8 again from f32 codes only");
+  auto Key = std::make_pair(V, -2);
+  auto It = Converted.find(Key);
+  if (It != Converted.end())
+    return It->second;
+  int D = denseValue(V);
+  const Value X = Vals[D];
+  int R = newValue(X.IntDt, X.Dims, Layout::Plain, X.Q,
+                   P.Buffers[X.Buf].Name + ".int8");
+  dnnl::primitive_attr A = scratchpadAttr();
+  if (X.Q.ZeroPoint != 0)
+    A.set_zero_points(DNNL_ARG_DST, 0, {static_cast<int32_t>(X.Q.ZeroPoint)});
+  addReorder(D, R, A, P.Buffers[X.Buf].Name + ".int8", "quantize");
+  Converted[Key] = R;
+  return R;
+}
+
+bool Lowerer::onlyExactMatmulsRead(const Node &N) const {
+  if (!N.hasUsers())
+    return false;
+  return llvm::all_of(N.users(), [&](const Node *U) {
+    const LoweringRule *R = lookupLoweringRule(*U, GM);
+    if (!R || !U->numArgs() || !U->arg(0).isNode())
+      return false;
+    if (R->Kind == LowerKind::View || R->Kind == LowerKind::Permute ||
+        R->Kind == LowerKind::Alias)
+      return U->arg(0).getNode() == &N && onlyExactMatmulsRead(*U);
+    if (R->Kind != LowerKind::Matmul || U->target() != "quantized_matmul" ||
+        U->numArgs() < 2 || !U->arg(1).isNode())
+      return false;
+    // lowerMatmul's conditions for the exact path (a fused clamp or
+    // activation would still turn it down: then the codes go int8 again).
+    const TensorType &TA = typeOf(U->arg(0).getNode());
+    const TensorType &TB = typeOf(U->arg(1).getNode());
+    const TensorType &TO = typeOf(U);
+    return !TA.Dims.empty() && TA.Dims.back() <= ExactFloatDepth &&
+           TA.Dims.size() == TO.Dims.size() &&
+           TB.Dims.size() == TO.Dims.size() && TO.Quant.isPerTensor();
+  });
 }
 
 int Lowerer::broadcastValue(int V, llvm::ArrayRef<int64_t> To,
@@ -182,11 +231,6 @@ int Lowerer::broadcastValue(int V, llvm::ArrayRef<int64_t> To,
 //===----------------------------------------------------------------------===//
 // matmul
 //===----------------------------------------------------------------------===//
-
-/// Products of two 8-bit values less their zero points are below 2^16, so a
-/// float sum of this many of them is exact: an f32 matmul of the integer
-/// values computes the int8 matmul's int32 accumulator.
-constexpr int64_t ExactFloatDepth = (int64_t(1) << 24) / (255 * 255);
 
 /// Dense strides for \p Dims in the order of \p Like's strides (outermost
 /// first): a copy in this order reads the source sequentially.
@@ -253,17 +297,22 @@ llvm::Expected<bool> Lowerer::lowerMatmulExactF32(const Group &G, int A,
       return std::nullopt;
     }
   };
+  // Operands already in f32 codes (Value::IntF32) are read where they are.
   auto F32Desc = [&](int V, bool KeepOrder) {
     const Value &X = Vals[V];
+    if (X.IntF32 && KeepOrder)
+      return X.Md;
     return memory::desc(
         memory::dims(X.Dims.begin(), X.Dims.end()), memory::data_type::f32,
         KeepOrder ? stridesInOrderOf(X.Dims, X.Md) : denseStrides(X.Dims));
   };
   memory::desc AMd = F32Desc(A, true), BMd = F32Desc(B, true);
+  bool InPlace = true;
   auto PD = Make(AMd, BMd);
   if (!PD) {
     AMd = F32Desc(A, false);
     BMd = F32Desc(B, false);
+    InPlace = false;
     PD = Make(AMd, BMd);
   }
   if (!PD)
@@ -272,6 +321,8 @@ llvm::Expected<bool> Lowerer::lowerMatmulExactF32(const Group &G, int A,
   // \p V as the float integers q - zero_point, laid out as \p Md.
   auto IntegerValued = [&](int V, const memory::desc &Md,
                            const std::string &Suffix) {
+    if (Vals[V].IntF32 && InPlace)
+      return V;
     Value F = Vals[V];
     F.Dt = DType::F32;
     F.Md = Md;
@@ -282,7 +333,7 @@ llvm::Expected<bool> Lowerer::lowerMatmulExactF32(const Group &G, int A,
     F.Buf = P.addBuffer(BufferKind::Arena, Md.get_size(), Name + Suffix);
     int R = addValue(std::move(F));
     dnnl::primitive_attr RA = scratchpadAttr();
-    if (Vals[V].Q.ZeroPoint != 0)
+    if (Vals[V].Q.ZeroPoint != 0 && !Vals[V].IntF32)
       RA.set_zero_points(DNNL_ARG_SRC, 0,
                          {static_cast<int32_t>(Vals[V].Q.ZeroPoint)});
     addReorder(V, R, RA, Name + Suffix, "reorder");
@@ -294,8 +345,8 @@ llvm::Expected<bool> Lowerer::lowerMatmulExactF32(const Group &G, int A,
                      G.Dequant ? Name : Name + ".int_f32");
   PrimitiveStep &S =
       addPrimitive(*PD, dnnl::matmul(*PD), Name, "matmul",
-                   {{DNNL_ARG_SRC, Vals[AF].Buf, 0, AMd},
-                    {DNNL_ARG_WEIGHTS, Vals[BF].Buf, 0, BMd},
+                   {{DNNL_ARG_SRC, Vals[AF].Buf, Vals[AF].Offset, AMd},
+                    {DNNL_ARG_WEIGHTS, Vals[BF].Buf, Vals[BF].Offset, BMd},
                     {DNNL_ARG_DST, Vals[Dst].Buf, Vals[Dst].Offset, DstMd}});
   S.Info.Detail =
       G.Dequant ? "int8 as exact f32, f32-dst" : "int8 as exact f32";
@@ -334,9 +385,9 @@ llvm::Expected<bool> Lowerer::lowerMatmul(const Group &G) {
   if (!BV)
     return BV.takeError();
   int A = inLayout(*AV, Layout::Plain), B = inLayout(*BV, Layout::Plain);
-  bool Int8 = Vals[A].Dt != DType::F32;
+  bool Int8 = Vals[A].Dt != DType::F32 || Vals[A].IntF32;
   if (Vals[A].Dims.size() < 2 || Vals[B].Dims.size() < 2 ||
-      (Vals[B].Dt != DType::F32) != Int8)
+      (Vals[B].Dt != DType::F32 || Vals[B].IntF32) != Int8)
     return false;
   const TensorType &NT = typeOf(&N);
   const Shape &OutDims = NT.Dims;
@@ -354,6 +405,10 @@ llvm::Expected<bool> Lowerer::lowerMatmul(const Group &G) {
     if (!Done || *Done)
       return Done;
   }
+  // f32 codes for an exact matmul that did not take them: int8 again.
+  for (int *V : {&A, &B})
+    if (Vals[*V].IntF32)
+      *V = codesAsInt8(*V);
   DType OutDt = Int8 ? NT.Dtype : DType::F32;
   std::string Detail;
   dnnl::primitive_attr Attr = scratchpadAttr();

@@ -51,8 +51,9 @@ struct Value {
   /// (LowerTransformer.cpp); anything else makes a dense copy first.
   bool Strided = false;
   /// F32 data holding the integers q - Q.ZeroPoint of an int8 value of type
-  /// IntDt with qparams Q (an exact-f32 matmul's result), made only for a
-  /// reader that takes them as they are (the softmax island); the int8
+  /// IntDt with qparams Q (an exact-f32 matmul's result, or a linear's whose
+  /// readers are such matmuls), made only for readers that take them as
+  /// they are (exact-f32 matmuls, the softmax island, views); the int8
   /// value itself does not exist.
   bool IntF32 = false;
   DType IntDt = DType::U8;
@@ -202,8 +203,16 @@ public:
   /// ConvTranspose2d kinds as oneDNN deconvolutions on nhwc activations.
   llvm::Expected<bool> lowerConvTranspose2d(const Group &G);
   /// The shared part of conv and linear for input \p XI, weight \p W.
+  /// \p CodesAsF32: an int8 op writes its output's codes minus the zero
+  /// point as f32 (Value::IntF32), for exact-f32 matmuls to read.
   llvm::Expected<WeightedOp> weightedOp(const Group &G, const Value &XI,
-                                        const Tensor &W, const Tensor *B);
+                                        const Tensor &W, const Tensor *B,
+                                        bool CodesAsF32 = false);
+  /// Whether every reader of \p N, through views and permutes, is an int8
+  /// matmul of two activations that runs as exact f32.
+  bool onlyExactMatmulsRead(const Node &N) const;
+  /// f32 codes (Value::IntF32) \p V as the int8 value they stand for.
+  int codesAsInt8(int V);
   /// The destination of a weighted op: new, or the sum's identity buffer.
   int weightedDestination(const Group &G, const WeightedOp &Op,
                           llvm::ArrayRef<int64_t> Dims, Layout L, int SrcBuf,

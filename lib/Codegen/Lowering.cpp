@@ -894,7 +894,10 @@ static llvm::Expected<ArgTemplate> fallbackOperand(Lowerer &L,
     const Value &In = L.Vals[*V];
     if (In.PermSource >= 0 || (In.L == Layout::NHWC && !layoutsAgree(In.Dims)))
       Reordered = true;
-    const Value X = L.Vals[L.inLayout(*V, Layout::Plain)];
+    int P = L.inLayout(*V, Layout::Plain);
+    if (L.Vals[P].IntF32) // Reference kernels read the int8 codes.
+      P = L.codesAsInt8(P);
+    const Value X = L.Vals[P];
     T.K = ArgTemplate::Kind::Val;
     T.Buf = X.Buf;
     T.Offset = X.Offset;

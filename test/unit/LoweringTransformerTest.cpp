@@ -58,6 +58,54 @@ TEST_CASE("lowering: an int8 matmul of two activations matches the "
     }
 }
 
+TEST_CASE("lowering: attention's q / k / v projections write f32 codes that "
+          "the exact-f32 matmuls read in place",
+          "[lowering]") {
+  // PyTorch's converted attention head split: linear -> reshape -> permute
+  // (-> transpose for k) -> quantized_matmul. The projections write their
+  // codes less the zero point as f32, so no matmul operand is converted;
+  // a projection also read elsewhere keeps its int8 output.
+  for (bool AlsoOutput : {false, true}) {
+    INFO("projection also an output: " << AlsoOutput);
+    Builder B;
+    Node *X = B.quantize(B.input("x", {2, 17, 32}), 4.0 / 255, 128);
+    Node *Q = qlinear(B, "q_proj", "QuantizedLinear", X, 32, 32, 0.06, 64);
+    Node *K = qlinear(B, "k_proj", "QuantizedLinear", X, 32, 32, 0.07, 70);
+    auto Heads = [&](Node *P) {
+      Node *R = B.fn("reshape", {P, Argument::ints({2, 17, 2, 16})});
+      return B.fn("permute", {R, Argument::ints({0, 2, 1, 3})});
+    };
+    Node *KT = B.fn("transpose",
+                    {Heads(K), Argument::integer(-2), Argument::integer(-1)});
+    Node *S = B.fn("quantized_matmul",
+                   {Heads(Q), KT, Argument::real(0.4), Argument::integer(60)});
+    std::vector<Argument> Outs = {B.dequantize(S)};
+    if (AlsoOutput)
+      Outs.push_back(B.dequantize(Q));
+    B.output(Outs);
+    std::vector<Tensor> In = {randomF32({2, 17, 32}, 41, -2.0f, 2.0f)};
+    std::vector<Tensor> Want = interpretAll(*B.GM, In);
+    auto M = compileOrFail(*B.GM);
+    std::vector<Tensor> Got = runOrFail(*M, In);
+    CHECK(maxLsb(Got[0], Want[0], 0.4) <= 1.0);
+    int64_t Same = 0;
+    for (int64_t I = 0; I < Want[0].numElements(); ++I)
+      Same += Got[0].getAsDouble(I) == Want[0].getAsDouble(I);
+    CHECK(double(Same) / double(Want[0].numElements()) >= 0.98);
+    const StepInfo *QS = findStep(*M, "matmul", "q_proj");
+    const StepInfo *KS = findStep(*M, "matmul", "k_proj");
+    REQUIRE(QS);
+    REQUIRE(KS);
+    CHECK(llvm::StringRef(QS->Detail).endswith("f32 codes") == !AlsoOutput);
+    CHECK(llvm::StringRef(KS->Detail).endswith("f32 codes"));
+    // Only q's codes, when it stays int8, are converted for the matmul.
+    size_t Converted = 0;
+    for (const StepInfo &St : M->steps())
+      Converted += llvm::StringRef(St.Name).endswith("_f32");
+    CHECK(Converted == (AlsoOutput ? 1u : 0u));
+  }
+}
+
 TEST_CASE("lowering: a float softmax writes the quantize after it itself",
           "[lowering][host-kernels]") {
   bool Portable = GENERATE(false, true);
