@@ -241,9 +241,9 @@ static void printProfile(const CompiledModule &CM, const Row &R,
                << R.Batch << ", " << R.Threads
                << " threads (median per step)\n";
   for (const StepTime &S : CM.profile())
-    llvm::outs() << llvm::format("    %-44s %-10s %9.3f ms %5.1f%%\n",
+    llvm::outs() << llvm::format("    %-44s %-10s %9.3f ms %5.1f%%  %d thr\n",
                                  S.Name.c_str(), S.Kind.c_str(), S.MedianMs,
-                                 100.0 * S.MedianMs / TotalMs);
+                                 100.0 * S.MedianMs / TotalMs, S.Threads);
 }
 
 /// The --onnx-fp32 / --onnx-int8 file given for \p Model, or "".

@@ -50,6 +50,8 @@ struct StepInfo {
   std::string Detail;
   bool IsPrimitive = false;
   SumMode Sum = SumMode::None;
+  /// OpenMP threads the step runs with (chosen at compile time).
+  int Threads = 1;
 };
 
 /// Median time of one step over the profiled runs.
@@ -59,6 +61,8 @@ struct StepTime {
   bool IsPrimitive = false;
   double MedianMs = 0.0;
   size_t Samples = 0;
+  /// OpenMP threads the step ran with.
+  int Threads = 1;
 };
 
 /// A node compiled to a reference kernel: the op table's host

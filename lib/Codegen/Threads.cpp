@@ -1,0 +1,267 @@
+//===- Threads.cpp - Per-step OpenMP thread counts of a compiled module ---===//
+//
+// Every step of a Program runs with its own OpenMP thread count, chosen at
+// compile time from 1, 2, 4, ... up to the module's budget. oneDNN's jit
+// primitives fix their thread count when they are created (from
+// omp_get_max_threads()), so a primitive step holds one primitive per
+// count it may use; host kernels take the count at run time. Measuring
+// runs the whole program on zero inputs, interleaving the candidate
+// counts, and keeps the fewest threads unless more are clearly faster.
+// docs/performance.md, "Threads", says why.
+//
+//===----------------------------------------------------------------------===//
+
+#include "Program.h"
+
+#include "llvm/ADT/STLExtras.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+using namespace qfx;
+using namespace qfx::codegen;
+
+std::vector<int> codegen::threadLadder(int Budget) {
+  std::vector<int> R;
+  for (int T = 1; T < Budget; T *= 2)
+    R.push_back(T);
+  R.push_back(std::max(Budget, 1));
+  return R;
+}
+
+int codegen::pickCandidate(llvm::ArrayRef<int> Candidates, int N) {
+  int Best = Candidates.front();
+  for (int C : Candidates)
+    if (C <= N)
+      Best = C;
+  return Best;
+}
+
+//===----------------------------------------------------------------------===//
+// Primitives for another thread count
+//===----------------------------------------------------------------------===//
+
+/// The concat dimension of a concat primitive: where its destination is
+/// larger than its first source (0 when they agree everywhere).
+static int concatDim(const dnnl::memory::desc &Dst,
+                     const dnnl::memory::desc &Src) {
+  dnnl::memory::dims D = Dst.dims(), S = Src.dims();
+  for (size_t I = 0; I < D.size() && I < S.size(); ++I)
+    if (D[I] != S[I])
+      return static_cast<int>(I);
+  return 0;
+}
+
+/// \p PD's primitive descriptor made again under the current thread count.
+/// Reorder and concat descriptors have no op descriptor to iterate from.
+static std::optional<dnnl::primitive_desc_base>
+describeAgain(const dnnl::primitive_desc_base &PD, const dnnl::engine &E,
+              llvm::ArrayRef<MemArg> Args,
+              llvm::function_ref<bool(const dnnl::primitive_desc_base &)> Ok) {
+  dnnl::primitive_attr Attr = PD.get_primitive_attr();
+  switch (PD.get_kind()) {
+  case dnnl::primitive::kind::reorder: {
+    dnnl::reorder::primitive_desc R(E, PD.src_desc(), E, PD.dst_desc(), Attr,
+                                    /*allow_empty=*/true);
+    if (R && Ok(R))
+      return R;
+    return std::nullopt;
+  }
+  case dnnl::primitive::kind::concat: {
+    std::vector<dnnl::memory::desc> Srcs;
+    for (const MemArg &A : Args)
+      if (A.Arg >= DNNL_ARG_MULTIPLE_SRC && A.Arg < DNNL_ARG_MULTIPLE_DST)
+        Srcs.push_back(PD.src_desc(A.Arg - DNNL_ARG_MULTIPLE_SRC));
+    if (Srcs.empty())
+      return std::nullopt;
+    dnnl::concat::primitive_desc C(
+        PD.dst_desc(), concatDim(PD.dst_desc(), Srcs[0]), Srcs, E, Attr);
+    if (Ok(C))
+      return C;
+    return std::nullopt;
+  }
+  default:
+    break;
+  }
+  const_dnnl_op_desc_t OpD = nullptr;
+  if (dnnl_primitive_desc_query(PD.get(), dnnl_query_op_d, 0, &OpD) !=
+          dnnl_success ||
+      !OpD)
+    return std::nullopt;
+  // The implementations in oneDNN's order of preference; the first with
+  // the same memory descriptors (weights already reordered) is taken.
+  dnnl::primitive_desc It(OpD, &Attr, E, nullptr, /*allow_empty=*/true);
+  if (!It)
+    return std::nullopt;
+  do {
+    if (Ok(It))
+      return It;
+  } while (It.next_impl());
+  return std::nullopt;
+}
+
+std::optional<PrimitiveVariant>
+codegen::recreatePrimitive(const dnnl::primitive_desc_base &PD, int Threads,
+                           llvm::ArrayRef<MemArg> Args,
+                           const dnnl::engine &Engine) {
+  auto SameArgs = [&](const dnnl::primitive_desc_base &New) {
+    return llvm::all_of(Args, [&](const MemArg &A) {
+      return New.query_md(dnnl::query::exec_arg_md, A.Arg) ==
+             PD.query_md(dnnl::query::exec_arg_md, A.Arg);
+    });
+  };
+  ThreadScope Scope(Threads);
+  try {
+    std::optional<dnnl::primitive_desc_base> New =
+        describeAgain(PD, Engine, Args, SameArgs);
+    if (!New)
+      return std::nullopt;
+    PrimitiveVariant V;
+    V.Threads = Threads;
+    V.Prim = dnnl::primitive(New->get());
+    V.Scratch = New->scratchpad_desc();
+    V.Impl = New->impl_info_str();
+    return V;
+  } catch (const dnnl::error &) {
+    // No implementation for this count: the step keeps the others.
+    return std::nullopt;
+  }
+}
+
+//===----------------------------------------------------------------------===//
+// Choosing the counts
+//===----------------------------------------------------------------------===//
+
+/// More threads must beat fewer by this factor to be chosen: a tie goes to
+/// fewer threads, which wake no worker and leave the other cores alone.
+static constexpr double ClearlyFaster = 0.9;
+
+/// Whole runs: a configuration with more threads must be faster than this
+/// share of the best one with fewer (a margin for noise, not a preference).
+static constexpr double WholeRunMargin = 0.97;
+
+/// Time spent measuring, roughly: enough repetitions to fill it, at least
+/// one and at most MaxReps.
+static constexpr double MeasureBudgetMs = 300.0;
+static constexpr int MaxReps = 9;
+
+static double medianOf(std::vector<double> V) {
+  if (V.empty())
+    return 0.0;
+  std::sort(V.begin(), V.end());
+  size_t N = V.size();
+  return N % 2 ? V[N / 2] : 0.5 * (V[N / 2 - 1] + V[N / 2]);
+}
+
+std::vector<int> Program::runCounts(int Cap) const {
+  std::vector<int> R;
+  for (const auto &S : Steps)
+    R.push_back(S->Threads <= Cap ? S->Threads
+                                  : pickCandidate(S->Candidates, Cap));
+  return R;
+}
+
+void Program::chooseThreads(bool Measure, llvm::ArrayRef<int> Forced) {
+  bool AnyChoice = false;
+  for (auto &S : Steps) {
+    S->Threads = S->Candidates.back();
+    AnyChoice |= S->Candidates.size() > 1;
+  }
+  if (Measure && AnyChoice && Forced.size() < Steps.size())
+    measureThreads();
+  for (size_t I = 0; I < Steps.size() && I < Forced.size(); ++I)
+    Steps[I]->Threads = pickCandidate(Steps[I]->Candidates, Forced[I]);
+  for (auto &S : Steps) {
+    S->Info.Threads = S->Threads;
+    S->select(S->Threads);
+    if (S->isPrimitive())
+      for (const PrimitiveVariant &V :
+           static_cast<PrimitiveStep &>(*S).Variants)
+        if (V.Threads == S->Threads)
+          S->Info.Impl = V.Impl;
+  }
+}
+
+void Program::measureThreads() {
+  std::vector<Tensor> In;
+  for (const IOSpec &S : Inputs)
+    In.emplace_back(S.Dt, S.Dims);
+  auto Out = bindIO(In);
+  if (!Out) {
+    llvm::consumeError(Out.takeError());
+    return;
+  }
+  // Configuration C runs every step on the largest count it has not above
+  // Ladder[C]; the last configuration is the per-step choice.
+  std::vector<int> Ladder = threadLadder(Budget);
+  std::vector<std::vector<int>> Configs;
+  for (int T : Ladder)
+    Configs.push_back(runCounts(T));
+  size_t NumConfigs = Configs.size();
+  using Clock = std::chrono::steady_clock;
+  auto Timed = [&](size_t C, std::vector<std::vector<double>> *Times,
+                   std::vector<double> &Totals) {
+    auto T0 = Clock::now();
+    llvm::Error E = runSteps(Configs[C], Times);
+    Totals.push_back(
+        std::chrono::duration<double, std::milli>(Clock::now() - T0).count());
+    if (!E)
+      return true;
+    // A step failing on zero inputs: keep the budget everywhere.
+    llvm::consumeError(std::move(E));
+    return false;
+  };
+  // Warm-up (first-touch of the arena, oneDNN's lazy state) and the size
+  // of one round.
+  std::vector<std::vector<double>> Totals(NumConfigs + 1);
+  for (size_t C = 0; C < NumConfigs; ++C)
+    if (!Timed(C, nullptr, Totals[C]))
+      return;
+  double Round = 0.0;
+  for (size_t C = 0; C < NumConfigs; ++C)
+    Round += Totals[C].back();
+  int Reps = static_cast<int>(
+      std::clamp(std::floor(MeasureBudgetMs / std::max(Round, 1e-3) / 2), 1.0,
+                 double(MaxReps)));
+  // Per step and configuration, interleaved so that a change of load
+  // touches every configuration alike.
+  std::vector<std::vector<std::vector<double>>> Times(
+      NumConfigs, std::vector<std::vector<double>>(Steps.size()));
+  for (int R = 0; R < Reps; ++R)
+    for (size_t C = 0; C < NumConfigs; ++C)
+      if (!Timed(C, &Times[C], Totals[C]))
+        return;
+  std::vector<int> Mixed;
+  for (size_t I = 0; I < Steps.size(); ++I) {
+    size_t Best = 0;
+    for (size_t C = 1; C < NumConfigs; ++C)
+      if (Configs[C][I] != Configs[Best][I] &&
+          medianOf(Times[C][I]) < ClearlyFaster * medianOf(Times[Best][I]))
+        Best = C;
+    Mixed.push_back(Configs[Best][I]);
+  }
+  // Whole runs decide last: switching counts between steps has costs of
+  // its own (a worker woken after sleeping), so the per-step choice must
+  // beat running everything on fewer threads as a whole too.
+  Configs.push_back(Mixed);
+  for (auto &T : Totals)
+    T.clear();
+  for (int R = 0; R < Reps; ++R)
+    for (size_t C = 0; C <= NumConfigs; ++C)
+      if (!Timed(C, nullptr, Totals[C]))
+        return;
+  // Candidates from fewest threads up: all on 1, the per-step choice, then
+  // all on 2, 4, ...; each must beat the best so far.
+  std::vector<size_t> Order = {0, NumConfigs};
+  for (size_t C = 1; C < NumConfigs; ++C)
+    Order.push_back(C);
+  size_t Best = Order[0];
+  for (size_t C : Order)
+    if (medianOf(Totals[C]) < WholeRunMargin * medianOf(Totals[Best]))
+      Best = C;
+  for (size_t I = 0; I < Steps.size(); ++I)
+    Steps[I]->Threads = Configs[Best][I];
+}
