@@ -226,8 +226,14 @@ llvm::Expected<std::vector<Tensor>> Program::run(llvm::ArrayRef<Tensor> In) {
   // A module following the process's count runs no step on more threads
   // than the process has now.
   int Cap = NumThreads > 0 ? NumThreads : omp_get_max_threads();
-  if (llvm::Error E = runSteps(runCounts(Cap), Profiling ? &Samples : nullptr))
+  bool Chosen = Governor.useChosen();
+  auto T0 = std::chrono::steady_clock::now();
+  if (llvm::Error E =
+          runSteps(runCounts(Chosen ? Cap : 1), Profiling ? &Samples : nullptr))
     return std::move(E);
+  Governor.record(Chosen, std::chrono::duration<double, std::milli>(
+                              std::chrono::steady_clock::now() - T0)
+                              .count());
   return Out;
 }
 
@@ -272,6 +278,10 @@ double CompiledModule::primitiveTimeSum() const {
     if (T.IsPrimitive)
       Sum += T.MedianMs;
   return Sum;
+}
+
+long CompiledModule::singleThreadRuns() const {
+  return P->Governor.singleRuns();
 }
 
 size_t CompiledModule::peakActivationBytes() const { return P->ArenaBytes; }

@@ -11,6 +11,7 @@
 #define QFX_LIB_CODEGEN_PROGRAM_H
 
 #include "qfx/Codegen/CompiledModule.h"
+#include "qfx/Codegen/ThreadGovernor.h"
 #include "qfx/Support/Tensor.h"
 
 #include "dnnl.hpp"
@@ -153,6 +154,9 @@ public:
   int NumThreads = 0;
   /// The thread budget at compile time: the largest count of any step.
   int Budget = 1;
+  /// Falls back to one thread while multi-thread runs are slow (enabled
+  /// when measuring chose more than one thread for some step).
+  ThreadGovernor Governor;
   /// Kept when fallback steps run module kinds of the source graph.
   std::shared_ptr<const GraphModule> Source;
 

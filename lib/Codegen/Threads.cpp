@@ -264,4 +264,8 @@ void Program::measureThreads() {
       Best = C;
   for (size_t I = 0; I < Steps.size(); ++I)
     Steps[I]->Threads = Configs[Best][I];
+  // Runs on more threads than one are then watched against the one-thread
+  // time.
+  if (Configs[Best] != Configs[0])
+    Governor = ThreadGovernor(medianOf(Totals[0]));
 }

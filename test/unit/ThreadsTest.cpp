@@ -5,6 +5,7 @@
 #include "TestUtil.h"
 
 #include "qfx/Codegen/Lowering.h"
+#include "qfx/Codegen/ThreadGovernor.h"
 #include "qfx/Models/Zoo.h"
 #include "qfx/NN/Module.h"
 #include "qfx/Pipeline/QuantizeFx.h"
@@ -227,4 +228,61 @@ TEST_CASE("forced step thread counts outside the budget are errors",
     Opts.StepThreads = C.Forced;
     CHECK(errorOf(compile(*GM, Opts)) == C.Message);
   }
+}
+
+/// Runs on one thread the governor asks for before the chosen counts again,
+/// each recorded at \p Ms.
+static int singleRunsUntilChosen(ThreadGovernor &G, double Ms) {
+  int N = 0;
+  for (; !G.useChosen() && N < 1000; ++N)
+    G.record(false, Ms);
+  return N;
+}
+
+TEST_CASE("the thread governor falls back to one thread while multi-thread "
+          "runs are slow",
+          "[threads]") {
+  ThreadGovernor Off;
+  Off.record(true, 1e6);
+  CHECK(Off.useChosen());
+
+  ThreadGovernor G(10.0);
+  // Within the slack of the one-thread time: keep the chosen counts.
+  G.record(true, 11.9);
+  CHECK(G.useChosen());
+  // Slow probes back off 4, 8, 16, ... runs, up to 256.
+  std::vector<int> Backoffs;
+  for (int I = 0; I < 8; ++I) {
+    G.record(true, 500.0);
+    Backoffs.push_back(singleRunsUntilChosen(G, 10.0));
+  }
+  CHECK(Backoffs == std::vector<int>{4, 8, 16, 32, 64, 128, 256, 256});
+  CHECK(G.singleRuns() == 764);
+  // A fast probe resets the back-off.
+  G.record(true, 9.0);
+  CHECK(G.useChosen());
+  G.record(true, 13.0);
+  CHECK(singleRunsUntilChosen(G, 10.0) == 4);
+  // One-thread runs refine the one-thread time.
+  G.record(true, 13.0);
+  singleRunsUntilChosen(G, 8.0);
+  CHECK(G.singleMs() == 8.0);
+  G.record(true, 9.5);
+  CHECK(G.useChosen());
+  G.record(true, 9.7); // above 1.2 x 8
+  CHECK(!G.useChosen());
+}
+
+TEST_CASE("modules with forced or budget thread counts never fall back",
+          "[threads]") {
+  Shape S{1, 1, 28, 28};
+  auto GM = quantizedZoo("net", S);
+  std::vector<Tensor> In = {randomF32(S, 83)};
+  CompileOptions Opts;
+  Opts.NumThreads = 2;
+  Opts.Threads = ThreadChoice::Budget;
+  auto M = compileOrFail(*GM, Opts);
+  for (int Run = 0; Run < 5; ++Run)
+    runOrFail(*M, In);
+  CHECK(M->singleThreadRuns() == 0);
 }

@@ -156,6 +156,21 @@ static std::string implSummary(const CompiledModule &CM) {
   return R;
 }
 
+/// "1:5 2:3": steps per OpenMP thread count (chosen at compile time), then
+/// the runs the module made on one thread because the machine was busy.
+static std::string threadSummary(const CompiledModule &CM) {
+  std::map<int, int> Count;
+  for (const StepInfo &S : CM.steps())
+    ++Count[S.Threads];
+  std::string R;
+  for (auto &[Threads, N] : Count)
+    R += (R.empty() ? "" : " ") + std::to_string(Threads) + ":" +
+         std::to_string(N);
+  if (long Single = CM.singleThreadRuns())
+    R += ", " + std::to_string(Single) + " runs on 1 thread";
+  return R;
+}
+
 static Tensor randomNormal(llvm::ArrayRef<int64_t> Shape, unsigned Seed) {
   Tensor T(DType::F32, Shape);
   std::mt19937 Gen(Seed);
@@ -309,7 +324,8 @@ static llvm::Error benchOne(const GraphModule &Float,
   auto QC = Int8.acquire(Shapes);
   if (!QC)
     return QC.takeError();
-  R.Impls = implSummary(**QC);
+  R.Impls = implSummary(**QC) + "; steps per thread count: fp32 " +
+            threadSummary(**FC) + ", int8 " + threadSummary(**QC);
   R.Fallbacks = (*QC)->fallbacks().size();
   // Once per model: the same graph falls back the same way at every size.
   if (R.Fallbacks && R.Batch == Batches.front() &&

@@ -120,6 +120,9 @@ public:
   /// The nodes that run on reference (op-table) kernels, in execution
   /// order; empty when every node lowered to oneDNN or a dedicated kernel.
   std::vector<FallbackInfo> fallbacks() const;
+  /// Runs made with every step on one thread because runs on the chosen
+  /// counts were slow (a busy machine; ThreadGovernor.h).
+  long singleThreadRuns() const;
   /// Shapes of the inputs run() expects.
   std::vector<Shape> inputShapes() const;
 
