@@ -55,6 +55,32 @@ static int concatDim(const dnnl::memory::desc &Dst,
   return 0;
 }
 
+/// The first of \p OpD's implementations, in oneDNN's order of preference,
+/// that \p Ok accepts.
+static std::optional<dnnl::primitive_desc_base>
+firstMatching(const_dnnl_op_desc_t OpD, const dnnl::primitive_attr &Attr,
+              const dnnl::engine &E,
+              llvm::function_ref<bool(const dnnl::primitive_desc_base &)> Ok) {
+  dnnl::primitive_desc It(OpD, &Attr, E, nullptr, /*allow_empty=*/true);
+  if (!It)
+    return std::nullopt;
+  do {
+    if (Ok(It))
+      return It;
+  } while (It.next_impl());
+  return std::nullopt;
+}
+
+/// Replaces the (possibly "any") layouts of an operation descriptor with
+/// those \p PD chose.
+template <typename Desc>
+static void pinLayouts(Desc &D, const dnnl::primitive_desc_base &PD) {
+  D.src_desc = PD.src_desc().data;
+  D.weights_desc = PD.weights_desc(0).data;
+  D.bias_desc = PD.weights_desc(1).data;
+  D.dst_desc = PD.dst_desc().data;
+}
+
 /// \p PD's primitive descriptor made again under the current thread count.
 /// Reorder and concat descriptors have no op descriptor to iterate from.
 static std::optional<dnnl::primitive_desc_base>
@@ -91,16 +117,26 @@ describeAgain(const dnnl::primitive_desc_base &PD, const dnnl::engine &E,
           dnnl_success ||
       !OpD)
     return std::nullopt;
-  // The implementations in oneDNN's order of preference; the first with
-  // the same memory descriptors (weights already reordered) is taken.
-  dnnl::primitive_desc It(OpD, &Attr, E, nullptr, /*allow_empty=*/true);
-  if (!It)
+  if (auto New = firstMatching(OpD, Attr, E, Ok))
+    return New;
+  // The implementations may prefer other weight layouts for this count
+  // (brgconv does): ask again for the layouts the budget's primitive has.
+  switch (PD.get_kind()) {
+  case dnnl::primitive::kind::convolution:
+  case dnnl::primitive::kind::deconvolution: {
+    dnnl_convolution_desc_t D =
+        *static_cast<const dnnl_convolution_desc_t *>(OpD);
+    pinLayouts(D, PD);
+    return firstMatching(&D, Attr, E, Ok);
+  }
+  case dnnl::primitive::kind::matmul: {
+    dnnl_matmul_desc_t D = *static_cast<const dnnl_matmul_desc_t *>(OpD);
+    pinLayouts(D, PD);
+    return firstMatching(&D, Attr, E, Ok);
+  }
+  default:
     return std::nullopt;
-  do {
-    if (Ok(It))
-      return It;
-  } while (It.next_impl());
-  return std::nullopt;
+  }
 }
 
 std::optional<PrimitiveVariant>

@@ -286,3 +286,33 @@ TEST_CASE("modules with forced or budget thread counts never fall back",
     runOrFail(*M, In);
   CHECK(M->singleThreadRuns() == 0);
 }
+
+TEST_CASE("every step of every zoo model can run on one thread", "[threads]") {
+  for (const models::ZooEntry &E : models::zoo()) {
+    INFO(E.Name);
+    Shape S(E.InputShape.begin(), E.InputShape.end());
+    S[0] = 2;
+    if (S[2] > 32)
+      S[2] = S[3] = 32; // global average pooling makes any size work
+    auto Model = E.Create();
+    Model->eval();
+    auto Float =
+        take(symbolicTrace(*Model, {InputSpec::symbolic("x", DType::F32, S)}));
+    auto Int8 = quantizedZoo(E.Name, S);
+    std::vector<Tensor> In = {randomF32(S, 84)};
+    for (const GraphModule *GM : {Float.get(), Int8.get()}) {
+      CompileOptions Opts;
+      Opts.NumThreads = 2;
+      Opts.Threads = ThreadChoice::Budget;
+      auto Whole = compileOrFail(*GM, Opts);
+      Opts.StepThreads.assign(Whole->steps().size(), 1);
+      auto One = compileOrFail(*GM, Opts);
+      CHECK(counts(*One) == std::vector<int>(One->steps().size(), 1));
+      Tensor Want = runOrFail(*Whole, In)[0], Got = runOrFail(*One, In)[0];
+      if (GM == Int8.get())
+        CHECK(Got.identical(Want));
+      else
+        CHECK(closeF32(Got, Want));
+    }
+  }
+}
