@@ -179,6 +179,10 @@ static constexpr double ClearlyFaster = 0.9;
 /// share of the best one with fewer (a margin for noise, not a preference).
 static constexpr double WholeRunMargin = 0.97;
 
+/// A configuration with a run slower than this many times the fastest
+/// one-thread run is measured no further.
+static constexpr double Collapsed = 2.0;
+
 /// Time spent measuring, roughly: enough repetitions to fill it, at least
 /// one and at most MaxReps.
 static constexpr double MeasureBudgetMs = 300.0;
@@ -231,34 +235,43 @@ void Program::measureThreads() {
     return;
   }
   // Configuration C runs every step on the largest count it has not above
-  // Ladder[C]; the last configuration is the per-step choice.
+  // Ladder[C]; the per-step choice is added as the last one.
   std::vector<int> Ladder = threadLadder(Budget);
   std::vector<std::vector<int>> Configs;
   for (int T : Ladder)
     Configs.push_back(runCounts(T));
   size_t NumConfigs = Configs.size();
+  std::vector<std::vector<double>> Totals(NumConfigs + 1);
+  // Configurations dropped for a run far slower than one thread's: on a
+  // busy machine a multi-thread run can take 100x longer, and measuring it
+  // further would only make compiling slow.
+  std::vector<bool> Dropped(NumConfigs + 1, false);
   using Clock = std::chrono::steady_clock;
-  auto Timed = [&](size_t C, std::vector<std::vector<double>> *Times,
-                   std::vector<double> &Totals) {
+  auto Timed = [&](size_t C, std::vector<std::vector<double>> *Times) {
+    if (Dropped[C])
+      return true;
     auto T0 = Clock::now();
     llvm::Error E = runSteps(Configs[C], Times);
-    Totals.push_back(
-        std::chrono::duration<double, std::milli>(Clock::now() - T0).count());
+    double Ms =
+        std::chrono::duration<double, std::milli>(Clock::now() - T0).count();
+    Totals[C].push_back(Ms);
+    if (C != 0 &&
+        Ms > Collapsed * *std::min_element(Totals[0].begin(), Totals[0].end()))
+      Dropped[C] = true;
     if (!E)
       return true;
     // A step failing on zero inputs: keep the budget everywhere.
     llvm::consumeError(std::move(E));
     return false;
   };
-  // Warm-up (first-touch of the arena, oneDNN's lazy state) and the size
+  // Warm-up (first touch of the arena, oneDNN's lazy state) and the size
   // of one round.
-  std::vector<std::vector<double>> Totals(NumConfigs + 1);
   for (size_t C = 0; C < NumConfigs; ++C)
-    if (!Timed(C, nullptr, Totals[C]))
+    if (!Timed(C, nullptr))
       return;
   double Round = 0.0;
   for (size_t C = 0; C < NumConfigs; ++C)
-    Round += Totals[C].back();
+    Round += Dropped[C] ? 0.0 : Totals[C].back();
   int Reps = static_cast<int>(
       std::clamp(std::floor(MeasureBudgetMs / std::max(Round, 1e-3) / 2), 1.0,
                  double(MaxReps)));
@@ -268,13 +281,13 @@ void Program::measureThreads() {
       NumConfigs, std::vector<std::vector<double>>(Steps.size()));
   for (int R = 0; R < Reps; ++R)
     for (size_t C = 0; C < NumConfigs; ++C)
-      if (!Timed(C, &Times[C], Totals[C]))
+      if (!Timed(C, &Times[C]))
         return;
   std::vector<int> Mixed;
   for (size_t I = 0; I < Steps.size(); ++I) {
     size_t Best = 0;
     for (size_t C = 1; C < NumConfigs; ++C)
-      if (Configs[C][I] != Configs[Best][I] &&
+      if (!Dropped[C] && Configs[C][I] != Configs[Best][I] &&
           medianOf(Times[C][I]) < ClearlyFaster * medianOf(Times[Best][I]))
         Best = C;
     Mixed.push_back(Configs[Best][I]);
@@ -283,20 +296,23 @@ void Program::measureThreads() {
   // its own (a worker woken after sleeping), so the per-step choice must
   // beat running everything on fewer threads as a whole too.
   Configs.push_back(Mixed);
+  if (Mixed == Configs[0])
+    Dropped[NumConfigs] = true;
   for (auto &T : Totals)
     T.clear();
   for (int R = 0; R < Reps; ++R)
     for (size_t C = 0; C <= NumConfigs; ++C)
-      if (!Timed(C, nullptr, Totals[C]))
+      if (!Timed(C, nullptr))
         return;
   // Candidates from fewest threads up: all on 1, the per-step choice, then
   // all on 2, 4, ...; each must beat the best so far.
   std::vector<size_t> Order = {0, NumConfigs};
   for (size_t C = 1; C < NumConfigs; ++C)
     Order.push_back(C);
-  size_t Best = Order[0];
+  size_t Best = 0;
   for (size_t C : Order)
-    if (medianOf(Totals[C]) < WholeRunMargin * medianOf(Totals[Best]))
+    if (!Dropped[C] &&
+        medianOf(Totals[C]) < WholeRunMargin * medianOf(Totals[Best]))
       Best = C;
   for (size_t I = 0; I < Steps.size(); ++I)
     Steps[I]->Threads = Configs[Best][I];
