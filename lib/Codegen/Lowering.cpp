@@ -697,6 +697,9 @@ int Lowerer::addConstant(const Tensor &T, const memory::desc &UserMd,
   // data (compensation for s8 or zero-point sources) that it computes.
   memory User(UserMd, P.Engine, const_cast<void *>(T.rawData()));
   memory Dst(Md, P.Engine, P.Buffers[Id].Storage.rawData());
+  // On one thread: weights are small next to activations, and on a busy
+  // machine a 2-thread region per constant made compiling 50x slower.
+  ThreadScope One(1);
   dnnl::reorder(User, Dst).execute(P.Stream, User, Dst);
   P.Stream.wait();
   return Id;

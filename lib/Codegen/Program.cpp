@@ -190,7 +190,8 @@ llvm::Expected<std::vector<Tensor>> Program::bindIO(llvm::ArrayRef<Tensor> In) {
 }
 
 llvm::Error Program::runSteps(llvm::ArrayRef<int> Counts,
-                              std::vector<std::vector<double>> *Times) {
+                              std::vector<std::vector<double>> *Times,
+                              double StopAfterMs) {
   // Each step runs with its own OpenMP count: a step on one thread never
   // enters a parallel region (oneDNN runs nthr == 1 inline), so it wakes
   // no worker. The caller's count is restored afterwards.
@@ -200,7 +201,12 @@ llvm::Error Program::runSteps(llvm::ArrayRef<int> Counts,
       omp_set_num_threads(Previous);
   });
   using Clock = std::chrono::steady_clock;
+  auto Start = Clock::now();
   for (size_t I = 0; I < Steps.size(); ++I) {
+    if (StopAfterMs > 0 &&
+        std::chrono::duration<double, std::milli>(Clock::now() - Start)
+                .count() > StopAfterMs)
+      break;
     Step &S = *Steps[I];
     if (Counts[I] != Current)
       omp_set_num_threads(Current = Counts[I]);

@@ -189,9 +189,11 @@ private:
   /// Checks \p In and points the IO buffers at it and at fresh outputs.
   llvm::Expected<std::vector<Tensor>> bindIO(llvm::ArrayRef<Tensor> In);
   /// Runs every step with thread count \p Counts[I], appending each step's
-  /// time in ms to \p Times[I] when given.
+  /// time in ms to \p Times[I] when given; with \p StopAfterMs, skips the
+  /// remaining steps once the run has taken that long (measuring only).
   llvm::Error runSteps(llvm::ArrayRef<int> Counts,
-                       std::vector<std::vector<double>> *Times);
+                       std::vector<std::vector<double>> *Times,
+                       double StopAfterMs = 0.0);
   /// The counts of a run: the chosen ones, capped by \p Cap.
   std::vector<int> runCounts(int Cap) const;
   /// Median times per step and whole-run totals of configurations.

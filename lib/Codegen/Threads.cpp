@@ -250,13 +250,18 @@ void Program::measureThreads() {
   auto Timed = [&](size_t C, std::vector<std::vector<double>> *Times) {
     if (Dropped[C])
       return true;
+    // A configuration is dropped as soon as a run of it has collapsed,
+    // without finishing that run.
+    double Limit =
+        C == 0 || Totals[0].empty()
+            ? 0.0
+            : Collapsed * *std::min_element(Totals[0].begin(), Totals[0].end());
     auto T0 = Clock::now();
-    llvm::Error E = runSteps(Configs[C], Times);
+    llvm::Error E = runSteps(Configs[C], Times, Limit);
     double Ms =
         std::chrono::duration<double, std::milli>(Clock::now() - T0).count();
     Totals[C].push_back(Ms);
-    if (C != 0 &&
-        Ms > Collapsed * *std::min_element(Totals[0].begin(), Totals[0].end()))
+    if (Limit > 0 && Ms > Limit)
       Dropped[C] = true;
     if (!E)
       return true;
