@@ -196,8 +196,11 @@ private:
                        double StopAfterMs = 0.0);
   /// The counts of a run: the chosen ones, capped by \p Cap.
   std::vector<int> runCounts(int Cap) const;
-  /// Median times per step and whole-run totals of configurations.
+  /// Times configurations of counts and chooses one (Threads.cpp).
   void measureThreads();
+  /// Gives step I count \p Counts[I]; watches runs against \p SingleMs
+  /// when some step has more than one thread.
+  void choose(llvm::ArrayRef<int> Counts, double SingleMs);
 
   std::vector<void *> IOAddress;
   struct Tracked {

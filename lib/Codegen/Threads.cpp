@@ -183,6 +183,9 @@ static constexpr double WholeRunMargin = 0.97;
 /// one-thread run is measured no further.
 static constexpr double Collapsed = 2.0;
 
+/// A one-thread run longer than this (ms) is measured once per count.
+static constexpr double LongRunMs = 100.0;
+
 /// Time spent measuring, roughly: enough repetitions to fill it, at least
 /// one and at most MaxReps.
 static constexpr double MeasureBudgetMs = 300.0;
@@ -277,6 +280,17 @@ void Program::measureThreads() {
   double Round = 0.0;
   for (size_t C = 0; C < NumConfigs; ++C)
     Round += Dropped[C] ? 0.0 : Totals[C].back();
+  // Long runs: waking workers costs nothing next to their steps, and more
+  // rounds would cost seconds; one run per count decides.
+  if (Totals[0].back() > LongRunMs) {
+    size_t Best = 0;
+    for (size_t C = 1; C < NumConfigs; ++C)
+      if (!Dropped[C] &&
+          Totals[C].back() < WholeRunMargin * Totals[Best].back())
+        Best = C;
+    choose(Configs[Best], Totals[0].back());
+    return;
+  }
   int Reps = static_cast<int>(
       std::clamp(std::floor(MeasureBudgetMs / std::max(Round, 1e-3) / 2), 1.0,
                  double(MaxReps)));
@@ -319,10 +333,17 @@ void Program::measureThreads() {
     if (!Dropped[C] &&
         medianOf(Totals[C]) < WholeRunMargin * medianOf(Totals[Best]))
       Best = C;
-  for (size_t I = 0; I < Steps.size(); ++I)
-    Steps[I]->Threads = Configs[Best][I];
+  choose(Configs[Best], medianOf(Totals[0]));
+}
+
+void Program::choose(llvm::ArrayRef<int> Counts, double SingleMs) {
+  bool Multi = false;
+  for (size_t I = 0; I < Steps.size(); ++I) {
+    Steps[I]->Threads = Counts[I];
+    Multi |= Counts[I] > Steps[I]->Candidates.front();
+  }
   // Runs on more threads than one are then watched against the one-thread
   // time.
-  if (Configs[Best] != Configs[0])
-    Governor = ThreadGovernor(medianOf(Totals[0]));
+  if (Multi)
+    Governor = ThreadGovernor(SingleMs);
 }
