@@ -182,6 +182,9 @@ static constexpr double WholeRunMargin = 0.97;
 /// A configuration with a run slower than this many times the fastest
 /// one-thread run is measured no further.
 static constexpr double Collapsed = 2.0;
+/// The same for a short module's first run, which also starts OpenMP's
+/// workers and initializes the primitives: only a collapse is cut short.
+static constexpr double WarmUpCollapsed = 10.0;
 
 /// A one-thread run longer than this (ms) is measured once per count.
 static constexpr double LongRunMs = 100.0;
@@ -250,6 +253,7 @@ void Program::measureThreads() {
   // further would only make compiling slow.
   std::vector<bool> Dropped(NumConfigs + 1, false);
   using Clock = std::chrono::steady_clock;
+  double Factor = WarmUpCollapsed;
   auto Timed = [&](size_t C, std::vector<std::vector<double>> *Times) {
     if (Dropped[C])
       return true;
@@ -258,7 +262,7 @@ void Program::measureThreads() {
     double Limit =
         C == 0 || Totals[0].empty()
             ? 0.0
-            : Collapsed * *std::min_element(Totals[0].begin(), Totals[0].end());
+            : Factor * *std::min_element(Totals[0].begin(), Totals[0].end());
     auto T0 = Clock::now();
     llvm::Error E = runSteps(Configs[C], Times, Limit);
     double Ms =
@@ -274,9 +278,13 @@ void Program::measureThreads() {
   };
   // Warm-up (first touch of the arena, oneDNN's lazy state) and the size
   // of one round.
-  for (size_t C = 0; C < NumConfigs; ++C)
+  for (size_t C = 0; C < NumConfigs; ++C) {
     if (!Timed(C, nullptr))
       return;
+    // Starting workers is nothing next to a long run.
+    if (C == 0 && Totals[0].back() > LongRunMs)
+      Factor = Collapsed;
+  }
   double Round = 0.0;
   for (size_t C = 0; C < NumConfigs; ++C)
     Round += Dropped[C] ? 0.0 : Totals[C].back();
@@ -296,6 +304,7 @@ void Program::measureThreads() {
                  double(MaxReps)));
   // Per step and configuration, interleaved so that a change of load
   // touches every configuration alike.
+  Factor = Collapsed;
   std::vector<std::vector<std::vector<double>>> Times(
       NumConfigs, std::vector<std::vector<double>>(Steps.size()));
   for (int R = 0; R < Reps; ++R)
