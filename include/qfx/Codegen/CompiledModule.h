@@ -61,7 +61,9 @@ struct StepTime {
   bool IsPrimitive = false;
   double MedianMs = 0.0;
   size_t Samples = 0;
-  /// OpenMP threads the step ran with.
+  /// The step's OpenMP thread count (StepInfo::Threads; runs the
+  /// ThreadGovernor moved to one thread are counted by
+  /// CompiledModule::singleThreadRuns()).
   int Threads = 1;
 };
 
