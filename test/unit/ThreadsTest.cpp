@@ -174,11 +174,16 @@ TEST_CASE("steps on one thread wake no OpenMP worker", "[threads]") {
   CHECK(counts(*Following) == std::vector<int>(Following->steps().size(), 2));
 
   auto Quiet = [] {
-    // Workers spin for a while after a parallel region, then sleep.
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    uint64_t A = otherThreadsCpuNs();
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    return A == otherThreadsCpuNs();
+    // Workers spin for a while after a parallel region, then sleep; on a
+    // busy machine the spinning takes longer to run out.
+    for (int Try = 0; Try < 50; ++Try) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      uint64_t A = otherThreadsCpuNs();
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      if (A == otherThreadsCpuNs())
+        return true;
+    }
+    return false;
   };
   for (int Run = 0; Run < 20; ++Run)
     runOrFail(*Whole, In);
