@@ -143,7 +143,15 @@ std::optional<PrimitiveVariant>
 codegen::recreatePrimitive(const dnnl::primitive_desc_base &PD, int Threads,
                            llvm::ArrayRef<MemArg> Args,
                            const dnnl::engine &Engine) {
+  // oneDNN's reference kernels are tens of times slower: one is no
+  // alternative to a jit primitive (the step keeps the counts it has).
+  auto IsRef = [](const dnnl::primitive_desc_base &D) {
+    return llvm::StringRef(D.impl_info_str()).startswith("ref");
+  };
+  bool RefOk = IsRef(PD);
   auto SameArgs = [&](const dnnl::primitive_desc_base &New) {
+    if (!RefOk && IsRef(New))
+      return false;
     return llvm::all_of(Args, [&](const MemArg &A) {
       return New.query_md(dnnl::query::exec_arg_md, A.Arg) ==
              PD.query_md(dnnl::query::exec_arg_md, A.Arg);
