@@ -598,18 +598,20 @@ PrimitiveStep &Lowerer::addPrimitive(const dnnl::primitive_desc_base &PD,
   S->Info.Name = std::move(Name);
   S->Info.Kind = std::move(Kind);
   S->Info.IsPrimitive = true;
-  // Fewer threads need primitives of their own, created for that count
-  // (also for a run capped below the chosen count).
-  for (int T : threadLadder(P.Budget))
-    if (T < P.Budget)
-      if (auto V = recreatePrimitive(PD, T, Args, P.Engine))
-        S->Variants.push_back(std::move(*V));
+  // The lowering creates every primitive for one thread, so the weights
+  // take one thread's layouts; more threads need primitives of their own,
+  // created for that count over the same layouts. A step without one stays
+  // on fewer threads, which never collapses on a busy machine.
   PrimitiveVariant Own;
-  Own.Threads = P.Budget;
+  Own.Threads = 1;
   Own.Prim = std::move(Prim);
   Own.Scratch = PD.scratchpad_desc();
   Own.Impl = PD.impl_info_str();
   S->Variants.push_back(std::move(Own));
+  for (int T : threadLadder(P.Budget))
+    if (T > 1)
+      if (auto V = recreatePrimitive(PD, T, Args, P.Engine))
+        S->Variants.push_back(std::move(*V));
   for (const PrimitiveVariant &V : S->Variants)
     S->Candidates.push_back(V.Threads);
   S->Info.Impl = S->Variants.back().Impl;
@@ -697,9 +699,6 @@ int Lowerer::addConstant(const Tensor &T, const memory::desc &UserMd,
   // data (compensation for s8 or zero-point sources) that it computes.
   memory User(UserMd, P.Engine, const_cast<void *>(T.rawData()));
   memory Dst(Md, P.Engine, P.Buffers[Id].Storage.rawData());
-  // On one thread: weights are small next to activations, and on a busy
-  // machine a 2-thread region per constant made compiling 50x slower.
-  ThreadScope One(1);
   dnnl::reorder(User, Dst).execute(P.Stream, User, Dst);
   P.Stream.wait();
   return Id;
@@ -1232,10 +1231,15 @@ llvm::Error Lowerer::lowerNode(const Node &N) {
 }
 
 llvm::Error Lowerer::run() {
-  // Primitives are generated for the thread count at creation.
+  // oneDNN generates a primitive for the thread count at its creation:
+  // the lowering creates them for one thread (addPrimitive adds the other
+  // counts up to the budget). Compile-time work (weight reorders) runs on
+  // one thread too: on a busy machine a 2-thread region per constant made
+  // compiling tens of times slower.
   ThreadScope Threads(Opts.NumThreads);
   P.NumThreads = Opts.NumThreads;
   P.Budget = std::max(1, omp_get_max_threads());
+  ThreadScope One(1);
   if (llvm::Error E = checkNoObservers())
     return E;
   if (llvm::Error E = computeTypes())
