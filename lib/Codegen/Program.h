@@ -126,6 +126,8 @@ public:
   std::function<llvm::Error(Program &)> Fn;
 };
 
+class Measurement;
+
 /// The compiled module's state (CompiledModule's pimpl).
 class Program {
 public:
@@ -185,19 +187,23 @@ public:
   /// \p Measure, else the budget; then \p Forced by step index.
   void chooseThreads(bool Measure, llvm::ArrayRef<int> Forced);
 
-private:
-  /// Checks \p In and points the IO buffers at it and at fresh outputs.
-  llvm::Expected<std::vector<Tensor>> bindIO(llvm::ArrayRef<Tensor> In);
   /// Runs every step with thread count \p Counts[I], appending each step's
   /// time in ms to \p Times[I] when given; with \p StopAfterMs, skips the
   /// remaining steps once the run has taken that long (measuring only).
   llvm::Error runSteps(llvm::ArrayRef<int> Counts,
                        std::vector<std::vector<double>> *Times,
                        double StopAfterMs = 0.0);
+
+private:
+  /// Checks \p In and points the IO buffers at it and at fresh outputs.
+  llvm::Expected<std::vector<Tensor>> bindIO(llvm::ArrayRef<Tensor> In);
   /// The counts of a run: the chosen ones, capped by \p Cap.
   std::vector<int> runCounts(int Cap) const;
   /// Times configurations of counts and chooses one (Threads.cpp).
   void measureThreads();
+  /// Rounds of \p M's configurations with step times; per step, the count
+  /// clearly fastest (none when a step failed).
+  std::optional<std::vector<int>> perStepChoice(class Measurement &M, int Reps);
   /// Gives step I count \p Counts[I]; watches runs against \p SingleMs
   /// when some step has more than one thread.
   void choose(llvm::ArrayRef<int> Counts, double SingleMs);

@@ -239,6 +239,78 @@ void Program::chooseThreads(bool Measure, llvm::ArrayRef<int> Forced) {
   }
 }
 
+namespace qfx {
+namespace codegen {
+
+/// The runs measureThreads makes: configurations of per-step counts, the
+/// whole-run times of each, and which were dropped.
+class Measurement {
+public:
+  Measurement(Program &P, std::vector<std::vector<int>> Configs)
+      : P(P), Configs(std::move(Configs)), Totals(this->Configs.size()),
+        Dropped(this->Configs.size(), false) {}
+
+  /// Runs configuration \p C once (appending step times to \p Times when
+  /// given); false when a step failed.
+  bool run(size_t C, std::vector<std::vector<double>> *Times);
+  /// Adds a configuration.
+  size_t add(std::vector<int> Counts) {
+    Configs.push_back(std::move(Counts));
+    Totals.emplace_back();
+    Dropped.push_back(false);
+    return Configs.size() - 1;
+  }
+  /// The one of \p Order (fewest threads first) with the lowest time, more
+  /// threads winning only by WholeRunMargin.
+  size_t best(llvm::ArrayRef<size_t> Order,
+              double (*Time)(const std::vector<double> &)) const {
+    size_t Best = Order[0];
+    for (size_t C : Order)
+      if (!Dropped[C] && Time(Totals[C]) < WholeRunMargin * Time(Totals[Best]))
+        Best = C;
+    return Best;
+  }
+
+  Program &P;
+  std::vector<std::vector<int>> Configs;
+  std::vector<std::vector<double>> Totals;
+  /// Configurations with a run far slower than one thread's: on a busy
+  /// machine a multi-thread run can take 100x longer, and measuring it
+  /// further would only make compiling slow.
+  std::vector<bool> Dropped;
+  /// Dropping threshold, in fastest one-thread runs.
+  double Factor = WarmUpCollapsed;
+};
+
+} // namespace codegen
+} // namespace qfx
+
+bool Measurement::run(size_t C, std::vector<std::vector<double>> *Times) {
+  if (Dropped[C])
+    return true;
+  // A configuration is dropped as soon as a run of it has collapsed,
+  // without finishing that run.
+  double Limit =
+      C == 0 || Totals[0].empty()
+          ? 0.0
+          : Factor * *std::min_element(Totals[0].begin(), Totals[0].end());
+  using Clock = std::chrono::steady_clock;
+  auto T0 = Clock::now();
+  llvm::Error E = P.runSteps(Configs[C], Times, Limit);
+  double Ms =
+      std::chrono::duration<double, std::milli>(Clock::now() - T0).count();
+  Totals[C].push_back(Ms);
+  if (Limit > 0 && Ms > Limit)
+    Dropped[C] = true;
+  if (!E)
+    return true;
+  llvm::consumeError(std::move(E));
+  return false;
+}
+
+static double lastOf(const std::vector<double> &V) { return V.back(); }
+static double medianRef(const std::vector<double> &V) { return medianOf(V); }
+
 void Program::measureThreads() {
   std::vector<Tensor> In;
   for (const IOSpec &S : Inputs)
@@ -249,108 +321,79 @@ void Program::measureThreads() {
     return;
   }
   // Configuration C runs every step on the largest count it has not above
-  // Ladder[C]; the per-step choice is added as the last one.
-  std::vector<int> Ladder = threadLadder(Budget);
+  // Ladder[C]. A step failing on zero inputs ends measuring: every step
+  // keeps the largest count it has.
   std::vector<std::vector<int>> Configs;
-  for (int T : Ladder)
+  for (int T : threadLadder(Budget))
     Configs.push_back(runCounts(T));
   size_t NumConfigs = Configs.size();
-  std::vector<std::vector<double>> Totals(NumConfigs + 1);
-  // Configurations dropped for a run far slower than one thread's: on a
-  // busy machine a multi-thread run can take 100x longer, and measuring it
-  // further would only make compiling slow.
-  std::vector<bool> Dropped(NumConfigs + 1, false);
-  using Clock = std::chrono::steady_clock;
-  double Factor = WarmUpCollapsed;
-  auto Timed = [&](size_t C, std::vector<std::vector<double>> *Times) {
-    if (Dropped[C])
-      return true;
-    // A configuration is dropped as soon as a run of it has collapsed,
-    // without finishing that run.
-    double Limit =
-        C == 0 || Totals[0].empty()
-            ? 0.0
-            : Factor * *std::min_element(Totals[0].begin(), Totals[0].end());
-    auto T0 = Clock::now();
-    llvm::Error E = runSteps(Configs[C], Times, Limit);
-    double Ms =
-        std::chrono::duration<double, std::milli>(Clock::now() - T0).count();
-    Totals[C].push_back(Ms);
-    if (Limit > 0 && Ms > Limit)
-      Dropped[C] = true;
-    if (!E)
-      return true;
-    // A step failing on zero inputs: keep the budget everywhere.
-    llvm::consumeError(std::move(E));
-    return false;
-  };
-  // Warm-up (first touch of the arena, oneDNN's lazy state) and the size
-  // of one round.
+  Measurement M(*this, std::move(Configs));
+  std::vector<size_t> Uniform;
+  for (size_t C = 0; C < NumConfigs; ++C)
+    Uniform.push_back(C);
+  // Warm-up (oneDNN's lazy state, starting OpenMP's workers).
   for (size_t C = 0; C < NumConfigs; ++C) {
-    if (!Timed(C, nullptr))
+    if (!M.run(C, nullptr))
       return;
     // Starting workers is nothing next to a long run.
-    if (C == 0 && Totals[0].back() > LongRunMs)
-      Factor = Collapsed;
+    if (C == 0 && M.Totals[0].back() > LongRunMs)
+      M.Factor = Collapsed;
+  }
+  // Long runs: waking workers costs nothing next to their steps, and more
+  // rounds would cost seconds; one run per count decides.
+  if (M.Totals[0].back() > LongRunMs) {
+    choose(M.Configs[M.best(Uniform, lastOf)], M.Totals[0].back());
+    return;
   }
   double Round = 0.0;
   for (size_t C = 0; C < NumConfigs; ++C)
-    Round += Dropped[C] ? 0.0 : Totals[C].back();
-  // Long runs: waking workers costs nothing next to their steps, and more
-  // rounds would cost seconds; one run per count decides.
-  if (Totals[0].back() > LongRunMs) {
-    size_t Best = 0;
-    for (size_t C = 1; C < NumConfigs; ++C)
-      if (!Dropped[C] &&
-          Totals[C].back() < WholeRunMargin * Totals[Best].back())
-        Best = C;
-    choose(Configs[Best], Totals[0].back());
-    return;
-  }
+    Round += M.Dropped[C] ? 0.0 : M.Totals[C].back();
   int Reps = static_cast<int>(
       std::clamp(std::floor(MeasureBudgetMs / std::max(Round, 1e-3) / 2), 1.0,
                  double(MaxReps)));
+  M.Factor = Collapsed;
+  std::optional<std::vector<int>> Mixed = perStepChoice(M, Reps);
+  if (!Mixed)
+    return;
+  // Whole runs decide last: switching counts between steps has costs of
+  // its own (a worker woken after sleeping), so the per-step choice must
+  // beat running everything on fewer threads as a whole too.
+  size_t MixedC = M.add(*Mixed);
+  M.Dropped[MixedC] = *Mixed == M.Configs[0];
+  for (auto &T : M.Totals)
+    T.clear();
+  for (int R = 0; R < Reps; ++R)
+    for (size_t C = 0; C <= MixedC; ++C)
+      if (!M.run(C, nullptr))
+        return;
+  // From fewest threads up: all on 1, the per-step choice, then all on 2,
+  // 4, ...
+  std::vector<size_t> Order = {0, MixedC};
+  Order.insert(Order.end(), Uniform.begin() + 1, Uniform.end());
+  choose(M.Configs[M.best(Order, medianRef)], medianOf(M.Totals[0]));
+}
+
+std::optional<std::vector<int>> Program::perStepChoice(Measurement &M,
+                                                       int Reps) {
   // Per step and configuration, interleaved so that a change of load
   // touches every configuration alike.
-  Factor = Collapsed;
+  size_t NumConfigs = M.Configs.size();
   std::vector<std::vector<std::vector<double>>> Times(
       NumConfigs, std::vector<std::vector<double>>(Steps.size()));
   for (int R = 0; R < Reps; ++R)
     for (size_t C = 0; C < NumConfigs; ++C)
-      if (!Timed(C, &Times[C]))
-        return;
+      if (!M.run(C, &Times[C]))
+        return std::nullopt;
   std::vector<int> Mixed;
   for (size_t I = 0; I < Steps.size(); ++I) {
     size_t Best = 0;
     for (size_t C = 1; C < NumConfigs; ++C)
-      if (!Dropped[C] && Configs[C][I] != Configs[Best][I] &&
+      if (!M.Dropped[C] && M.Configs[C][I] != M.Configs[Best][I] &&
           medianOf(Times[C][I]) < ClearlyFaster * medianOf(Times[Best][I]))
         Best = C;
-    Mixed.push_back(Configs[Best][I]);
+    Mixed.push_back(M.Configs[Best][I]);
   }
-  // Whole runs decide last: switching counts between steps has costs of
-  // its own (a worker woken after sleeping), so the per-step choice must
-  // beat running everything on fewer threads as a whole too.
-  Configs.push_back(Mixed);
-  if (Mixed == Configs[0])
-    Dropped[NumConfigs] = true;
-  for (auto &T : Totals)
-    T.clear();
-  for (int R = 0; R < Reps; ++R)
-    for (size_t C = 0; C <= NumConfigs; ++C)
-      if (!Timed(C, nullptr))
-        return;
-  // Candidates from fewest threads up: all on 1, the per-step choice, then
-  // all on 2, 4, ...; each must beat the best so far.
-  std::vector<size_t> Order = {0, NumConfigs};
-  for (size_t C = 1; C < NumConfigs; ++C)
-    Order.push_back(C);
-  size_t Best = 0;
-  for (size_t C : Order)
-    if (!Dropped[C] &&
-        medianOf(Totals[C]) < WholeRunMargin * medianOf(Totals[Best]))
-      Best = C;
-  choose(Configs[Best], medianOf(Totals[0]));
+  return Mixed;
 }
 
 void Program::choose(llvm::ArrayRef<int> Counts, double SingleMs) {

@@ -33,7 +33,9 @@ enum class ThreadChoice : uint8_t {
   /// budget) at compile time, on zero inputs, and keep the fewest threads
   /// unless more are clearly faster.
   Measure,
-  /// Every step on the whole budget (no measuring; deterministic).
+  /// Every step on the whole budget (no measuring; deterministic), or on
+  /// the largest count below it that oneDNN has a primitive for over the
+  /// step's weight layouts (StepInfo::Threads says).
   Budget
 };
 
