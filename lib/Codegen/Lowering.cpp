@@ -18,6 +18,9 @@
 
 #include "llvm/ADT/STLExtras.h"
 
+#include <omp.h>
+
+#include <algorithm>
 #include <cstring>
 #include <optional>
 
@@ -594,10 +597,24 @@ PrimitiveStep &Lowerer::addPrimitive(const dnnl::primitive_desc_base &PD,
   auto S = std::make_unique<PrimitiveStep>();
   S->Info.Name = std::move(Name);
   S->Info.Kind = std::move(Kind);
-  S->Info.Impl = PD.impl_info_str();
   S->Info.IsPrimitive = true;
-  S->Prim = std::move(Prim);
-  S->Scratch = PD.scratchpad_desc();
+  // The lowering creates every primitive for one thread, so the weights
+  // take one thread's layouts; more threads need primitives of their own,
+  // created for that count over the same layouts. A step without one stays
+  // on fewer threads, which never collapses on a busy machine.
+  PrimitiveVariant Own;
+  Own.Threads = 1;
+  Own.Prim = std::move(Prim);
+  Own.Scratch = PD.scratchpad_desc();
+  Own.Impl = PD.impl_info_str();
+  S->Variants.push_back(std::move(Own));
+  for (int T : threadLadder(P.Budget))
+    if (T > 1)
+      if (auto V = recreatePrimitive(PD, T, Args, P.Engine))
+        S->Variants.push_back(std::move(*V));
+  for (const PrimitiveVariant &V : S->Variants)
+    S->Candidates.push_back(V.Threads);
+  S->Info.Impl = S->Variants.back().Impl;
   for (const MemArg &A : Args)
     (A.Arg == DNNL_ARG_DST ? S->Writes : S->Reads).push_back(A.Buf);
   S->Args = std::move(Args);
@@ -613,6 +630,8 @@ HostStep &Lowerer::addHost(std::string Name, std::string Kind,
   S->Info.Name = std::move(Name);
   S->Info.Kind = std::move(Kind);
   S->Fn = std::move(Fn);
+  // Host kernels' parallel regions take OpenMP's count at run time.
+  S->Candidates = threadLadder(P.Budget);
   S->Reads = std::move(Reads);
   S->Writes = std::move(Writes);
   HostStep &Ref = *S;
@@ -1215,9 +1234,15 @@ llvm::Error Lowerer::lowerNode(const Node &N) {
 }
 
 llvm::Error Lowerer::run() {
-  // Primitives are generated for the thread count at creation.
+  // oneDNN generates a primitive for the thread count at its creation:
+  // the lowering creates them for one thread (addPrimitive adds the other
+  // counts up to the budget). Compile-time work (weight reorders) runs on
+  // one thread too: on a busy machine a 2-thread region per constant made
+  // compiling tens of times slower.
   ThreadScope Threads(Opts.NumThreads);
   P.NumThreads = Opts.NumThreads;
+  P.Budget = std::max(1, omp_get_max_threads());
+  ThreadScope One(1);
   if (llvm::Error E = checkNoObservers())
     return E;
   if (llvm::Error E = computeTypes())
@@ -1269,6 +1294,7 @@ llvm::Error Lowerer::run() {
     return makeError(Msg);
   }
   P.finalize();
+  P.chooseThreads(Opts.Threads == ThreadChoice::Measure, Opts.StepThreads);
   return llvm::Error::success();
 }
 
@@ -1315,6 +1341,11 @@ qfx::compile(const GraphModule &GM, const CompileOptions &Opts) {
   if (llvm::Error E = checkFlagRange("compile: batch size", Opts.BatchSize, 0,
                                      MaxFlagCount))
     return std::move(E);
+  int Budget = Opts.NumThreads > 0 ? Opts.NumThreads : omp_get_max_threads();
+  for (int T : Opts.StepThreads)
+    if (llvm::Error E =
+            checkFlagRange("compile: step thread count", T, 1, Budget))
+      return std::move(E);
   auto P = std::make_unique<Program>();
   P->Profiling = Opts.Profile;
   auto Dequantized = dequantizeWeightOnly(GM);

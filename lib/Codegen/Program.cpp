@@ -7,6 +7,7 @@
 #include "qfx/Support/Error.h"
 
 #include "llvm/ADT/STLExtras.h"
+#include "llvm/ADT/ScopeExit.h"
 #include "llvm/Support/Format.h"
 
 #include <omp.h>
@@ -51,13 +52,32 @@ void PrimitiveStep::bind(Program &P) {
     }
     Bound[A.Arg] = dnnl::memory(A.Md, P.Engine, P.address(A.Buf, A.Offset));
   }
-  if (Scratch.get_size() != 0)
-    Bound[DNNL_ARG_SCRATCHPAD] =
-        dnnl::memory(Scratch, P.Engine, P.Scratchpad.rawData());
+  // Every variant's scratchpad starts at the shared one (sized for the
+  // largest in finalize).
+  for (PrimitiveVariant &V : Variants)
+    if (V.Scratch.get_size() != 0)
+      V.ScratchMem = dnnl::memory(V.Scratch, P.Engine, P.Scratchpad.rawData());
+  // The budget's primitive until chooseThreads picks.
+  Selected = 0;
+  select(Variants.back().Threads);
+}
+
+void PrimitiveStep::select(int T) {
+  if (T == Selected)
+    return;
+  Selected = T;
+  Active = 0;
+  while (Active + 1 < Variants.size() && Variants[Active].Threads != T)
+    ++Active;
+  assert(Variants[Active].Threads == T && "no primitive for a thread count");
+  if (Variants[Active].ScratchMem)
+    Bound[DNNL_ARG_SCRATCHPAD] = Variants[Active].ScratchMem;
+  else
+    Bound.erase(DNNL_ARG_SCRATCHPAD);
 }
 
 llvm::Error PrimitiveStep::run(Program &P) {
-  Prim.execute(P.Stream, Bound);
+  Variants[Active].Prim.execute(P.Stream, Bound);
   return llvm::Error::success();
 }
 
@@ -132,8 +152,9 @@ void Program::finalize() {
   ScratchBytes = 0;
   for (const auto &S : Steps)
     if (S->isPrimitive())
-      ScratchBytes = std::max(
-          ScratchBytes, static_cast<PrimitiveStep &>(*S).Scratch.get_size());
+      for (const PrimitiveVariant &V :
+           static_cast<PrimitiveStep &>(*S).Variants)
+        ScratchBytes = std::max(ScratchBytes, V.Scratch.get_size());
   Scratchpad = Tensor(
       DType::U8, {static_cast<int64_t>(std::max<size_t>(ScratchBytes, 1))});
   IOAddress.assign(Buffers.size(), nullptr);
@@ -142,7 +163,7 @@ void Program::finalize() {
   Samples.assign(Steps.size(), {});
 }
 
-llvm::Expected<std::vector<Tensor>> Program::run(llvm::ArrayRef<Tensor> In) {
+llvm::Expected<std::vector<Tensor>> Program::bindIO(llvm::ArrayRef<Tensor> In) {
   if (In.size() != Inputs.size())
     return makeError("expected " + llvm::Twine(Inputs.size()) +
                      " inputs, got " + llvm::Twine(In.size()));
@@ -165,20 +186,60 @@ llvm::Expected<std::vector<Tensor>> Program::run(llvm::ArrayRef<Tensor> In) {
   }
   for (Tracked &T : IOMemories)
     T.M.set_data_handle(static_cast<char *>(IOAddress[T.Buf]) + T.Offset);
-  ThreadScope Threads(NumThreads);
+  return Out;
+}
+
+llvm::Error Program::runSteps(llvm::ArrayRef<int> Counts,
+                              std::vector<std::vector<double>> *Times,
+                              double StopAfterMs) {
+  // Each step runs with its own OpenMP count: a step on one thread never
+  // enters a parallel region (oneDNN runs nthr == 1 inline), so it wakes
+  // no worker. The caller's count is restored afterwards.
+  int Previous = omp_get_max_threads(), Current = Previous;
+  auto Restore = llvm::make_scope_exit([&] {
+    if (Current != Previous)
+      omp_set_num_threads(Previous);
+  });
   using Clock = std::chrono::steady_clock;
+  auto Start = Clock::now();
   for (size_t I = 0; I < Steps.size(); ++I) {
-    auto T0 = Profiling ? Clock::now() : Clock::time_point();
-    if (llvm::Error E = Steps[I]->run(*this))
-      return prefixError(std::move(E), "step '" + Steps[I]->Info.Name + "'");
-    if (!Profiling)
+    if (StopAfterMs > 0 &&
+        std::chrono::duration<double, std::milli>(Clock::now() - Start)
+                .count() > StopAfterMs)
+      break;
+    Step &S = *Steps[I];
+    if (Counts[I] != Current)
+      omp_set_num_threads(Current = Counts[I]);
+    S.select(Counts[I]);
+    auto T0 = Times ? Clock::now() : Clock::time_point();
+    if (llvm::Error E = S.run(*this))
+      return prefixError(std::move(E), "step '" + S.Info.Name + "'");
+    if (!Times)
       continue;
     Stream.wait();
     auto T1 = Clock::now();
-    Samples[I].push_back(
+    (*Times)[I].push_back(
         std::chrono::duration<double, std::milli>(T1 - T0).count());
   }
   Stream.wait();
+  return llvm::Error::success();
+}
+
+llvm::Expected<std::vector<Tensor>> Program::run(llvm::ArrayRef<Tensor> In) {
+  auto Out = bindIO(In);
+  if (!Out)
+    return Out.takeError();
+  // A module following the process's count runs no step on more threads
+  // than the process has now.
+  int Cap = NumThreads > 0 ? NumThreads : omp_get_max_threads();
+  bool Chosen = Governor.useChosen();
+  auto T0 = std::chrono::steady_clock::now();
+  if (llvm::Error E =
+          runSteps(runCounts(Chosen ? Cap : 1), Profiling ? &Samples : nullptr))
+    return std::move(E);
+  Governor.record(Chosen, std::chrono::duration<double, std::milli>(
+                              std::chrono::steady_clock::now() - T0)
+                              .count());
   return Out;
 }
 
@@ -212,7 +273,7 @@ std::vector<StepTime> CompiledModule::profile() const {
   for (size_t I = 0; I < P->Steps.size(); ++I) {
     const Step &S = *P->Steps[I];
     R.push_back({S.Info.Name, S.Info.Kind, S.isPrimitive(),
-                 median(P->Samples[I]), P->Samples[I].size()});
+                 median(P->Samples[I]), P->Samples[I].size(), S.Threads});
   }
   return R;
 }
@@ -223,6 +284,10 @@ double CompiledModule::primitiveTimeSum() const {
     if (T.IsPrimitive)
       Sum += T.MedianMs;
   return Sum;
+}
+
+long CompiledModule::singleThreadRuns() const {
+  return P->Governor.singleRuns();
 }
 
 size_t CompiledModule::peakActivationBytes() const { return P->ArenaBytes; }
@@ -274,11 +339,15 @@ void CompiledModule::print(llvm::raw_ostream &OS) const {
       OS << "  [" << S.Detail << "]";
     if (!S.Impl.empty())
       OS << "  impl=" << S.Impl;
-    OS << "\n";
+    OS << "  threads=" << S.Threads << "\n";
   }
   OS << "primitives: " << numPrimitives() << ", steps: " << P->Steps.size()
-     << ", threads: "
-     << (P->NumThreads > 0 ? P->NumThreads : omp_get_max_threads()) << "\n";
+     << ", threads: " << P->Budget << " (steps per thread count:";
+  for (int T : threadLadder(P->Budget))
+    OS << " " << T << ":" << llvm::count_if(P->Steps, [&](const auto &S) {
+      return S->Threads == T;
+    });
+  OS << ")\n";
   OS << "activation arena: " << peakActivationBytes() << " bytes (without "
      << "reuse: " << totalActivationBytes()
      << "), scratchpad: " << scratchpadBytes()

@@ -7,6 +7,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -372,6 +374,26 @@ TEST_CASE("onednn primitive cache grows once per distinct instance",
   PP.CeilMode = true;
   onednn::maxPool2d(PX, PP);
   CHECK(onednn::primitiveCacheSize() == Before + 8);
+}
+
+TEST_CASE("onednn primitive cache keeps one primitive per thread count",
+          "[onednn][threads]") {
+  // A primitive is generated for the thread count at its creation, so a
+  // caller on another count gets a primitive of its own.
+  int Previous = omp_get_max_threads();
+  Tensor X = randomTensor({3, 17}, 1010), W = randomTensor({7, 17}, 1011);
+  size_t Before = onednn::primitiveCacheSize();
+  omp_set_num_threads(1);
+  Tensor One = onednn::linear(X, W, nullptr);
+  CHECK(onednn::primitiveCacheSize() == Before + 1);
+  omp_set_num_threads(2);
+  Tensor Two = onednn::linear(X, W, nullptr);
+  CHECK(onednn::primitiveCacheSize() == Before + 2);
+  omp_set_num_threads(1);
+  onednn::linear(X, W, nullptr);
+  CHECK(onednn::primitiveCacheSize() == Before + 2);
+  omp_set_num_threads(Previous);
+  CHECK(One.identical(Two));
 }
 
 TEST_CASE("onednn kernels run concurrently on shared primitives", "[onednn]") {

@@ -162,6 +162,21 @@ static std::string implSummary(const CompiledModule &CM) {
   return R;
 }
 
+/// "1:5 2:3": steps per OpenMP thread count (chosen at compile time), then
+/// the runs the module made on one thread because the machine was busy.
+static std::string threadSummary(const CompiledModule &CM) {
+  std::map<int, int> Count;
+  for (const StepInfo &S : CM.steps())
+    ++Count[S.Threads];
+  std::string R;
+  for (auto &[Threads, N] : Count)
+    R += (R.empty() ? "" : " ") + std::to_string(Threads) + ":" +
+         std::to_string(N);
+  if (long Single = CM.singleThreadRuns())
+    R += ", " + std::to_string(Single) + " runs on 1 thread";
+  return R;
+}
+
 static Tensor randomNormal(llvm::ArrayRef<int64_t> Shape, unsigned Seed) {
   Tensor T(DType::F32, Shape);
   std::mt19937 Gen(Seed);
@@ -247,9 +262,9 @@ static void printProfile(const CompiledModule &CM, const Row &R,
                << R.Batch << ", " << R.Threads
                << " threads (median per step)\n";
   for (const StepTime &S : CM.profile())
-    llvm::outs() << llvm::format("    %-44s %-10s %9.3f ms %5.1f%%\n",
+    llvm::outs() << llvm::format("    %-44s %-10s %9.3f ms %5.1f%%  %d thr\n",
                                  S.Name.c_str(), S.Kind.c_str(), S.MedianMs,
-                                 100.0 * S.MedianMs / TotalMs);
+                                 100.0 * S.MedianMs / TotalMs, S.Threads);
 }
 
 /// The --onnx-fp32 / --onnx-int8 file given for \p Model, or "".
@@ -315,7 +330,8 @@ static llvm::Error benchOne(const GraphModule &Float,
   auto QC = Int8.acquire(Shapes);
   if (!QC)
     return QC.takeError();
-  R.Impls = implSummary(**QC);
+  R.Impls = implSummary(**QC) + "; steps per thread count: fp32 " +
+            threadSummary(**FC) + ", int8 " + threadSummary(**QC);
   R.Fallbacks = (*QC)->fallbacks().size();
   // Once per model: the same graph falls back the same way at every size.
   if (R.Fallbacks && R.Batch == Batches.front() &&

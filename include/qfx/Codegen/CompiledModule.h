@@ -50,6 +50,8 @@ struct StepInfo {
   std::string Detail;
   bool IsPrimitive = false;
   SumMode Sum = SumMode::None;
+  /// OpenMP threads the step runs with (chosen at compile time).
+  int Threads = 1;
 };
 
 /// Median time of one step over the profiled runs.
@@ -59,6 +61,10 @@ struct StepTime {
   bool IsPrimitive = false;
   double MedianMs = 0.0;
   size_t Samples = 0;
+  /// The step's OpenMP thread count (StepInfo::Threads; runs the
+  /// ThreadGovernor moved to one thread are counted by
+  /// CompiledModule::singleThreadRuns()).
+  int Threads = 1;
 };
 
 /// A node compiled to a reference kernel: the op table's host
@@ -116,6 +122,9 @@ public:
   /// The nodes that run on reference (op-table) kernels, in execution
   /// order; empty when every node lowered to oneDNN or a dedicated kernel.
   std::vector<FallbackInfo> fallbacks() const;
+  /// Runs made with every step on one thread because runs on the chosen
+  /// counts were slow (a busy machine; ThreadGovernor.h).
+  long singleThreadRuns() const;
   /// Shapes of the inputs run() expects.
   std::vector<Shape> inputShapes() const;
 

@@ -26,11 +26,33 @@ namespace qfx {
 
 class GraphModule;
 
+/// How compile() chooses each step's OpenMP thread count (docs/
+/// performance.md, "Threads").
+enum class ThreadChoice : uint8_t {
+  /// Time every step on each candidate count (1, 2, 4, ... up to the
+  /// budget) at compile time, on zero inputs, and keep the fewest threads
+  /// unless more are clearly faster.
+  Measure,
+  /// Every step on the whole budget (no measuring; deterministic), or on
+  /// the largest count below it that oneDNN has a primitive for over the
+  /// step's weight layouts (StepInfo::Threads says).
+  Budget
+};
+
 /// Options of compile().
 struct CompileOptions {
-  /// OpenMP threads for every primitive: set before any is created and
-  /// around every run, then restored (0: the process's setting).
+  /// The module's thread budget: OpenMP threads set before any primitive
+  /// is created and around every run, then restored (0: the process's
+  /// count at compile time; a run then caps every step at the process's
+  /// count at that run).
   int NumThreads = 0;
+  /// How each step's count within the budget is chosen.
+  ThreadChoice Threads = ThreadChoice::Measure;
+  /// Forced counts by step index (CompiledModule::steps()), overriding the
+  /// choice for the steps they cover; each must be 1..the budget. A step
+  /// runs on the largest count it supports not above its entry
+  /// (StepInfo::Threads says which).
+  std::vector<int> StepThreads;
   /// Replaces the batch (first) dimension of every placeholder (0 keeps the
   /// placeholders' types); shapes downstream are inferred again.
   int64_t BatchSize = 0;

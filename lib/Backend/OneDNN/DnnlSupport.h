@@ -12,6 +12,8 @@
 
 #include "dnnl.hpp"
 
+#include <omp.h>
+
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -64,12 +66,17 @@ void run(const Step &S, std::unordered_map<int, dnnl::memory> Args);
 /// op, so distinct instances never collide).
 using Key = std::vector<int64_t>;
 
-/// Built entries by key, in a deterministic std::map. Entries are immutable
-/// once built, so callers use them outside the lock.
+/// Built entries by key and OpenMP thread count, in a deterministic
+/// std::map. Entries are immutable once built, so callers use them outside
+/// the lock.
 template <typename Entry> class PrimitiveCache {
 public:
   template <typename BuildFn>
-  std::shared_ptr<const Entry> lookup(const Key &K, BuildFn &&Build) {
+  std::shared_ptr<const Entry> lookup(Key K, BuildFn &&Build) {
+    // oneDNN's jit primitives fix their thread count (and per-thread
+    // scratchpad) when created: one made for 1 thread must not serve a
+    // caller on 2, nor the reverse.
+    K.push_back(omp_get_max_threads());
     std::lock_guard<std::mutex> Lock(M);
     auto It = Entries.find(K);
     if (It != Entries.end())
