@@ -632,10 +632,7 @@ TEST_CASE("lowering: float batch norms left unfused are primitives",
 TEST_CASE("lowering: zoo models end to end within 1 LSB", "[lowering]") {
   for (const models::ZooEntry &E : models::zoo()) {
     INFO(E.Name);
-    Shape S(E.InputShape.begin(), E.InputShape.end());
-    S[0] = 2;
-    if (S[2] > 32)
-      S[2] = S[3] = 32; // global average pooling makes any size work
+    Shape S = smallZooInput(E);
     auto Model = E.Create();
     Model->eval();
     auto P = QConfig::preset("x86");

@@ -13,6 +13,7 @@
 #include "qfx/Backend/OneDNN/CpuIsa.h"
 #include "qfx/Codegen/Lowering.h"
 #include "qfx/IR/GraphModule.h"
+#include "qfx/Models/Zoo.h"
 #include "qfx/Runtime/Interpreter.h"
 #include "qfx/Runtime/ModuleRunner.h"
 #include "qfx/Runtime/Op.h"
@@ -57,6 +58,16 @@ private:
 //===----------------------------------------------------------------------===//
 // Data
 //===----------------------------------------------------------------------===//
+
+/// A small input shape for zoo model \p E: batch 2, images at most 32x32
+/// (global average pooling makes any size work).
+inline Shape smallZooInput(const models::ZooEntry &E) {
+  Shape S(E.InputShape.begin(), E.InputShape.end());
+  S[0] = 2;
+  if (S.size() == 4 && S[2] > 32)
+    S[2] = S[3] = 32;
+  return S;
+}
 
 /// Uniform floats in [Lo, Hi) from raw mt19937 output (the same with every
 /// standard library).
