@@ -110,6 +110,9 @@ private:
   llvm::DenseMap<const Node *, ActQuant> ObsQuant;
   llvm::DenseMap<Node *, Versions> Ver;
   std::map<std::tuple<Node *, int, double, int64_t>, Node *> QuantCache;
+  /// Scalar add / mul made int8 for the relu observed after them: the
+  /// observer module their input's and the relu's output calls share.
+  llvm::DenseMap<const Node *, std::string> ScalarShared;
   llvm::StringMap<unsigned> ModuleCalls;
   /// Nodes replaced or folded away, erased at the end (then their
   /// replacements take their names).
@@ -744,6 +747,8 @@ llvm::Expected<bool> Converter::convertScalarArith(Node *N, double C) {
                      Relu->name());
       Ver[N].Quant = QN;
       Ver[N].Q = Out;
+      if (isObserverNode(In))
+        ScalarShared[N] = In->target().str();
     }
   remark(N, N->name() +
                 " runs in float on the int8 input; int8 users read it "
@@ -764,7 +769,8 @@ llvm::Expected<bool> Converter::convertShares(Node *N) {
   auto T = quantType(N, InQ);
   if (!T)
     return T.takeError();
-  std::string Shared = isObserverNode(In) ? In->target().str() : "";
+  std::string Shared =
+      isObserverNode(In) ? In->target().str() : ScalarShared.lookup(In);
   if (llvm::Error E = readInt8(N, {In}))
     return E;
   N->setType(*T);
@@ -772,7 +778,7 @@ llvm::Expected<bool> Converter::convertShares(Node *N) {
   // Calls of the shared observer on the output stand for these qparams,
   // which differ from the observer's own after a scalar op.
   for (Node *U : N->users())
-    if (isObserverNode(U) && (Shared.empty() || U->target() == Shared))
+    if (isObserverNode(U) && !Shared.empty() && U->target() == Shared)
       ObsQuant[U] = InQ;
   remark(N, N->name() + " runs on int8 with its input's qparams (" +
                 formatQParams(InQ.Scale, InQ.ZeroPoint) + ")");
