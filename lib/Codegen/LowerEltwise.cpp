@@ -136,28 +136,17 @@ bool Lowerer::growActivation(Group &G, const Node &U, const LoweringRule &RU,
   return true;
 }
 
-/// The single user of \p N, if it reads \p N as its first argument.
-static const Node *onlyUser(const Node &N) {
-  if (N.users().size() != 1)
-    return nullptr;
-  const Node *U = N.users()[0];
-  if (U->op() == OpCode::Output || !U->numArgs() || !U->arg(0).isNode() ||
-      U->arg(0).getNode() != &N)
-    return nullptr;
-  return U;
-}
-
 void Lowerer::growFloatIsland(Group &G, const Node &Deq) const {
   LowerKind K = G.Rule->Kind;
   if ((K != LowerKind::Conv && K != LowerKind::Linear) || !G.Acts.empty() ||
       G.SumOther)
     return;
-  const Node *Act = onlyUser(Deq);
+  const Node *Act = firstOperandUser(Deq);
   const LoweringRule *RA = Act ? lookupLoweringRule(*Act, GM) : nullptr;
   if (!RA || RA->Kind != LowerKind::Activation ||
       typeOf(Act).Dtype != DType::F32 || typeOf(Act).Dims != typeOf(&Deq).Dims)
     return;
-  const Node *Q = onlyUser(*Act);
+  const Node *Q = firstOperandUser(*Act);
   const LoweringRule *RQ = Q ? lookupLoweringRule(*Q, GM) : nullptr;
   if (!RQ || RQ->Kind != LowerKind::Quantize)
     return;
@@ -262,7 +251,7 @@ std::vector<const Node *> Lowerer::tableIsland(const Node &Deq) const {
     return {};
   std::vector<const Node *> Island = {&Deq};
   const Node *Cur = &Deq;
-  while (const Node *U = onlyUser(*Cur)) {
+  while (const Node *U = firstOperandUser(*Cur)) {
     const LoweringRule *R = lookupLoweringRule(*U, GM);
     if (!R || typeOf(U).Dims != In.Dims)
       return {};

@@ -252,8 +252,6 @@ static memory::dims stridesInOrderOf(llvm::ArrayRef<int64_t> Dims,
   return St;
 }
 
-static const Node *firstOperandUser(const Node &N);
-
 /// quantized_matmul of two activations through oneDNN's f32 matmul: the
 /// operands become the float integers q - zero_point and the accumulator is
 /// exact, so the result is the int8 matmul's. oneDNN 2.6's int8 matmul pays
@@ -631,17 +629,6 @@ static llvm::Expected<bool> lowerLayerNorm(Lowerer &L, const Node &N,
     Dst = quantized(L, Dst, OutT.Dtype, OutT.Quant, N.name().str());
   L.bindNode(&N, Dst);
   return true;
-}
-
-/// The single user of \p N reading it as its first operand, or null.
-static const Node *firstOperandUser(const Node &N) {
-  if (N.users().size() != 1)
-    return nullptr;
-  const Node *U = N.users()[0];
-  if (U->op() == OpCode::Output || !U->numArgs() || !U->arg(0).isNode() ||
-      U->arg(0).getNode() != &N)
-    return nullptr;
-  return U;
 }
 
 std::vector<const Node *> Lowerer::softmaxIsland(const Node &Deq) const {

@@ -357,6 +357,10 @@ void appendClamp(dnnl::post_ops &PO, double Lo, double Hi, std::string &D);
 /// The strides of a plain (blocked, unblocked) descriptor, or nothing.
 std::optional<dnnl::memory::dims> plainStrides(const dnnl::memory::desc &Md);
 
+/// The single user of \p N, if it reads \p N as its first operand (the
+/// next node of an island: dequantize -> op -> quantize), or null.
+const Node *firstOperandUser(const Node &N);
+
 } // namespace codegen
 } // namespace qfx
 

@@ -110,6 +110,16 @@ static TensorType tensorType(const Tensor &T) {
 // Types
 //===----------------------------------------------------------------------===//
 
+const Node *codegen::firstOperandUser(const Node &N) {
+  if (N.users().size() != 1)
+    return nullptr;
+  const Node *U = N.users()[0];
+  if (U->op() == OpCode::Output || !U->numArgs() || !U->arg(0).isNode() ||
+      U->arg(0).getNode() != &N)
+    return nullptr;
+  return U;
+}
+
 namespace {
 
 /// Operands for type inference: node references become declared tensors of

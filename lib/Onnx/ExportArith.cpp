@@ -16,13 +16,6 @@
 using namespace qfx;
 using namespace qfx::onnxexport;
 
-#define QFX_TRY(Var, Expr)                                                     \
-  auto Var = (Expr);                                                           \
-  if (!Var)                                                                    \
-    return Var.takeError();
-
-using Result = llvm::Expected<std::string>;
-
 static void attrString(onnx::NodeProto &P, const char *Name,
                        const std::string &V) {
   onnx::AttributeProto *A = P.add_attribute();

@@ -26,8 +26,17 @@
 #include <string>
 #include <vector>
 
+// Propagates an error out of an Expected-returning exporter.
+#define QFX_TRY(Var, Expr)                                                     \
+  auto Var = (Expr);                                                           \
+  if (!Var)                                                                    \
+    return Var.takeError();
+
 namespace qfx {
 namespace onnxexport {
+
+/// An exporter's result: the ONNX name of the value it wrote.
+using Result = llvm::Expected<std::string>;
 
 /// The ONNX tensor a qfx node's result became. A quantized result is the
 /// (u)int8 output of a QuantizeLinear (or an int8 initializer); its

@@ -52,14 +52,7 @@
 using namespace qfx;
 using namespace qfx::onnxexport;
 
-#define QFX_TRY(Var, Expr)                                                     \
-  auto Var = (Expr);                                                           \
-  if (!Var)                                                                    \
-    return Var.takeError();
-
 namespace {
-
-using Result = llvm::Expected<std::string>;
 
 Result unary(ExportState &S, const NodeCall &C, llvm::StringRef OpType) {
   QFX_TRY(X, S.floatInput(C, 0));

@@ -40,13 +40,6 @@
 using namespace qfx;
 using namespace qfx::onnxexport;
 
-#define QFX_TRY(Var, Expr)                                                     \
-  auto Var = (Expr);                                                           \
-  if (!Var)                                                                    \
-    return Var.takeError();
-
-using Result = llvm::Expected<std::string>;
-
 namespace {
 
 /// The weight operand of a conv-family node and its kernel dims (from dim

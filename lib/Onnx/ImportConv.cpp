@@ -62,6 +62,24 @@ llvm::Expected<Node *> qfx::onnximport::emitWeighted(NodeReader &R,
   return N;
 }
 
+llvm::Expected<Node *>
+qfx::onnximport::emitWeightedConv(NodeReader &R, llvm::StringRef Target,
+                                  Node *X, std::vector<Argument> Params) {
+  auto WN = R.node(1);
+  if (!WN)
+    return WN.takeError();
+  Argument Bias;
+  if (R.hasInput(2)) {
+    auto BN = R.node(2);
+    if (!BN)
+      return BN.takeError();
+    Bias = Argument(*BN);
+  }
+  std::vector<Argument> Args = {Argument(X), Argument(*WN), Bias};
+  Args.insert(Args.end(), Params.begin(), Params.end());
+  return emitWeighted(R, Target, std::move(Args), *WN);
+}
+
 static llvm::Expected<std::vector<int64_t>>
 pairAttr(NodeReader &R, llvm::StringRef Name, int64_t Default) {
   auto V = R.attrInts(Name, {Default, Default});
@@ -163,22 +181,10 @@ llvm::Error qfx::onnximport::importConv(NodeReader &R) {
       return N.takeError();
     Out = *N;
   } else {
-    auto WN = R.node(1);
-    if (!WN)
-      return WN.takeError();
-    Argument Bias;
-    if (R.hasInput(2)) {
-      auto BN = R.node(2);
-      if (!BN)
-        return BN.takeError();
-      Bias = Argument(*BN);
-    }
-    auto N =
-        emitWeighted(R, "conv2d",
-                     {Argument(*X), Argument(*WN), Bias,
-                      Argument::ints(*Strides), Argument::ints(*Pads),
-                      Argument::ints(*Dilations), Argument::integer(*Group)},
-                     *WN);
+    auto N = emitWeightedConv(R, "conv2d", *X,
+                              {Argument::ints(*Strides), Argument::ints(*Pads),
+                               Argument::ints(*Dilations),
+                               Argument::integer(*Group)});
     if (!N)
       return N.takeError();
     Out = *N;
@@ -350,8 +356,7 @@ llvm::Error qfx::onnximport::importMatMul(NodeReader &R) {
   return llvm::Error::success();
 }
 
-/// The double with the fewest digits that rounds to the same float.
-static double shortestDouble(double V) {
+double qfx::onnximport::shortestDouble(double V) {
   float F = static_cast<float>(V);
   for (int Digits = 1; Digits < 10; ++Digits) {
     char Buf[40];

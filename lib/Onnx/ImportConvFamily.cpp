@@ -61,24 +61,11 @@ static const Tensor *floatInit(const OnnxValue *V) {
              : nullptr;
 }
 
-/// The call_function form of a convolution whose weight is a graph value
-/// (a QDQ weight's dequantize, fold-qdq's input): \p Target(x, weight,
-/// bias, \p Params...); the op's type inference checks the shapes.
+/// The call_function form of a convolution whose weight is a graph value,
+/// defining the ONNX node's output.
 static llvm::Error emitFunction(NodeReader &R, llvm::StringRef Target, Node *X,
                                 std::vector<Argument> Params) {
-  auto WN = R.node(1);
-  if (!WN)
-    return WN.takeError();
-  Argument Bias;
-  if (R.hasInput(2)) {
-    auto BN = R.node(2);
-    if (!BN)
-      return BN.takeError();
-    Bias = Argument(*BN);
-  }
-  std::vector<Argument> Args = {Argument(X), Argument(*WN), Bias};
-  Args.insert(Args.end(), Params.begin(), Params.end());
-  auto N = emitWeighted(R, Target, std::move(Args), *WN);
+  auto N = emitWeightedConv(R, Target, X, std::move(Params));
   if (!N)
     return N.takeError();
   R.defineNode(0, *N);

@@ -89,20 +89,6 @@ static Node *nodeArg(const Node *N, size_t I) {
   return I < N->numArgs() && N->arg(I).isNode() ? N->arg(I).getNode() : nullptr;
 }
 
-/// The double with the fewest digits that rounds to the same float (ONNX
-/// stores eps as a float; PyTorch's module has the double 1e-6).
-static double shortestDouble(double V) {
-  float F = static_cast<float>(V);
-  for (int Digits = 1; Digits < 10; ++Digits) {
-    char Buf[40];
-    std::snprintf(Buf, sizeof(Buf), "%.*g", Digits, double(F));
-    double D = std::strtod(Buf, nullptr);
-    if (static_cast<float>(D) == F)
-      return D;
-  }
-  return F;
-}
-
 /// Defines output 0 as \p Nd with batch flag \p Batch (the pattern's inner
 /// values are gone, so defineNode cannot look at them).
 static void defineAs(NodeReader &R, Node *Nd, bool Batch) {

@@ -245,6 +245,16 @@ llvm::Error importConv1d(NodeReader &R);
 /// module after the module it came from.
 llvm::Expected<Node *> emitWeighted(NodeReader &R, llvm::StringRef Target,
                                     std::vector<Argument> Args, const Node *W);
+/// \p Target(x, weight, bias, \p Params...) through emitWeighted, its
+/// weight (input 1) and optional bias (input 2) graph values: a
+/// convolution whose weight is a QDQ weight's dequantize. The op's type
+/// inference checks the shapes.
+llvm::Expected<Node *> emitWeightedConv(NodeReader &R, llvm::StringRef Target,
+                                        Node *X, std::vector<Argument> Params);
+/// The double with the fewest digits that rounds to the same float (ONNX
+/// stores eps and momentum as floats; PyTorch's modules hold doubles such
+/// as 1e-5).
+double shortestDouble(double V);
 llvm::Error importConvTranspose(NodeReader &R);
 llvm::Error importRelu(NodeReader &R);
 llvm::Error importSigmoid(NodeReader &R);
