@@ -9,6 +9,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "Lowerer.h"
+#include "PreLowering.h"
 
 #include "qfx/IR/GraphModule.h"
 #include "qfx/Runtime/ModuleRunner.h"
@@ -1308,39 +1309,6 @@ llvm::Error Lowerer::run() {
   return llvm::Error::success();
 }
 
-/// A copy of \p GM whose float modules holding quantized weights (the
-/// weight-only form of convert) hold the dequantized weights instead, so
-/// they lower to float primitives computing what the interpreter computes;
-/// null when there are none.
-static llvm::Expected<std::unique_ptr<GraphModule>>
-dequantizeWeightOnly(const GraphModule &GM) {
-  auto IsWeightOnly = [](const ModuleInfo &M) {
-    const Tensor *W = M.tensor("weight");
-    return (M.kind() == "Linear" || M.kind() == "Conv2d") && W &&
-           W->dtype() != DType::F32 && !W->quant().isNone();
-  };
-  std::vector<std::string> Paths;
-  for (const std::string &Path : GM.moduleNames())
-    if (const ModuleInfo *M = GM.lookupModule(Path))
-      if (IsWeightOnly(*M))
-        Paths.push_back(Path);
-  if (Paths.empty())
-    return nullptr;
-  std::unique_ptr<GraphModule> Copy = GM.clone();
-  for (const std::string &Path : Paths) {
-    ModuleInfo *M = Copy->lookupModule(Path);
-    const Tensor *W = M->tensor("weight");
-    if (!W->hasData())
-      return makeError("weight-only module '" + Path +
-                       "' has a weight without values");
-    auto F = runOp("dequantize", {Operand(*W)});
-    if (!F)
-      return prefixError(F.takeError(), Path);
-    M->setTensor("weight", std::move(*F));
-  }
-  return std::move(Copy);
-}
-
 llvm::Expected<std::unique_ptr<CompiledModule>>
 qfx::compile(const GraphModule &GM, const CompileOptions &Opts) {
   // OpenMP aborts on absurd thread counts; a batch larger than any tensor
@@ -1358,11 +1326,11 @@ qfx::compile(const GraphModule &GM, const CompileOptions &Opts) {
       return std::move(E);
   auto P = std::make_unique<Program>();
   P->Profiling = Opts.Profile;
-  auto Dequantized = dequantizeWeightOnly(GM);
-  if (!Dequantized)
-    return Dequantized.takeError();
+  auto Rewritten = rewriteForLowering(GM, Opts);
+  if (!Rewritten)
+    return Rewritten.takeError();
   try {
-    Lowerer L(*Dequantized ? **Dequantized : GM, Opts, *P);
+    Lowerer L(*Rewritten ? **Rewritten : GM, Opts, *P);
     if (llvm::Error E = L.run())
       return E;
   } catch (const dnnl::error &E) {

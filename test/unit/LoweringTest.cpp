@@ -5,6 +5,7 @@
 #include "qfx/Backend/OneDNN/CpuIsa.h"
 #include "qfx/Codegen/Lowering.h"
 #include "qfx/IR/GraphModule.h"
+#include "qfx/IR/Printer.h"
 #include "qfx/Models/Zoo.h"
 #include "qfx/NN/Module.h"
 #include "qfx/Pipeline/QuantizeFx.h"
@@ -591,6 +592,25 @@ TEST_CASE("lowering: a float residual whose identity dies sums in place",
   CHECK(countKind(*M, "copy") == 0);
 }
 
+/// Gives the BatchNorm module at \p Path running statistics and an affine
+/// transform over \p C channels.
+static void setBatchNorm(Builder &B, llvm::StringRef Path, int64_t C) {
+  ModuleInfo &M = *B.GM->lookupModule(Path);
+  M.setAttr("num_features", Argument::integer(C));
+  M.setAttr("eps", Argument::real(1e-5));
+  M.setTensor("running_mean", randomF32({C}, B.Seed++), true);
+  M.setTensor("running_var", randomF32({C}, B.Seed++, 0.5f, 2.0f), true);
+  M.setTensor("weight", randomF32({C}, B.Seed++));
+  M.setTensor("bias", randomF32({C}, B.Seed++));
+}
+
+static Node *callBatchNorm(Builder &B, llvm::StringRef Path,
+                           llvm::StringRef Kind, Node *X, int64_t C) {
+  B.GM->addModule(Path, Kind.str());
+  setBatchNorm(B, Path, C);
+  return B.typed(B.G().callModule(Path, {X}));
+}
+
 TEST_CASE("lowering: float batch norms left unfused are primitives",
           "[lowering]") {
   ReferenceKernels Naive;
@@ -598,35 +618,74 @@ TEST_CASE("lowering: float batch norms left unfused are primitives",
   ConvSpec S;
   Node *X = B.input("x", {2, 8, 6, 6});
   Node *C = fconv(B, "c", "Conv2d", X, nullptr, S);
-  auto AddBN = [&](llvm::StringRef Path) {
-    ModuleInfo &M = *B.GM->lookupModule(Path);
-    M.setAttr("num_features", Argument::integer(16));
-    M.setAttr("eps", Argument::real(1e-5));
-    M.setTensor("running_mean", randomF32({16}, B.Seed++), true);
-    M.setTensor("running_var", randomF32({16}, B.Seed++, 0.5f, 2.0f), true);
-    M.setTensor("weight", randomF32({16}, B.Seed++));
-    M.setTensor("bias", randomF32({16}, B.Seed++));
-  };
-  B.GM->addModule("bn1", "BatchNorm2d");
-  AddBN("bn1");
-  Node *BN1 = B.fn("relu", {B.typed(B.G().callModule("bn1", {C}))});
+  Node *BN1 = B.fn("relu", {callBatchNorm(B, "bn1", "BatchNorm2d", C, 16)});
   B.GM->addModule("bn2", "BNReLU2d");
   B.GM->addModule("bn2.0", "BatchNorm2d");
   B.GM->addModule("bn2.1", "ReLU");
-  AddBN("bn2.0");
+  setBatchNorm(B, "bn2.0", 16);
   Node *BN2 = B.typed(B.G().callModule("bn2", {BN1}));
-  B.GM->addModule("bn3", "BatchNorm2d");
-  AddBN("bn3");
-  B.output(B.fn("relu6", {B.typed(B.G().callModule("bn3", {BN2}))}));
+  B.output(B.fn("relu6", {callBatchNorm(B, "bn3", "BatchNorm2d", BN2, 16)}));
   std::vector<Tensor> In = {randomF32({2, 8, 6, 6}, 17)};
   Tensor Want = interpretAll(*B.GM, In)[0];
-  auto M = compileOrFail(*B.GM);
+  CompileOptions Opts;
+  Opts.FoldBatchNorm = false;
+  auto M = compileOrFail(*B.GM, Opts);
   CHECK(closeF32(runOrFail(*M, In)[0], Want));
   CHECK(countKind(*M, "batch_norm") == 3);
   CHECK(countKind(*M, "fallback") == 0);
   // relu fuses into the batch norm; relu6 has no batch-norm fusion.
   CHECK(findStep(*M, "batch_norm", "bn1+relu"));
   CHECK(countKind(*M, "eltwise") == 1);
+}
+
+TEST_CASE("lowering: a float batch norm folds into the conv or linear before "
+          "it, which then fuses its relu",
+          "[lowering]") {
+  ReferenceKernels Naive;
+  Builder B;
+  ConvSpec S;
+  S.In = 8;
+  S.Out = 8;
+  Node *X = B.input("x", {2, 8, 6, 6});
+  // Folds: c1 -> bn1 -> relu is one conv with a relu post-op.
+  Node *C1 = fconv(B, "c1", "Conv2d", X, nullptr, S);
+  Node *R1 = B.fn("relu", {callBatchNorm(B, "bn1", "BatchNorm2d", C1, 8)});
+  // Does not fold: c2's output is also an output of the graph.
+  Node *C2 = fconv(B, "c2", "Conv2d", R1, nullptr, S);
+  Node *BN2 = callBatchNorm(B, "bn2", "BatchNorm2d", C2, 8);
+  // Does not fold: c3 is called twice (its weights are shared).
+  Node *C3 = fconv(B, "c3", "Conv2d", BN2, nullptr, S);
+  Node *BN3 = callBatchNorm(B, "bn3", "BatchNorm2d", C3, 8);
+  Node *C3Again = B.typed(B.G().callModule("c3", {BN3}));
+  // Folds: a linear on [N, C] and BatchNorm1d.
+  Node *Flat = B.fn("flatten", {C3Again, Argument::integer(1)});
+  Node *FC = flinear(B, "fc", Flat, 8 * 6 * 6, 10);
+  Node *BN4 = callBatchNorm(B, "bn4", "BatchNorm1d", FC, 10);
+  B.output({BN4, C2});
+  std::vector<Tensor> In = {randomF32({2, 8, 6, 6}, 5)};
+  std::vector<Tensor> Want = interpretAll(*B.GM, In);
+  std::string Before = printToString(*B.GM);
+  const Tensor &W1 = *B.GM->lookupModule("c1")->tensor("weight");
+  std::vector<float> W1Before(W1.data<float>(),
+                              W1.data<float>() + W1.numElements());
+  auto M = compileOrFail(*B.GM);
+  std::vector<Tensor> Got = runOrFail(*M, In);
+  REQUIRE(Got.size() == 2);
+  CHECK(closeF32(Got[0], Want[0]));
+  CHECK(closeF32(Got[1], Want[1]));
+  CHECK(findStep(*M, "conv", "c1+relu"));
+  CHECK(countKind(*M, "batch_norm") == 2); // bn2, bn3
+  CHECK(countKind(*M, "eltwise") == 0);
+  // The caller's module is left as it was.
+  CHECK(printToString(*B.GM) == Before);
+  CHECK(std::equal(W1Before.begin(), W1Before.end(), W1.data<float>()));
+  // Off, every batch norm is a step.
+  CompileOptions Unfolded;
+  Unfolded.FoldBatchNorm = false;
+  auto U = compileOrFail(*B.GM, Unfolded);
+  CHECK(countKind(*U, "batch_norm") == 4);
+  std::vector<Tensor> GotU = runOrFail(*U, In);
+  CHECK(closeF32(GotU[0], Want[0]));
 }
 
 TEST_CASE("lowering: zoo models end to end within 1 LSB", "[lowering]") {

@@ -64,6 +64,11 @@ struct CompileOptions {
   /// Fuse conv / linear / relu / clip / sum into oneDNN post-ops. Off, every
   /// node is its own step (for comparisons).
   bool FusePostOps = true;
+  /// Fold an eval-mode BatchNorm into the float conv / linear before it (as
+  /// PyTorch's fuse_fx does), so that the pair is one step and a following
+  /// relu or add fuses too; the results differ from the unfolded graph's by
+  /// float rounding. Off, such batch norms are steps of their own.
+  bool FoldBatchNorm = true;
   /// Let a conv / linear whose only user is a dequantize write f32 itself.
   bool FuseDequantize = true;
   /// Time every step of every run (see CompiledModule::profile()).
