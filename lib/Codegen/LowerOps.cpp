@@ -533,6 +533,9 @@ llvm::Expected<bool> Lowerer::lowerConv(const Group &G) {
   } catch (const dnnl::error &) {
     return false;
   }
+  if (Opts.Implementations != ImplChoice::First)
+    PD = Conv::primitive_desc(
+        chooseImplementation(PD, Opts.Implementations, P.Engine).get());
   SumMode Mode;
   int Dst = weightedDestination(G, *Op, DstDims, Layout::NHWC, XI.Buf, Mode);
   std::string Name = N.target().str();

@@ -11,6 +11,7 @@
 #define QFX_LIB_CODEGEN_PROGRAM_H
 
 #include "qfx/Codegen/CompiledModule.h"
+#include "qfx/Codegen/Lowering.h"
 #include "qfx/Codegen/ThreadGovernor.h"
 #include "qfx/Support/Tensor.h"
 
@@ -245,6 +246,14 @@ int pickCandidate(llvm::ArrayRef<int> Candidates, int N);
 std::optional<PrimitiveVariant>
 recreatePrimitive(const dnnl::primitive_desc_base &PD, int Threads,
                   llvm::ArrayRef<MemArg> Args, const dnnl::engine &Engine);
+
+/// \p PD, or where it is an AMX kernel, the first of its operation's
+/// implementations for another instruction set: under ImplChoice::Measure
+/// if that ran clearly faster on scratch memory under the current thread
+/// count, under ImplChoice::Alternative always (Implementations.cpp).
+dnnl::primitive_desc_base
+chooseImplementation(const dnnl::primitive_desc_base &PD, ImplChoice Choice,
+                     const dnnl::engine &E);
 
 /// Assigns arena offsets so that buffers live at the same time never
 /// overlap; returns the arena size. Deterministic: largest buffers first,

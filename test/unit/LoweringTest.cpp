@@ -688,40 +688,91 @@ TEST_CASE("lowering: a float batch norm folds into the conv or linear before "
   CHECK(closeF32(GotU[0], Want[0]));
 }
 
+/// \p E's model calibrated on two random batches of its small input and
+/// converted to a reference int8 graph with the x86 preset.
+static std::unique_ptr<GraphModule> zooReference(const models::ZooEntry &E) {
+  Shape S = smallZooInput(E);
+  auto Model = E.Create();
+  Model->eval();
+  auto P = QConfig::preset("x86");
+  if (!P)
+    FAIL(errorToString(P.takeError()));
+  QConfigMapping Map;
+  Map.setGlobal(*P);
+  auto Obs = prepare_fx(*Model, Map, {InputSpec::symbolic("x", DType::F32, S)});
+  if (!Obs)
+    FAIL(errorToString(Obs.takeError()));
+  for (uint32_t I = 0; I < 2; ++I)
+    if (auto Out = (*Obs)({randomF32(S, 40 + I)}); !Out)
+      FAIL(errorToString(Out.takeError()));
+  auto Ref = convert_to_reference_fx(Obs->graphModule());
+  if (!Ref)
+    FAIL(errorToString(Ref.takeError()));
+  return std::move(*Ref);
+}
+
+/// The scale of a reference graph's output, the dequantized last linear.
+static double outputScale(const GraphModule &Ref) {
+  const Node *Deq = Ref.graph().outputNode()->arg(0).getNode();
+  return Deq->arg(0).getNode()->type()->Quant.Scale;
+}
+
 TEST_CASE("lowering: zoo models end to end within 1 LSB", "[lowering]") {
   for (const models::ZooEntry &E : models::zoo()) {
     INFO(E.Name);
-    Shape S = smallZooInput(E);
-    auto Model = E.Create();
-    Model->eval();
-    auto P = QConfig::preset("x86");
-    if (!P)
-      FAIL(errorToString(P.takeError()));
-    QConfigMapping Map;
-    Map.setGlobal(*P);
-    auto Obs =
-        prepare_fx(*Model, Map, {InputSpec::symbolic("x", DType::F32, S)});
-    if (!Obs)
-      FAIL(errorToString(Obs.takeError()));
-    for (uint32_t I = 0; I < 2; ++I)
-      if (auto Out = (*Obs)({randomF32(S, 40 + I)}); !Out)
-        FAIL(errorToString(Out.takeError()));
-    auto Ref = convert_to_reference_fx(Obs->graphModule());
-    if (!Ref)
-      FAIL(errorToString(Ref.takeError()));
-    std::vector<Tensor> In = {randomF32(S, 50)};
-    Tensor Want = interpretAll(**Ref, In)[0];
-    auto M = compileOrFail(**Ref);
+    std::unique_ptr<GraphModule> Ref = zooReference(E);
+    std::vector<Tensor> In = {randomF32(smallZooInput(E), 50)};
+    Tensor Want = interpretAll(*Ref, In)[0];
+    auto M = compileOrFail(*Ref);
     Tensor Got = runOrFail(*M, In)[0];
-    // The output is the dequantized last linear.
-    const Node *Deq = (*Ref)->graph().outputNode()->arg(0).getNode();
-    double Scale = Deq->arg(0).getNode()->type()->Quant.Scale;
-    double D = maxLsb(Got, Want, Scale);
+    double D = maxLsb(Got, Want, outputScale(*Ref));
     report("zoo " + E.Name, D);
     CHECK(D <= 1.0);
     CHECK(countKind(*M, "fallback") == 0);
     CHECK(M->peakActivationBytes() < M->totalActivationBytes());
   }
+}
+
+TEST_CASE("lowering: a convolution leaves oneDNN's AMX kernel only for "
+          "another instruction set's, which computes the same",
+          "[lowering]") {
+  auto E = llvm::find_if(models::zoo(), [](const models::ZooEntry &Z) {
+    return Z.Name == "mobilenet_v3_cnn";
+  });
+  REQUIRE(E != models::zoo().end());
+  std::unique_ptr<GraphModule> Ref = zooReference(*E);
+  std::vector<Tensor> In = {randomF32(smallZooInput(*E), 51)};
+  Tensor Want = interpretAll(*Ref, In)[0];
+  std::vector<std::vector<std::string>> Impls;
+  for (ImplChoice C :
+       {ImplChoice::First, ImplChoice::Alternative, ImplChoice::Measure}) {
+    CompileOptions Opts;
+    Opts.Implementations = C;
+    auto M = compileOrFail(*Ref, Opts);
+    CHECK(maxLsb(runOrFail(*M, In)[0], Want, outputScale(*Ref)) <= 1.0);
+    Impls.emplace_back();
+    for (const StepInfo &S : M->steps())
+      if (S.Kind == "conv")
+        Impls.back().push_back(S.Impl);
+  }
+  const auto &First = Impls[0], &Alt = Impls[1], &Measured = Impls[2];
+  REQUIRE(First.size() == Alt.size());
+  REQUIRE(First.size() == Measured.size());
+  size_t Moved = 0, Amx = 0;
+  for (size_t I = 0; I < First.size(); ++I) {
+    INFO(First[I] << " / " << Alt[I] << " / " << Measured[I]);
+    bool IsAmx = llvm::StringRef(First[I]).contains("amx");
+    Amx += IsAmx;
+    if (!IsAmx)
+      CHECK(Alt[I] == First[I]);
+    CHECK(!llvm::StringRef(Alt[I]).contains("amx"));
+    CHECK(!llvm::StringRef(Alt[I]).startswith("ref"));
+    CHECK((Measured[I] == First[I] || Measured[I] == Alt[I]));
+    Moved += Alt[I] != First[I];
+  }
+  // On a CPU with AMX the other kernels ran above; elsewhere nothing moves.
+  WARN(Amx << " of " << First.size() << " convs on AMX kernels by default");
+  CHECK(Moved == Amx);
 }
 
 //===----------------------------------------------------------------------===//

@@ -39,6 +39,22 @@ enum class ThreadChoice : uint8_t {
   Budget
 };
 
+/// Which of oneDNN's implementations a convolution gets (docs/
+/// performance.md, "Implementations"). oneDNN ranks them by instruction
+/// set; its AMX int8 kernels come first and can be slower on small
+/// convolutions.
+enum class ImplChoice : uint8_t {
+  /// Where oneDNN's first choice is an AMX kernel, time it against the
+  /// first kernel of another instruction set at compile time, on zero
+  /// inputs, and keep that one if clearly faster.
+  Measure,
+  /// oneDNN's first choice everywhere (no measuring).
+  First,
+  /// The other instruction set's kernel wherever Measure would time one
+  /// (no measuring; for tests and comparisons).
+  Alternative
+};
+
 /// Options of compile().
 struct CompileOptions {
   /// The module's thread budget: OpenMP threads set before any primitive
@@ -69,6 +85,8 @@ struct CompileOptions {
   /// relu or add fuses too; the results differ from the unfolded graph's by
   /// float rounding. Off, such batch norms are steps of their own.
   bool FoldBatchNorm = true;
+  /// How each convolution's oneDNN implementation is chosen.
+  ImplChoice Implementations = ImplChoice::Measure;
   /// Let a conv / linear whose only user is a dequantize write f32 itself.
   bool FuseDequantize = true;
   /// Time every step of every run (see CompiledModule::profile()).
