@@ -29,15 +29,17 @@ llvm::Error OrtBench::ensureStarted() {
 llvm::Error OrtBench::load(llvm::StringRef Model, int Threads) {
   if (llvm::Error E = ensureStarted())
     return E;
-  auto Reply = Worker.request(
-      llvm::json::Object{{"cmd", "load"}, {"model", Model}, {"threads", Threads}},
-      TimeoutS);
+  auto Reply = Worker.request(llvm::json::Object{{"cmd", "load"},
+                                                 {"model", Model},
+                                                 {"threads", Threads}},
+                              TimeoutS);
   return Reply ? llvm::Error::success() : Reply.takeError();
 }
 
-llvm::Expected<std::vector<double>>
-OrtBench::run(llvm::StringRef Model, int Threads, llvm::StringRef InputNpy,
-              int N, int Warmup) {
+llvm::Expected<std::vector<double>> OrtBench::run(llvm::StringRef Model,
+                                                  int Threads,
+                                                  llvm::StringRef InputNpy,
+                                                  int N, int Warmup) {
   auto Reply = Worker.request(llvm::json::Object{{"cmd", "run"},
                                                  {"model", Model},
                                                  {"threads", Threads},

@@ -34,9 +34,10 @@ TorchBench::load(llvm::StringRef Model) {
   return Variants;
 }
 
-llvm::Expected<std::vector<double>>
-TorchBench::run(llvm::StringRef Model, llvm::StringRef Variant, int Batch,
-                int Threads, int N, int Warmup) {
+llvm::Expected<std::vector<double>> TorchBench::run(llvm::StringRef Model,
+                                                    llvm::StringRef Variant,
+                                                    int Batch, int Threads,
+                                                    int N, int Warmup) {
   auto Reply = Worker.request(llvm::json::Object{{"cmd", "run"},
                                                  {"model", Model},
                                                  {"variant", Variant},

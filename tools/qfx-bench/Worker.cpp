@@ -74,9 +74,9 @@ llvm::Error WorkerProcess::start(std::vector<std::string> Args) {
     return breakWith(std::string("cannot open a FIFO: ") +
                      std::strerror(errno));
   std::vector<llvm::StringRef> Refs(Args.begin(), Args.end());
-  llvm::Optional<llvm::StringRef> Redirects[] = {
-      llvm::StringRef(InPath), llvm::StringRef(OutPath),
-      llvm::StringRef(ErrPath)};
+  llvm::Optional<llvm::StringRef> Redirects[] = {llvm::StringRef(InPath),
+                                                 llvm::StringRef(OutPath),
+                                                 llvm::StringRef(ErrPath)};
   std::string Msg;
   bool Failed = false;
   PI = llvm::sys::ExecuteNoWait(Args[0], Refs, llvm::None, Redirects, 0, &Msg,
@@ -136,9 +136,9 @@ llvm::Expected<std::string> WorkerProcess::readLine(double TimeoutS) {
     // Nothing to read: a reply written just before exiting was read above.
     std::string Exit = exitedReason();
     if (!Exit.empty())
-      return breakWith(Exit + (Pending.empty() ? "" : " after printing '" +
-                                                          excerpt(Pending) +
-                                                          "'"));
+      return breakWith(Exit + (Pending.empty() ? ""
+                                               : " after printing '" +
+                                                     excerpt(Pending) + "'"));
     if (Clock::now() >= Deadline)
       return breakWith("no reply within " + std::to_string(int(TimeoutS)) +
                        " s (--worker-timeout)");

@@ -90,10 +90,11 @@ static cl::opt<std::string>
                                "(avx512_core_vnni, avx512_core_amx, ...)"));
 static cl::opt<bool> Profile("profile",
                              cl::desc("print per-node fp32 and int8 profiles"));
-static cl::opt<cl::boolOrDefault> PyTorch(
-    "pytorch", cl::desc("compare with PyTorch FX, timed by a persistent "
-                        "pytorch_fx_bench.py --worker (default: when python3 "
-                        "can import torch)"));
+static cl::opt<cl::boolOrDefault>
+    PyTorch("pytorch",
+            cl::desc("compare with PyTorch FX, timed by a persistent "
+                     "pytorch_fx_bench.py --worker (default: when python3 "
+                     "can import torch)"));
 static cl::opt<std::string> Python("python",
                                    cl::desc("python interpreter to use"));
 static cl::opt<std::string> Script("pytorch-script",
@@ -231,6 +232,7 @@ static double countMacs(const GraphModule &GM) {
   return Macs;
 }
 
+/// One run of a compiled program or module, its outputs dropped.
 template <typename Callee>
 static llvm::Error runOnce(Callee &C, const Tensor &X) {
   auto Out = C.run({X});
@@ -360,12 +362,11 @@ static void addPeerSlots(Peers &P, const std::string &InputNpy, Row &R,
     return;
   R.TorchError = P.TorchError;
   for (const std::string &V : P.TorchVariants)
-    Slots.push_back({[&P, V, &R](int N, int Warmup) {
-                       return P.Torch->run(R.Model, V, R.Batch, R.Threads, N,
-                                           Warmup);
-                     },
-                     V == "fp32" ? &R.TorchFloatMs : &R.TorchInt8Ms,
-                     &R.TorchError});
+    Slots.push_back(
+        {[&P, V, &R](int N, int Warmup) {
+           return P.Torch->run(R.Model, V, R.Batch, R.Threads, N, Warmup);
+         },
+         V == "fp32" ? &R.TorchFloatMs : &R.TorchInt8Ms, &R.TorchError});
 }
 
 static llvm::Expected<std::unique_ptr<CompiledModule>>
@@ -503,7 +504,8 @@ static llvm::Expected<std::string> tempFile(llvm::StringRef Name) {
 }
 
 /// --ort: writes qfx's float and int8 graphs of \p Model as ONNX into a
-/// temporary folder (removed at exit) and names them for the ONNX Runtime columns.
+/// temporary folder (removed at exit) and names them for the ONNX Runtime
+/// columns.
 static llvm::Error exportForOrt(const std::string &Model,
                                 const GraphModule &Float,
                                 const GraphModule &Int8) {
@@ -538,9 +540,8 @@ static void loadTorchModel(Peers &P, llvm::StringRef Model) {
 
 /// \p X as a temporary .npy file for the ONNX Runtime worker ("" without
 /// one).
-static llvm::Expected<std::string> ortInput(const Peers &P,
-                                            llvm::StringRef Model,
-                                            const Tensor &X) {
+static llvm::Expected<std::string>
+ortInput(const Peers &P, llvm::StringRef Model, const Tensor &X) {
   if (!P.Ort)
     return "";
   auto File = tempFile(Model.str() + ".b" + std::to_string(X.dim(0)) + ".npy");
@@ -813,8 +814,7 @@ static llvm::Error run() {
   // The workers start after the busy processes: those are forked.
   Peers P;
   if (!Py.empty()) {
-    llvm::outs() << "PyTorch FX: " << Script << " --worker with " << Py
-                 << "\n";
+    llvm::outs() << "PyTorch FX: " << Script << " --worker with " << Py << "\n";
     P.Torch = std::make_unique<tools::TorchBench>(torchArgs(Py), WorkerTimeout);
   }
   if (OrtOwn || !OnnxFloat.empty() || !OnnxInt8.empty())
