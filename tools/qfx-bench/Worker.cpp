@@ -16,6 +16,7 @@
 #include "llvm/ADT/Optional.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/raw_ostream.h"
 
 #include <cerrno>
 #include <chrono>
@@ -88,8 +89,12 @@ llvm::Error WorkerProcess::start(std::vector<std::string> Args) {
 }
 
 llvm::Error WorkerProcess::breakWith(std::string Why) {
-  if (Broken.empty())
+  if (Broken.empty()) {
     Broken = Name + ": " + Why;
+    // Said at once: the table, which says it too, may be minutes away.
+    llvm::errs() << "qfx-bench: warning: " << Broken
+                 << "; its columns are left empty\n";
+  }
   stop();
   return makeError(Broken);
 }
