@@ -18,9 +18,9 @@
 // --worker (no --model) serves qfx-bench: one JSON command per stdin line, one
 // JSON reply per stdout line, sessions and inputs kept between commands:
 //   {"cmd":"load","model":F,"threads":T}  creates F's session for T threads
-//   {"cmd":"run","model":F,"threads":T,"input":X.npy,"n":N,"warmup":W}
-//       W untimed then N timed runs of the model's one input X:
-//       {"runs_ms":[...]}
+//   {"cmd":"run","model":F,"threads":T,"input":X.npy,"n":N,"warmup":W,"max_ms":L}
+//       W untimed then N timed runs of the model's one input X (fewer once
+//       L ms have passed, if L is not 0): {"runs_ms":[...]}
 //   {"cmd":"quit"}
 // A failed command replies {"error":"<message>"} and the worker goes on.
 // Any error prints "ort-run: error: <message>" and exits with status 1.
@@ -290,10 +290,12 @@ class Worker {
     };
     for (let i = 0; i < (cmd.warmup ?? 1); ++i) await once();
     const times = [];
+    const start = performance.now();
     for (let i = 0; i < cmd.n; ++i) {
       const t0 = performance.now();
       await once();
       times.push(round3(performance.now() - t0));
+      if (cmd.max_ms > 0 && performance.now() - start >= cmd.max_ms) break;
     }
     return { runs_ms: times };
   }

@@ -39,13 +39,14 @@ llvm::Error OrtBench::load(llvm::StringRef Model, int Threads) {
 llvm::Expected<std::vector<double>> OrtBench::run(llvm::StringRef Model,
                                                   int Threads,
                                                   llvm::StringRef InputNpy,
-                                                  int N, int Warmup) {
+                                                  const bench::Burst &B) {
   auto Reply = Worker.request(llvm::json::Object{{"cmd", "run"},
                                                  {"model", Model},
                                                  {"threads", Threads},
                                                  {"input", InputNpy},
-                                                 {"n", N},
-                                                 {"warmup", Warmup}},
+                                                 {"n", B.N},
+                                                 {"warmup", B.Warmup},
+                                                 {"max_ms", B.MaxMs}},
                               TimeoutS);
   if (!Reply)
     return Reply.takeError();

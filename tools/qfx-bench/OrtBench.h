@@ -34,11 +34,11 @@ public:
   /// threads, once.
   llvm::Error load(llvm::StringRef Model, int Threads);
 
-  /// \p Warmup untimed, then \p N timed runs of \p Model's session for
-  /// \p Threads on the tensor in \p InputNpy; their times in ms.
+  /// Burst \p B of \p Model's session for \p Threads on the tensor in
+  /// \p InputNpy; the timed runs in ms.
   llvm::Expected<std::vector<double>> run(llvm::StringRef Model, int Threads,
-                                          llvm::StringRef InputNpy, int N,
-                                          int Warmup);
+                                          llvm::StringRef InputNpy,
+                                          const bench::Burst &B);
 
 private:
   llvm::Error ensureStarted();

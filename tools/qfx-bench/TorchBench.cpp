@@ -37,14 +37,15 @@ TorchBench::load(llvm::StringRef Model) {
 llvm::Expected<std::vector<double>> TorchBench::run(llvm::StringRef Model,
                                                     llvm::StringRef Variant,
                                                     int Batch, int Threads,
-                                                    int N, int Warmup) {
+                                                    const bench::Burst &B) {
   auto Reply = Worker.request(llvm::json::Object{{"cmd", "run"},
                                                  {"model", Model},
                                                  {"variant", Variant},
                                                  {"batch", Batch},
                                                  {"threads", Threads},
-                                                 {"n", N},
-                                                 {"warmup", Warmup}},
+                                                 {"n", B.N},
+                                                 {"warmup", B.Warmup},
+                                                 {"max_ms", B.MaxMs}},
                               TimeoutS);
   if (!Reply)
     return Reply.takeError();

@@ -32,11 +32,11 @@ public:
   /// "int8", and for some models "int8_dynamic").
   llvm::Expected<std::vector<std::string>> load(llvm::StringRef Model);
 
-  /// \p Warmup untimed, then \p N timed runs of \p Model's \p Variant on a
-  /// random input of batch \p Batch with \p Threads threads; in ms.
+  /// Burst \p B of \p Model's \p Variant on a random input of batch
+  /// \p Batch with \p Threads threads; the timed runs in ms.
   llvm::Expected<std::vector<double>> run(llvm::StringRef Model,
                                           llvm::StringRef Variant, int Batch,
-                                          int Threads, int N, int Warmup);
+                                          int Threads, const bench::Burst &B);
 
 private:
   std::vector<std::string> Args;

@@ -5,7 +5,10 @@
 // the child's own opens (done while posix_spawn holds the parent) find the
 // other end present. Holding both ends also means no EOF and no SIGPIPE
 // when the worker dies, so death is detected by reaping it (non-blocking)
-// while polling for its reply.
+// while polling for its reply. Its stderr goes to a file qfx-bench holds
+// open too. Once the first reply proves the worker opened all three, their
+// names and folder are removed: nothing is left on disk even if qfx-bench
+// is killed later. If qfx-bench dies, the worker's stdin ends and it exits.
 //
 //===----------------------------------------------------------------------===//
 
@@ -15,7 +18,6 @@
 
 #include "llvm/ADT/Optional.h"
 #include "llvm/Support/FileSystem.h"
-#include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include <cerrno>
@@ -71,8 +73,9 @@ llvm::Error WorkerProcess::start(std::vector<std::string> Args) {
                      std::strerror(errno));
   InFd = open(InPath.c_str(), O_RDWR | O_CLOEXEC);
   OutFd = open(OutPath.c_str(), O_RDWR | O_CLOEXEC | O_NONBLOCK);
-  if (InFd < 0 || OutFd < 0)
-    return breakWith(std::string("cannot open a FIFO: ") +
+  ErrFd = open(ErrPath.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (InFd < 0 || OutFd < 0 || ErrFd < 0)
+    return breakWith(std::string("cannot open its files: ") +
                      std::strerror(errno));
   std::vector<llvm::StringRef> Refs(Args.begin(), Args.end());
   llvm::Optional<llvm::StringRef> Redirects[] = {llvm::StringRef(InPath),
@@ -100,8 +103,27 @@ llvm::Error WorkerProcess::breakWith(std::string Why) {
 }
 
 std::string WorkerProcess::stderrTail() const {
-  auto Buf = llvm::MemoryBuffer::getFile(ErrPath);
-  return Buf ? lastLine((*Buf)->getBuffer()) : "";
+  struct stat St;
+  if (ErrFd < 0 || fstat(ErrFd, &St) != 0)
+    return "";
+  // The last line is in the last few kB (a Python traceback's exception).
+  off_t From = St.st_size > 4096 ? St.st_size - 4096 : 0;
+  std::string Text(size_t(St.st_size - From), '\0');
+  ssize_t N = pread(ErrFd, Text.data(), Text.size(), From);
+  Text.resize(N > 0 ? size_t(N) : 0);
+  return lastLine(Text);
+}
+
+void WorkerProcess::removeFiles() {
+  for (llvm::SmallString<128> *P : {&InPath, &OutPath, &ErrPath}) {
+    // unlink: llvm::sys::fs::remove refuses FIFOs.
+    if (!P->empty())
+      unlink(P->c_str());
+    P->clear();
+  }
+  if (!Dir.empty())
+    llvm::sys::fs::remove(Dir);
+  Dir.clear();
 }
 
 std::string WorkerProcess::exitedReason() {
@@ -166,6 +188,7 @@ WorkerProcess::request(llvm::json::Object Command, double TimeoutS) {
   llvm::Expected<std::string> Reply = readLine(TimeoutS);
   if (!Reply)
     return Reply.takeError();
+  removeFiles(); // the worker has them open now
   llvm::Expected<llvm::json::Value> V = llvm::json::parse(*Reply);
   if (!V || !V->getAsObject()) {
     if (!V)
@@ -194,21 +217,12 @@ void WorkerProcess::stop() {
       Running = false;
     }
   }
-  for (int *Fd : {&InFd, &OutFd})
+  for (int *Fd : {&InFd, &OutFd, &ErrFd})
     if (*Fd >= 0) {
       close(*Fd);
       *Fd = -1;
     }
-  // unlink: llvm::sys::fs::remove refuses FIFOs.
-  for (llvm::SmallString<128> *P : {&InPath, &OutPath, &ErrPath})
-    if (!P->empty())
-      unlink(P->c_str());
-  if (!Dir.empty())
-    llvm::sys::fs::remove(Dir);
-  InPath.clear();
-  OutPath.clear();
-  ErrPath.clear();
-  Dir.clear();
+  removeFiles();
 }
 
 llvm::Expected<std::vector<double>>

@@ -27,8 +27,8 @@ namespace bench {
 
 /// One worker process, spawned without a shell; its stdin and stdout are
 /// FIFOs in a private temporary folder, its stderr a file there (the last
-/// line of which explains a death). Everything is removed and the process
-/// killed, if still running, on destruction.
+/// line of which explains a death), all removed once the worker has them
+/// open. The process is killed, if still running, on destruction.
 class WorkerProcess {
 public:
   /// \p Name names the worker in messages ("PyTorch FX worker").
@@ -60,14 +60,24 @@ private:
   /// Reaps the worker if it has exited; its exit described, or "".
   std::string exitedReason();
   std::string stderrTail() const;
+  void removeFiles();
 
   std::string Name;
   std::string Broken;
   llvm::SmallString<128> Dir, InPath, OutPath, ErrPath;
-  int InFd = -1, OutFd = -1;
+  int InFd = -1, OutFd = -1, ErrFd = -1;
   llvm::sys::ProcessInfo PI;
   bool Running = false;
   std::string Pending; ///< Read bytes after the last complete line.
+};
+
+/// One engine's turn in a round: \p Warmup untimed runs, then up to \p N
+/// timed ones, stopping early once \p MaxMs have passed (after one timed
+/// run; 0: no limit) so that a slow engine does not stretch the round.
+struct Burst {
+  int N = 1;
+  int Warmup = 1;
+  double MaxMs = 0;
 };
 
 /// The "runs_ms" array of a worker's reply to a run command.

@@ -6,8 +6,9 @@ that its runs interleave with qfx's and ONNX Runtime's in one run:
   {"cmd": "load", "model": M}  prepares and converts M once; the reply
       lists what can be timed: {"variants": ["fp32", "int8", ...]}
   {"cmd": "run", "model": M, "variant": V, "batch": B, "threads": T,
-   "n": N, "warmup": W}  W untimed then N timed runs on a fixed random
-      input of batch B with T threads: {"runs_ms": [...]}
+   "n": N, "warmup": W, "max_ms": L}  W untimed then N timed runs (fewer
+      once L ms have passed, if L is not 0) on a fixed random input of
+      batch B with T threads: {"runs_ms": [...]}
   {"cmd": "quit"}
 A failed command replies {"error": "<reason>"} and the worker goes on.
 
@@ -166,16 +167,19 @@ def median_ms(model, x, iterations, budget):
     return statistics.median(times)
 
 
-def timed_runs(model, x, n, warmup):
-    """warmup untimed, then n timed calls of model(x), in ms."""
+def timed_runs(model, x, n, warmup, max_ms):
+    """warmup untimed, then n timed calls of model(x), in ms; fewer when
+    max_ms (if not 0) have passed after one."""
     with torch.no_grad():
         for _ in range(warmup):
             model(x)
-        times = []
+        times, start = [], time.perf_counter()
         for _ in range(n):
             t0 = time.perf_counter()
             model(x)
             times.append((time.perf_counter() - t0) * 1e3)
+            if max_ms and (time.perf_counter() - start) * 1e3 >= max_ms:
+                break
     return times
 
 
@@ -211,7 +215,7 @@ class Worker:
         torch.set_num_threads(threads)
         x = self.inputs[(name, batch)]
         return {"runs_ms": [round(t, 4) for t in timed_runs(
-            model, x, cmd["n"], cmd.get("warmup", 1))]}
+            model, x, cmd["n"], cmd.get("warmup", 1), cmd.get("max_ms", 0))]}
 
 
 def serve(fail):

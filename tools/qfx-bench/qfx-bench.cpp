@@ -40,6 +40,7 @@
 #include "llvm/Support/Path.h"
 #include "llvm/Support/Process.h"
 #include "llvm/Support/Program.h"
+#include "llvm/Support/Signals.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include <algorithm>
@@ -164,9 +165,10 @@ struct Row {
   std::string Impls;
   /// Int8 nodes on reference (op-table) kernels.
   size_t Fallbacks = 0;
-  /// Rounds run and timed runs per engine; the load average after them.
+  /// Rounds run, the fewest and most timed runs of an engine (a slow one's
+  /// bursts are cut short), the load average after them.
   int RoundsRun = 0;
-  size_t RunsPerEngine = 0;
+  size_t MinRuns = 0, MaxRuns = 0;
   double LoadAfter = NAN;
   /// Why qfx has no numbers for this configuration, if it failed.
   std::string Error;
@@ -239,19 +241,22 @@ static llvm::Error runOnce(Callee &C, const Tensor &X) {
   return Out ? llvm::Error::success() : Out.takeError();
 }
 
-/// \p Warmup untimed, then \p N timed calls of \p C on \p X; in ms.
+/// Burst \p B of calls of \p C on \p X; the timed ones in ms.
 template <typename Callee>
 static llvm::Expected<std::vector<double>> qfxBurst(Callee &C, const Tensor &X,
-                                                    int N, int Warmup) {
-  for (int I = 0; I < Warmup; ++I)
+                                                    const bench::Burst &B) {
+  for (int I = 0; I < B.Warmup; ++I)
     if (llvm::Error E = runOnce(C, X))
       return E;
   std::vector<double> Ms;
-  for (int I = 0; I < N; ++I) {
+  auto Start = Clock::now();
+  for (int I = 0; I < B.N; ++I) {
     auto T0 = Clock::now();
     if (llvm::Error E = runOnce(C, X))
       return E;
     Ms.push_back(msSince(T0));
+    if (B.MaxMs > 0 && msSince(Start) >= B.MaxMs)
+      break;
   }
   return Ms;
 }
@@ -267,7 +272,7 @@ static double median(std::vector<double> V) {
 /// its first failure.
 struct Slot {
   using BurstFn =
-      std::function<llvm::Expected<std::vector<double>>(int N, int Warmup)>;
+      std::function<llvm::Expected<std::vector<double>>(const bench::Burst &)>;
   Slot(BurstFn Burst, double *Median, std::string *Why)
       : Burst(std::move(Burst)), Median(Median), Why(Why) {}
   BurstFn Burst;
@@ -277,19 +282,20 @@ struct Slot {
   std::string Error;
 };
 
-/// \p NumRounds rounds of one burst of \p N runs per slot, in an order
+/// \p NumRounds rounds of one burst \p B per slot, in an order
 /// rotated by one slot each round, so that every engine runs early and late
 /// and right after each of the others: a load spike, or the previous
 /// engine's threads still spinning, lands on all of them alike. A failing
 /// slot sits out the remaining rounds.
-static void runRounds(std::vector<Slot> &Slots, int NumRounds, int N) {
+static void runRounds(std::vector<Slot> &Slots, int NumRounds, bench::Burst B) {
   for (int Round = 0; Round < NumRounds; ++Round)
     for (size_t I = 0; I < Slots.size(); ++I) {
       Slot &S = Slots[(I + Round) % Slots.size()];
       if (!S.Error.empty())
         continue;
       // The first burst also touches fresh memory and creates primitives.
-      auto Ms = S.Burst(N, Round == 0 ? 2 : 1);
+      B.Warmup = Round == 0 ? 2 : 1;
+      auto Ms = S.Burst(B);
       if (!Ms)
         S.Error = errorToString(Ms.takeError());
       else
@@ -306,16 +312,22 @@ static void runRounds(std::vector<Slot> &Slots, int NumRounds, int N) {
   }
 }
 
-/// Rounds, and runs per burst: --iterations runs spread over the rounds, or
-/// bursts of about \p BudgetS / rounds of runs taking \p OneMs.
-static std::pair<int, int> roundsAndBurst(double OneMs, double BudgetS) {
+/// Rounds, and the bursts: --iterations runs spread over the rounds, or
+/// bursts of about \p BudgetS / rounds of runs taking \p OneMs (qfx fp32's),
+/// cut at twice that time for a slower engine.
+static std::pair<int, bench::Burst> roundsAndBurst(double OneMs,
+                                                   double BudgetS) {
   int NumRounds = Rounds;
+  bench::Burst B;
   if (Iterations > 0) {
     NumRounds = std::min<int>(NumRounds, Iterations);
-    return {NumRounds, (Iterations + NumRounds - 1) / NumRounds};
+    B.N = (Iterations + NumRounds - 1) / NumRounds;
+    return {NumRounds, B};
   }
-  double PerBurst = BudgetS * 1e3 / NumRounds / std::max(OneMs, 1e-3);
-  return {NumRounds, std::clamp(int(PerBurst), 1, 20)};
+  double SlotMs = BudgetS * 1e3 / NumRounds;
+  B.N = std::clamp(int(SlotMs / std::max(OneMs, 1e-3)), 1, 20);
+  B.MaxMs = 2 * std::max(SlotMs, OneMs);
+  return {NumRounds, B};
 }
 
 /// The PyTorch and ONNX Runtime workers of the run (null: not compared),
@@ -353,8 +365,8 @@ static void addPeerSlots(Peers &P, const std::string &InputNpy, Row &R,
       continue;
     }
     int Threads = R.Threads;
-    Slots.push_back({[&P, File, Threads, &InputNpy](int N, int Warmup) {
-                       return P.Ort->run(File, Threads, InputNpy, N, Warmup);
+    Slots.push_back({[&P, File, Threads, &InputNpy](const bench::Burst &B) {
+                       return P.Ort->run(File, Threads, InputNpy, B);
                      },
                      Ms, &R.OrtError});
   }
@@ -362,11 +374,11 @@ static void addPeerSlots(Peers &P, const std::string &InputNpy, Row &R,
     return;
   R.TorchError = P.TorchError;
   for (const std::string &V : P.TorchVariants)
-    Slots.push_back(
-        {[&P, V, &R](int N, int Warmup) {
-           return P.Torch->run(R.Model, V, R.Batch, R.Threads, N, Warmup);
-         },
-         V == "fp32" ? &R.TorchFloatMs : &R.TorchInt8Ms, &R.TorchError});
+    Slots.push_back({[&P, V, &R](const bench::Burst &B) {
+                       return P.Torch->run(R.Model, V, R.Batch, R.Threads, B);
+                     },
+                     V == "fp32" ? &R.TorchFloatMs : &R.TorchInt8Ms,
+                     &R.TorchError});
 }
 
 static llvm::Expected<std::unique_ptr<CompiledModule>>
@@ -413,25 +425,30 @@ static llvm::Error benchOne(const GraphModule &Float,
   // The 224x224 models at large batches take ~0.1-1 s a run.
   double Budget = R.Batch > 8 && R.Model != "net" ? 0.5 : 2.0;
   // One fp32 run after two warm-up runs sizes the bursts.
-  auto One = qfxBurst(**FC, X, 1, 2);
+  auto One = qfxBurst(**FC, X, bench::Burst{1, 2, 0});
   if (!One)
     return One.takeError();
-  auto [NumRounds, N] = roundsAndBurst(One->front(), Budget);
+  auto [NumRounds, B] = roundsAndBurst(One->front(), Budget);
   std::string QfxError;
   R.FloatMs = R.Int8Ms = NAN;
   std::vector<Slot> Slots;
-  Slots.push_back({[&](int N, int W) { return qfxBurst(**FC, X, N, W); },
+  Slots.push_back({[&](const bench::Burst &B) { return qfxBurst(**FC, X, B); },
                    &R.FloatMs, &QfxError});
-  Slots.push_back({[&](int N, int W) { return qfxBurst(Int8, X, N, W); },
+  Slots.push_back({[&](const bench::Burst &B) { return qfxBurst(Int8, X, B); },
                    &R.Int8Ms, &QfxError});
   addPeerSlots(P, InputNpy, R, Slots);
-  runRounds(Slots, NumRounds, N);
+  runRounds(Slots, NumRounds, B);
   if (!QfxError.empty())
     return makeError(QfxError);
   R.RoundsRun = NumRounds;
-  R.RunsPerEngine = size_t(NumRounds) * size_t(N);
+  R.MinRuns = R.MaxRuns = Slots.front().Ms.size();
+  for (const Slot &S : Slots)
+    if (S.Error.empty()) {
+      R.MinRuns = std::min(R.MinRuns, S.Ms.size());
+      R.MaxRuns = std::max(R.MaxRuns, S.Ms.size());
+    }
   R.LoadAfter = bench::loadAverage().value_or(NAN);
-  size_t Runs = R.RunsPerEngine;
+  size_t Runs = Slots[1].Ms.size(); // qfx int8's
   R.Gops = 2 * MacsPerImage * R.Batch / (R.Int8Ms * 1e-3) / 1e9;
   R.PeakFraction = PeakPerThread > 0 ? R.Gops / (PeakPerThread * R.Threads) : 0;
   // The program the calls ran (the only one of its shape: calls were
@@ -487,8 +504,10 @@ floatGraph(const models::ZooEntry &Entry) {
 static llvm::SmallString<128> TempDir;
 static std::vector<std::string> TempFiles;
 static void removeTempFiles() {
-  for (const std::string &F : TempFiles)
+  for (const std::string &F : TempFiles) {
     llvm::sys::fs::remove(F);
+    llvm::sys::DontRemoveFileOnSignal(F);
+  }
   if (!TempDir.empty())
     llvm::sys::fs::remove(TempDir);
 }
@@ -500,6 +519,7 @@ static llvm::Expected<std::string> tempFile(llvm::StringRef Name) {
             llvm::sys::fs::createUniqueDirectory("qfx-bench", TempDir))
       return fileError("temporary folder", EC.message());
   TempFiles.push_back((TempDir + "/" + Name).str());
+  llvm::sys::RemoveFileOnSignal(TempFiles.back());
   return TempFiles.back();
 }
 
@@ -563,8 +583,10 @@ static void printProgress(const Row &R) {
                            std::make_pair("PT int8", R.TorchInt8Ms)})
     if (!std::isnan(Ms))
       llvm::outs() << llvm::format(", %s %.3f ms", Label, Ms);
-  llvm::outs() << " (" << R.RoundsRun << " rounds, " << R.RunsPerEngine
-               << " runs per engine";
+  llvm::outs() << " (" << R.RoundsRun << " rounds, " << R.MinRuns;
+  if (R.MaxRuns != R.MinRuns)
+    llvm::outs() << "-" << R.MaxRuns;
+  llvm::outs() << " runs per engine";
   if (!std::isnan(R.LoadAfter))
     llvm::outs() << llvm::format(", load %.2f", R.LoadAfter);
   llvm::outs() << "; " << R.Impls << ")";
