@@ -432,10 +432,12 @@ static llvm::Error benchOne(const GraphModule &Float,
   std::string QfxError;
   R.FloatMs = R.Int8Ms = NAN;
   std::vector<Slot> Slots;
-  Slots.push_back({[&](const bench::Burst &B) { return qfxBurst(**FC, X, B); },
-                   &R.FloatMs, &QfxError});
-  Slots.push_back({[&](const bench::Burst &B) { return qfxBurst(Int8, X, B); },
-                   &R.Int8Ms, &QfxError});
+  Slots.push_back(
+      {[&](const bench::Burst &Spec) { return qfxBurst(**FC, X, Spec); },
+       &R.FloatMs, &QfxError});
+  Slots.push_back(
+      {[&](const bench::Burst &Spec) { return qfxBurst(Int8, X, Spec); },
+       &R.Int8Ms, &QfxError});
   addPeerSlots(P, InputNpy, R, Slots);
   runRounds(Slots, NumRounds, B);
   if (!QfxError.empty())
