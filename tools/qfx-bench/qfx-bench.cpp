@@ -74,7 +74,8 @@ static cl::opt<int> Iterations(
     "iterations",
     cl::desc("timed runs per engine and configuration, spread over the "
              "rounds (0: bursts of about 2 s / rounds of qfx fp32 runs, "
-             "0.5 s for the 224x224 models at batch > 8, 1 to 20 runs each)"),
+             "0.5 s for the 224x224 models at batch > 8, 1 to 20 runs each; a "
+             "slower engine's burst ends after twice that time)"),
     cl::init(0));
 static cl::opt<int> Rounds(
     "rounds",
@@ -132,7 +133,8 @@ static cl::opt<bool>
                            "each model with ONNX Runtime (as --onnx-fp32 / "
                            "--onnx-int8 would)"));
 static cl::opt<std::string>
-    NodeExe("node", cl::desc("node executable for --onnx-*"), cl::init("node"));
+    NodeExe("node", cl::desc("node executable for --onnx-* and --ort"),
+            cl::init("node"));
 static cl::opt<std::string> OrtRunner("ort-runner",
                                       cl::desc("path of ort-run.mjs"),
                                       cl::init(QFX_BENCH_ORT_RUNNER));
