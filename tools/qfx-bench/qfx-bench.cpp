@@ -822,7 +822,11 @@ static llvm::Error run() {
     return E;
   std::string Py = PyTorch == cl::BOU_FALSE ? "" : findTorchPython();
   if (PyTorch == cl::BOU_TRUE && Py.empty())
-    return makeError("--pytorch: no python3 on PATH can import torch");
+    return makeError(Python.empty()
+                         ? "--pytorch: no python3 on PATH can import torch"
+                         : "--pytorch: '" + Python +
+                               "' (--python) cannot import torch (or "
+                               "torchvision)");
   if (!CpuIsa.empty())
     if (llvm::Error E = setMaxCpuIsa(CpuIsa))
       return prefixError(std::move(E), "--cpu-isa");
