@@ -15,6 +15,14 @@
 // --bench ITER runs ITER more times after W warm-up runs (default 3) and prints
 // one JSON line: {"iterations", "threads", "runs_ms", "median_ms"}.
 // --info prints one JSON line with the model's inputs and outputs and exits.
+// --worker (no --model) serves qfx-bench: one JSON command per stdin line, one
+// JSON reply per stdout line, sessions and inputs kept between commands:
+//   {"cmd":"load","model":F,"threads":T}  creates F's session for T threads
+//   {"cmd":"run","model":F,"threads":T,"input":X.npy,"n":N,"warmup":W,"max_ms":L}
+//       W untimed then N timed runs of the model's one input X (fewer once
+//       L ms have passed, if L is not 0): {"runs_ms":[...]}
+//   {"cmd":"quit"}
+// A failed command replies {"error":"<message>"} and the worker goes on.
 // Any error prints "ort-run: error: <message>" and exits with status 1.
 
 import { createRequire } from 'node:module';
@@ -22,6 +30,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
+import readline from 'node:readline';
 
 class UsageError extends Error {}
 
@@ -32,7 +41,8 @@ function fail(message) {
 const USAGE =
   'usage: node ort-run.mjs --model m.onnx --input <name>=<file.npy> [...] ' +
   '--output-dir DIR [--optimized-model out.onnx] [--threads N] ' +
-  '[--bench ITER] [--warmup W] [--info] [--ort-dir PREFIX]';
+  '[--bench ITER] [--warmup W] [--info] [--ort-dir PREFIX]\n' +
+  '       node ort-run.mjs --worker [--ort-dir PREFIX]';
 
 function parseCount(flag, text, min) {
   if (!/^[0-9]+$/.test(text) || Number(text) < min || Number(text) > 1e6)
@@ -41,7 +51,7 @@ function parseCount(flag, text, min) {
 }
 
 function parseArgs(argv) {
-  const opts = { inputs: [], threads: 0, bench: 0, warmup: 3, info: false };
+  const opts = { inputs: [], threads: 0, bench: 0, warmup: 3, info: false, worker: false };
   for (let i = 0; i < argv.length; ++i) {
     let arg = argv[i];
     let value;
@@ -64,6 +74,7 @@ function parseArgs(argv) {
       case '--bench': opts.bench = parseCount(arg, next(), 1); break;
       case '--warmup': opts.warmup = parseCount(arg, next(), 0); break;
       case '--info': opts.info = true; break;
+      case '--worker': opts.worker = true; break;
       case '--input': {
         const spec = next();
         // The first '=' splits: ONNX names rarely hold one, paths may.
@@ -81,6 +92,7 @@ function parseArgs(argv) {
         fail(`unknown argument '${argv[i]}'\n${USAGE}`);
     }
   }
+  if (opts.worker) return opts;
   if (!opts.model) fail(`--model is required\n${USAGE}`);
   if (!opts.info && !opts.bench && !opts.outputDir)
     fail(`--output-dir is required (unless --bench or --info)\n${USAGE}`);
@@ -212,12 +224,8 @@ function round3(x) {
   return Math.round(x * 1000) / 1000;
 }
 
-async function main() {
-  const opts = parseArgs(process.argv.slice(2));
-  const ort = loadOrt(opts);
-  if (!fs.existsSync(opts.model)) fail(`${opts.model}: no such file`);
-
-  const sessionOptions = {
+function sessionOptions(threads) {
+  const options = {
     executionProviders: ['cpu'],
     graphOptimizationLevel: 'all',
     executionMode: 'sequential',
@@ -225,12 +233,112 @@ async function main() {
     logSeverityLevel: 3,
   };
   // 0 lets ONNX Runtime choose (one thread per physical core).
-  if (opts.threads > 0) sessionOptions.intraOpNumThreads = opts.threads;
-  if (opts.optimizedModel) sessionOptions.optimizedModelFilePath = path.resolve(opts.optimizedModel);
+  if (threads > 0) options.intraOpNumThreads = threads;
+  return options;
+}
+
+function readNpy(file) {
+  let bytes;
+  try {
+    bytes = fs.readFileSync(file);
+  } catch (e) {
+    fail(`${file}: cannot read: ${e.message}`);
+  }
+  return parseNpy(bytes, file);
+}
+
+// --worker: the sessions (per model file and thread count) and the inputs
+// (per file) stay loaded between commands.
+class Worker {
+  constructor(ort) {
+    this.ort = ort;
+    this.sessions = new Map();
+    this.inputs = new Map();
+  }
+
+  async load(cmd) {
+    const key = `${cmd.threads}:${cmd.model}`;
+    if (!this.sessions.has(key)) {
+      if (typeof cmd.model !== 'string' || !fs.existsSync(cmd.model)) fail(`${cmd.model}: no such file`);
+      let session;
+      try {
+        session = await this.ort.InferenceSession.create(cmd.model, sessionOptions(cmd.threads || 0));
+      } catch (e) {
+        fail(`${cmd.model}: ONNX Runtime cannot load the model: ${e.message}`);
+      }
+      if (session.inputNames.length !== 1)
+        fail(`${cmd.model}: expected a model with exactly one input, got ${session.inputNames.length}`);
+      this.sessions.set(key, session);
+    }
+    return { inputs: this.sessions.get(key).inputNames };
+  }
+
+  async run(cmd) {
+    const session = this.sessions.get(`${cmd.threads}:${cmd.model}`);
+    if (!session) fail(`${cmd.model}: not loaded for ${cmd.threads} thread(s)`);
+    if (!this.inputs.has(cmd.input)) {
+      const t = readNpy(cmd.input);
+      this.inputs.set(cmd.input, new this.ort.Tensor(t.type, t.data, t.dims));
+    }
+    const feeds = { [session.inputNames[0]]: this.inputs.get(cmd.input) };
+    const once = async () => {
+      try {
+        await session.run(feeds);
+      } catch (e) {
+        fail(`${cmd.model}: ONNX Runtime failed to run the model: ${e.message}`);
+      }
+    };
+    for (let i = 0; i < (cmd.warmup ?? 1); ++i) await once();
+    const times = [];
+    const start = performance.now();
+    for (let i = 0; i < cmd.n; ++i) {
+      const t0 = performance.now();
+      await once();
+      times.push(round3(performance.now() - t0));
+      if (cmd.max_ms > 0 && performance.now() - start >= cmd.max_ms) break;
+    }
+    return { runs_ms: times };
+  }
+
+  async release() {
+    for (const session of this.sessions.values()) await session.release();
+    this.sessions.clear();
+  }
+}
+
+async function serve(opts) {
+  const ort = loadOrt(opts);
+  const worker = new Worker(ort);
+  const lines = readline.createInterface({ input: process.stdin, crlfDelay: Infinity });
+  for await (const line of lines) {
+    let reply;
+    try {
+      const cmd = JSON.parse(line);
+      if (cmd.cmd === 'quit') break;
+      if (cmd.cmd === 'load') reply = await worker.load(cmd);
+      else if (cmd.cmd === 'run') reply = await worker.run(cmd);
+      else fail(`unknown command '${cmd.cmd}'`);
+    } catch (e) {
+      reply = { error: e instanceof UsageError ? e.message : String(e) };
+    }
+    process.stdout.write(JSON.stringify(reply) + '\n');
+  }
+  lines.close();
+  await worker.release();
+}
+
+async function main() {
+  const opts = parseArgs(process.argv.slice(2));
+  if (opts.worker) return serve(opts);
+  const ort = loadOrt(opts);
+  if (!fs.existsSync(opts.model)) fail(`${opts.model}: no such file`);
+
+  const options = sessionOptions(opts.threads);
+  if (opts.optimizedModel) options.optimizedModelFilePath = path.resolve(opts.optimizedModel);
 
   let session;
   try {
-    session = await ort.InferenceSession.create(opts.model, sessionOptions);
+    session = await ort.InferenceSession.create(opts.model, options);
   } catch (e) {
     fail(`${opts.model}: ONNX Runtime cannot load the model: ${e.message}`);
   }
@@ -249,13 +357,7 @@ async function main() {
     if (!session.inputNames.includes(name))
       fail(`--input ${name}: the model has no input '${name}' (inputs: ${session.inputNames.join(', ')})`);
     if (name in feeds) fail(`--input ${name}: given twice`);
-    let bytes;
-    try {
-      bytes = fs.readFileSync(file);
-    } catch (e) {
-      fail(`${file}: cannot read: ${e.message}`);
-    }
-    const t = parseNpy(bytes, file);
+    const t = readNpy(file);
     feeds[name] = new ort.Tensor(t.type, t.data, t.dims);
   }
   const missing = session.inputNames.filter((n) => !(n in feeds));

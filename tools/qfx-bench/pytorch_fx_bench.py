@@ -1,6 +1,19 @@
 """PyTorch FX int8 (onednn engine) baseline for qfx-bench: same models.
 
-Prints one line per configuration:
+qfx-bench runs it with --worker: a persistent process that reads one JSON
+command per line on stdin and prints one JSON reply per line on stdout, so
+that its runs interleave with qfx's and ONNX Runtime's in one run:
+  {"cmd": "load", "model": M}  prepares and converts M once; the reply
+      lists what can be timed: {"variants": ["fp32", "int8", ...]}
+  {"cmd": "run", "model": M, "variant": V, "batch": B, "threads": T,
+   "n": N, "warmup": W, "max_ms": L}  W untimed then N timed runs (fewer
+      once L ms have passed, if L is not 0) on a fixed random input of
+      batch B with T threads: {"runs_ms": [...]}
+  {"cmd": "quit"}
+A failed command replies {"error": "<reason>"} and the worker goes on.
+
+Without --worker it measures every configuration by itself and prints one
+line per configuration:
   RESULT <model> <batch> <threads> <fp32 ms> <int8 ms>
   ERROR <model> <batch> <threads> <reason>
 A configuration that fails (oneDNN refusing a primitive on some CPUs, say)
@@ -154,6 +167,80 @@ def median_ms(model, x, iterations, budget):
     return statistics.median(times)
 
 
+def timed_runs(model, x, n, warmup, max_ms):
+    """warmup untimed, then n timed calls of model(x), in ms; fewer when
+    max_ms (if not 0) have passed after one."""
+    with torch.no_grad():
+        for _ in range(warmup):
+            model(x)
+        times, start = [], time.perf_counter()
+        for _ in range(n):
+            t0 = time.perf_counter()
+            model(x)
+            times.append((time.perf_counter() - t0) * 1e3)
+            if max_ms and (time.perf_counter() - start) * 1e3 >= max_ms:
+                break
+    return times
+
+
+class Worker:
+    """The --worker mode's state: converted models and inputs, kept."""
+
+    def __init__(self, fail):
+        self.fail = set(fail)
+        self.models = {}  # name -> {variant: module}
+        self.inputs = {}  # (name, batch) -> tensor
+
+    def load(self, cmd):
+        name = cmd["model"]
+        if name not in MODELS:
+            raise KeyError(f"unknown model '{name}'")
+        if name not in self.models:
+            fp32, int8 = quantize(name, MODELS[name][1])
+            variants = {"fp32": fp32, "int8": int8}
+            if name in DYNAMIC_TOO:
+                variants["int8_dynamic"] = quantize_dynamic(fp32)
+            self.models[name] = variants
+        return {"variants": list(self.models[name])}
+
+    def run(self, cmd):
+        name, batch, threads = cmd["model"], cmd["batch"], cmd["threads"]
+        if f"{name}:{batch}:{threads}" in self.fail:
+            raise RuntimeError("forced failure (--fail)")
+        if name not in self.models:
+            raise KeyError(f"model '{name}' is not loaded")
+        model = self.models[name][cmd["variant"]]
+        if (name, batch) not in self.inputs:
+            self.inputs[(name, batch)] = torch.randn(batch, *MODELS[name][1])
+        torch.set_num_threads(threads)
+        x = self.inputs[(name, batch)]
+        return {"runs_ms": [round(t, 4) for t in timed_runs(
+            model, x, cmd["n"], cmd.get("warmup", 1), cmd.get("max_ms", 0))]}
+
+
+def serve(fail):
+    """The --worker loop: one JSON command per stdin line, one reply per
+    stdout line, until "quit" or the end of stdin."""
+    import json
+    worker = Worker(fail)
+    while True:
+        line = sys.stdin.readline()
+        if not line:
+            return 0
+        try:
+            cmd = json.loads(line)
+            if cmd.get("cmd") == "quit":
+                return 0
+            handler = {"load": worker.load, "run": worker.run}.get(
+                cmd.get("cmd"))
+            if handler is None:
+                raise ValueError(f"unknown command '{cmd.get('cmd')}'")
+            reply = handler(cmd)
+        except Exception as exc:
+            reply = {"error": reason(exc)}
+        print(json.dumps(reply), flush=True)
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--models", default="net,resnet18,mobilenet_v2,"
@@ -166,9 +253,13 @@ def main():
     p.add_argument("--fail", action="append", default=[],
                    metavar="MODEL:BATCH:THREADS",
                    help="make this configuration fail (tests the reporting)")
+    p.add_argument("--worker", action="store_true",
+                   help="serve JSON commands on stdin (see above)")
     a = p.parse_args()
     torch.backends.quantized.engine = "onednn"
     torch.manual_seed(0)
+    if a.worker:
+        return serve(a.fail)
     batches = list(map(int, a.batches.split(",")))
     threads_list = list(map(int, a.threads.split(",")))
     for name in a.models.split(","):

@@ -1,16 +1,20 @@
-//===- qfx-bench.cpp - fp32 vs int8 latency of the zoo, vs PyTorch FX -----===//
+//===- qfx-bench.cpp - fp32 vs int8 latency of the zoo, vs its peers ------===//
 //
 // For each zoo model, batch and thread count: compiles the traced float
 // graph and runs convert_fx's int8 module, reports median latencies, achieved
 // int8 GOPS against the measured VNNI peak, compile time and the share of
 // time spent outside oneDNN primitives; optionally runs the same models
-// through PyTorch's FX quantization (onednn engine) and compares; optionally
-// times given ONNX files with ONNX Runtime on the same inputs (OrtBench.h).
+// through PyTorch's FX quantization (onednn engine, TorchBench.h) and ONNX
+// files through ONNX Runtime (OrtBench.h), in persistent worker processes.
+// Every engine is timed in short bursts, interleaved in rotating order over
+// several rounds, so that a load spike on the shared machine hits them all
+// alike; the figures are medians over every engine's runs of all rounds.
 //
 //===----------------------------------------------------------------------===//
 
 #include "BusyLoad.h"
 #include "OrtBench.h"
+#include "TorchBench.h"
 #include "TorchPython.h"
 #include "qfx/Backend/OneDNN/CpuIsa.h"
 #include "qfx/Codegen/Lowering.h"
@@ -22,6 +26,7 @@
 #include "qfx/Quant/QConfigMapping.h"
 #include "qfx/Support/Error.h"
 #include "qfx/Support/Flags.h"
+#include "qfx/Support/Npy.h"
 #include "qfx/Trace/SymbolicTrace.h"
 
 #include "llvm/ADT/Optional.h"
@@ -35,11 +40,13 @@
 #include "llvm/Support/Path.h"
 #include "llvm/Support/Process.h"
 #include "llvm/Support/Program.h"
+#include "llvm/Support/Signals.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <functional>
 #include <map>
 #include <random>
 #include <string>
@@ -63,11 +70,23 @@ static cl::list<int> Batches("batches", cl::CommaSeparated,
                              cl::desc("batch sizes (default 1,32)"));
 static cl::list<int> ThreadCounts("threads", cl::CommaSeparated,
                                   cl::desc("thread counts (default 1,2)"));
-static cl::opt<int>
-    Iterations("iterations",
-               cl::desc("timed runs per measurement (0: at least 20 runs "
-                        "or 2 s, 0.5 s for the 224x224 models at batch > 8)"),
-               cl::init(0));
+static cl::opt<int> Iterations(
+    "iterations",
+    cl::desc("timed runs per engine and configuration, spread over the "
+             "rounds (0: bursts of about 2 s / rounds of qfx fp32 runs, "
+             "0.5 s for the 224x224 models at batch > 8, 1 to 20 runs each; a "
+             "slower engine's burst ends after twice that time)"),
+    cl::init(0));
+static cl::opt<int> Rounds(
+    "rounds",
+    cl::desc("interleaved rounds per configuration: each round times a "
+             "burst of every engine, in an order that rotates (default 7)"),
+    cl::init(7));
+static cl::opt<int> WorkerTimeout(
+    "worker-timeout",
+    cl::desc("seconds to wait for any reply of the PyTorch or ONNX Runtime "
+             "worker before giving it up (default 300)"),
+    cl::init(300));
 static cl::opt<std::string>
     CpuIsa("cpu-isa", cl::desc("cap oneDNN's instruction set for the whole run "
                                "(avx512_core_vnni, avx512_core_amx, ...)"));
@@ -75,8 +94,9 @@ static cl::opt<bool> Profile("profile",
                              cl::desc("print per-node fp32 and int8 profiles"));
 static cl::opt<cl::boolOrDefault>
     PyTorch("pytorch",
-            cl::desc("compare with PyTorch FX (default: when python3 can "
-                     "import torch)"));
+            cl::desc("compare with PyTorch FX, timed by a persistent "
+                     "pytorch_fx_bench.py --worker (default: when python3 "
+                     "can import torch)"));
 static cl::opt<std::string> Python("python",
                                    cl::desc("python interpreter to use"));
 static cl::opt<std::string> Script("pytorch-script",
@@ -113,7 +133,8 @@ static cl::opt<bool>
                            "each model with ONNX Runtime (as --onnx-fp32 / "
                            "--onnx-int8 would)"));
 static cl::opt<std::string>
-    NodeExe("node", cl::desc("node executable for --onnx-*"), cl::init("node"));
+    NodeExe("node", cl::desc("node executable for --onnx-* and --ort"),
+            cl::init("node"));
 static cl::opt<std::string> OrtRunner("ort-runner",
                                       cl::desc("path of ort-run.mjs"),
                                       cl::init(QFX_BENCH_ORT_RUNNER));
@@ -129,6 +150,7 @@ static double msSince(Clock::time_point T) {
 }
 
 /// One line of the table; PyTorch columns are NaN when not measured.
+/// Latencies are medians over all rounds.
 struct Row {
   std::string Model;
   int Batch = 1, Threads = 1;
@@ -145,6 +167,11 @@ struct Row {
   std::string Impls;
   /// Int8 nodes on reference (op-table) kernels.
   size_t Fallbacks = 0;
+  /// Rounds run, the fewest and most timed runs of an engine (a slow one's
+  /// bursts are cut short), the load average after them.
+  int RoundsRun = 0;
+  size_t MinRuns = 0, MaxRuns = 0;
+  double LoadAfter = NAN;
   /// Why qfx has no numbers for this configuration, if it failed.
   std::string Error;
 };
@@ -210,37 +237,150 @@ static double countMacs(const GraphModule &GM) {
 }
 
 /// One run of a compiled program or module, its outputs dropped.
-using RunFn = llvm::function_ref<llvm::Error()>;
-
 template <typename Callee>
 static llvm::Error runOnce(Callee &C, const Tensor &X) {
   auto Out = C.run({X});
   return Out ? llvm::Error::success() : Out.takeError();
 }
 
-/// Median of the timed calls of \p Run, in ms: \p Iterations runs, or
-/// adaptively until 20 runs or \p BudgetS seconds (and at least 3 runs).
-static llvm::Expected<double> medianMs(RunFn Run, double BudgetS,
-                                       size_t *Runs = nullptr) {
-  for (int I = 0; I < 2; ++I) // first runs touch fresh memory
-    if (llvm::Error E = Run())
+/// Burst \p B of calls of \p C on \p X; the timed ones in ms.
+template <typename Callee>
+static llvm::Expected<std::vector<double>> qfxBurst(Callee &C, const Tensor &X,
+                                                    const bench::Burst &B) {
+  for (int I = 0; I < B.Warmup; ++I)
+    if (llvm::Error E = runOnce(C, X))
       return E;
-  std::vector<double> T;
+  std::vector<double> Ms;
   auto Start = Clock::now();
-  for (;;) {
+  for (int I = 0; I < B.N; ++I) {
     auto T0 = Clock::now();
-    if (llvm::Error E = Run())
+    if (llvm::Error E = runOnce(C, X))
       return E;
-    T.push_back(msSince(T0));
-    if (Iterations > 0 ? T.size() >= size_t(Iterations)
-                       : T.size() >= 20 ||
-                             (msSince(Start) >= BudgetS * 1e3 && T.size() >= 3))
+    Ms.push_back(msSince(T0));
+    if (B.MaxMs > 0 && msSince(Start) >= B.MaxMs)
       break;
   }
-  if (Runs)
-    *Runs = T.size();
-  std::nth_element(T.begin(), T.begin() + T.size() / 2, T.end());
-  return T[T.size() / 2];
+  return Ms;
+}
+
+static double median(std::vector<double> V) {
+  std::nth_element(V.begin(), V.begin() + V.size() / 2, V.end());
+  return V[V.size() / 2];
+}
+
+/// One engine's part of a row: a burst of timed runs per round. \p Median
+/// receives the median of all its runs (the smaller one when several slots
+/// share a column: PyTorch's int8 is its best of static and dynamic), \p Why
+/// its first failure.
+struct Slot {
+  using BurstFn =
+      std::function<llvm::Expected<std::vector<double>>(const bench::Burst &)>;
+  Slot(BurstFn Burst, double *Median, std::string *Why)
+      : Burst(std::move(Burst)), Median(Median), Why(Why) {}
+  BurstFn Burst;
+  double *Median;
+  std::string *Why;
+  std::vector<double> Ms;
+  std::string Error;
+};
+
+/// \p NumRounds rounds of one burst \p B per slot, in an order
+/// rotated by one slot each round, so that every engine runs early and late
+/// and right after each of the others: a load spike, or the previous
+/// engine's threads still spinning, lands on all of them alike. A failing
+/// slot sits out the remaining rounds.
+static void runRounds(std::vector<Slot> &Slots, int NumRounds, bench::Burst B) {
+  for (int Round = 0; Round < NumRounds; ++Round)
+    for (size_t I = 0; I < Slots.size(); ++I) {
+      Slot &S = Slots[(I + Round) % Slots.size()];
+      if (!S.Error.empty())
+        continue;
+      // The first burst also touches fresh memory and creates primitives.
+      B.Warmup = Round == 0 ? 2 : 1;
+      auto Ms = S.Burst(B);
+      if (!Ms)
+        S.Error = errorToString(Ms.takeError());
+      else
+        S.Ms.insert(S.Ms.end(), Ms->begin(), Ms->end());
+    }
+  for (Slot &S : Slots) {
+    if (!S.Error.empty()) {
+      if (S.Why->empty())
+        *S.Why = S.Error;
+      continue;
+    }
+    double M = median(S.Ms);
+    *S.Median = std::isnan(*S.Median) ? M : std::min(*S.Median, M);
+  }
+}
+
+/// Rounds, and the bursts: --iterations runs spread over the rounds, or
+/// bursts of about \p BudgetS / rounds of runs taking \p OneMs (qfx fp32's),
+/// cut at twice that time for a slower engine.
+static std::pair<int, bench::Burst> roundsAndBurst(double OneMs,
+                                                   double BudgetS) {
+  int NumRounds = Rounds;
+  bench::Burst B;
+  if (Iterations > 0) {
+    NumRounds = std::min<int>(NumRounds, Iterations);
+    B.N = (Iterations + NumRounds - 1) / NumRounds;
+    return {NumRounds, B};
+  }
+  double SlotMs = BudgetS * 1e3 / NumRounds;
+  B.N = std::clamp(int(SlotMs / std::max(OneMs, 1e-3)), 1, 20);
+  B.MaxMs = 2 * std::max(SlotMs, OneMs);
+  return {NumRounds, B};
+}
+
+/// The PyTorch and ONNX Runtime workers of the run (null: not compared),
+/// and what PyTorch can time of the current model, or why it cannot.
+struct Peers {
+  std::unique_ptr<tools::TorchBench> Torch;
+  std::unique_ptr<tools::OrtBench> Ort;
+  std::vector<std::string> TorchVariants;
+  std::string TorchError;
+};
+
+/// The --onnx-fp32 / --onnx-int8 file given for \p Model, or "".
+static std::string onnxFileFor(const std::vector<std::string> &Flag,
+                               llvm::StringRef Model) {
+  for (const std::string &Entry : Flag) {
+    auto [Name, File] = llvm::StringRef(Entry).split('=');
+    if (Name == Model)
+      return File.str();
+  }
+  return "";
+}
+
+/// The peers' slots of \p R: ONNX Runtime on the row's files (sessions
+/// created here, untimed) and input \p InputNpy, PyTorch on every variant
+/// its worker has. Peers that cannot run mark the row.
+static void addPeerSlots(Peers &P, const std::string &InputNpy, Row &R,
+                         std::vector<Slot> &Slots) {
+  for (auto [Flag, Ms] : {std::make_pair(&OnnxFloat, &R.OrtFloatMs),
+                          std::make_pair(&OnnxInt8, &R.OrtInt8Ms)}) {
+    std::string File = onnxFileFor(*Flag, R.Model);
+    if (!P.Ort || File.empty() || !R.OrtError.empty())
+      continue;
+    if (llvm::Error E = P.Ort->load(File, R.Threads)) {
+      R.OrtError = errorToString(std::move(E));
+      continue;
+    }
+    int Threads = R.Threads;
+    Slots.push_back({[&P, File, Threads, &InputNpy](const bench::Burst &B) {
+                       return P.Ort->run(File, Threads, InputNpy, B);
+                     },
+                     Ms, &R.OrtError});
+  }
+  if (!P.Torch)
+    return;
+  R.TorchError = P.TorchError;
+  for (const std::string &V : P.TorchVariants)
+    Slots.push_back({[&P, V, &R](const bench::Burst &B) {
+                       return P.Torch->run(R.Model, V, R.Batch, R.Threads, B);
+                     },
+                     V == "fp32" ? &R.TorchFloatMs : &R.TorchInt8Ms,
+                     &R.TorchError});
 }
 
 static llvm::Expected<std::unique_ptr<CompiledModule>>
@@ -267,39 +407,13 @@ static void printProfile(const CompiledModule &CM, const Row &R,
                                  100.0 * S.MedianMs / TotalMs, S.Threads);
 }
 
-/// The --onnx-fp32 / --onnx-int8 file given for \p Model, or "".
-static std::string onnxFileFor(const std::vector<std::string> &Flag,
-                               llvm::StringRef Model) {
-  for (const std::string &Entry : Flag) {
-    auto [Name, File] = llvm::StringRef(Entry).split('=');
-    if (Name == Model)
-      return File.str();
-  }
-  return "";
-}
-
-/// The ONNX Runtime columns of \p R, measured right after qfx's on the same
-/// input, thread count and number of runs. A failure only marks the row.
-static void benchOrt(const Tensor &X, size_t Runs, Row &R) {
-  static tools::OrtBench Ort(NodeExe, OrtRunner, OrtDir);
-  int Iters = Iterations > 0 ? int(Iterations) : int(std::max<size_t>(Runs, 3));
-  for (auto [Flag, Ms] : {std::make_pair(&OnnxFloat, &R.OrtFloatMs),
-                          std::make_pair(&OnnxInt8, &R.OrtInt8Ms)}) {
-    std::string File = onnxFileFor(*Flag, R.Model);
-    if (File.empty() || !R.OrtError.empty())
-      continue;
-    llvm::Expected<double> M = Ort.medianMs(File, X, R.Threads, Iters);
-    if (M)
-      *Ms = *M;
-    else
-      R.OrtError = errorToString(M.takeError());
-  }
-}
-
-/// Fills in the qfx columns of \p R from the float graph and the int8
-/// module (convert_fx's, compiled with R.Threads threads).
+/// Fills in the columns of \p R: qfx's from the float graph and the int8
+/// module (convert_fx's, compiled with R.Threads threads), the peers' from
+/// their workers (\p InputNpy holds \p X for ONNX Runtime), all timed in
+/// interleaved rounds.
 static llvm::Error benchOne(const GraphModule &Float,
                             const QuantizedModule &Int8, const Tensor &X,
+                            const std::string &InputNpy, Peers &P,
                             double MacsPerImage, double PeakPerThread, Row &R) {
   auto FC = timedCompile(Float, R.Batch, R.Threads, R.FloatCompileMs);
   if (!FC)
@@ -312,16 +426,33 @@ static llvm::Error benchOne(const GraphModule &Float,
   R.Int8CompileMs = msSince(T0);
   // The 224x224 models at large batches take ~0.1-1 s a run.
   double Budget = R.Batch > 8 && R.Model != "net" ? 0.5 : 2.0;
-  auto FMs = medianMs([&] { return runOnce(**FC, X); }, Budget);
-  if (!FMs)
-    return FMs.takeError();
-  size_t Runs = 0;
-  auto QMs = medianMs([&] { return runOnce(Int8, X); }, Budget, &Runs);
-  if (!QMs)
-    return QMs.takeError();
-  R.FloatMs = *FMs;
-  R.Int8Ms = *QMs;
-  benchOrt(X, Runs, R);
+  // One fp32 run after two warm-up runs sizes the bursts.
+  auto One = qfxBurst(**FC, X, bench::Burst{1, 2, 0});
+  if (!One)
+    return One.takeError();
+  auto [NumRounds, B] = roundsAndBurst(One->front(), Budget);
+  std::string QfxError;
+  R.FloatMs = R.Int8Ms = NAN;
+  std::vector<Slot> Slots;
+  Slots.push_back(
+      {[&](const bench::Burst &Spec) { return qfxBurst(**FC, X, Spec); },
+       &R.FloatMs, &QfxError});
+  Slots.push_back(
+      {[&](const bench::Burst &Spec) { return qfxBurst(Int8, X, Spec); },
+       &R.Int8Ms, &QfxError});
+  addPeerSlots(P, InputNpy, R, Slots);
+  runRounds(Slots, NumRounds, B);
+  if (!QfxError.empty())
+    return makeError(QfxError);
+  R.RoundsRun = NumRounds;
+  R.MinRuns = R.MaxRuns = Slots.front().Ms.size();
+  for (const Slot &S : Slots)
+    if (S.Error.empty()) {
+      R.MinRuns = std::min(R.MinRuns, S.Ms.size());
+      R.MaxRuns = std::max(R.MaxRuns, S.Ms.size());
+    }
+  R.LoadAfter = bench::loadAverage().value_or(NAN);
+  size_t Runs = Slots[1].Ms.size(); // qfx int8's
   R.Gops = 2 * MacsPerImage * R.Batch / (R.Int8Ms * 1e-3) / 1e9;
   R.PeakFraction = PeakPerThread > 0 ? R.Gops / (PeakPerThread * R.Threads) : 0;
   // The program the calls ran (the only one of its shape: calls were
@@ -372,43 +503,107 @@ floatGraph(const models::ZooEntry &Entry) {
       *Model, {InputSpec::symbolic("x", DType::F32, Entry.InputShape)});
 }
 
-/// --ort's exported files and their folder, removed before exiting.
-static llvm::SmallString<128> OwnExportDir;
-static std::vector<std::string> OwnExports;
-static void removeOwnExports() {
-  for (const std::string &F : OwnExports)
+/// qfx-bench's temporary files (--ort's exports, ONNX Runtime's inputs) and
+/// their folder, removed before exiting.
+static llvm::SmallString<128> TempDir;
+static std::vector<std::string> TempFiles;
+static void removeTempFiles() {
+  for (const std::string &F : TempFiles) {
     llvm::sys::fs::remove(F);
-  if (!OwnExportDir.empty())
-    llvm::sys::fs::remove(OwnExportDir);
+    llvm::sys::DontRemoveFileOnSignal(F);
+  }
+  if (!TempDir.empty())
+    llvm::sys::fs::remove(TempDir);
+}
+
+/// The path of a new temporary file \p Name (removed at exit).
+static llvm::Expected<std::string> tempFile(llvm::StringRef Name) {
+  if (TempDir.empty())
+    if (std::error_code EC =
+            llvm::sys::fs::createUniqueDirectory("qfx-bench", TempDir))
+      return fileError("temporary folder", EC.message());
+  TempFiles.push_back((TempDir + "/" + Name).str());
+  llvm::sys::RemoveFileOnSignal(TempFiles.back());
+  return TempFiles.back();
 }
 
 /// --ort: writes qfx's float and int8 graphs of \p Model as ONNX into a
-/// temporary folder (removed at exit) and names them for benchOrt.
+/// temporary folder (removed at exit) and names them for the ONNX Runtime
+/// columns.
 static llvm::Error exportForOrt(const std::string &Model,
                                 const GraphModule &Float,
                                 const GraphModule &Int8) {
-  if (OwnExportDir.empty())
-    if (std::error_code EC =
-            llvm::sys::fs::createUniqueDirectory("qfx-bench-ort", OwnExportDir))
-      return fileError("temporary folder", EC.message());
-  llvm::StringRef Dir = OwnExportDir;
-  std::string FloatFile = (Dir + "/" + Model + ".fp32.onnx").str();
-  std::string Int8File = (Dir + "/" + Model + ".int8.onnx").str();
-  if (llvm::Error E = exportOnnx(Float, FloatFile))
+  auto FloatFile = tempFile(Model + ".fp32.onnx");
+  if (!FloatFile)
+    return FloatFile.takeError();
+  auto Int8File = tempFile(Model + ".int8.onnx");
+  if (!Int8File)
+    return Int8File.takeError();
+  if (llvm::Error E = exportOnnx(Float, *FloatFile))
     return E;
-  if (llvm::Error E = exportOnnx(Int8, Int8File))
+  if (llvm::Error E = exportOnnx(Int8, *Int8File))
     return E;
-  OnnxFloat.push_back(Model + "=" + FloatFile);
-  OnnxInt8.push_back(Model + "=" + Int8File);
-  OwnExports.push_back(FloatFile);
-  OwnExports.push_back(Int8File);
+  OnnxFloat.push_back(Model + "=" + *FloatFile);
+  OnnxInt8.push_back(Model + "=" + *Int8File);
   return llvm::Error::success();
+}
+
+/// Has the PyTorch worker (if any) convert \p Model; what it can time of it
+/// or why it cannot go into \p P.
+static void loadTorchModel(Peers &P, llvm::StringRef Model) {
+  P.TorchVariants.clear();
+  P.TorchError.clear();
+  if (!P.Torch)
+    return;
+  auto V = P.Torch->load(Model);
+  if (V)
+    P.TorchVariants = std::move(*V);
+  else
+    P.TorchError = errorToString(V.takeError());
+}
+
+/// \p X as a temporary .npy file for the ONNX Runtime worker ("" without
+/// one).
+static llvm::Expected<std::string>
+ortInput(const Peers &P, llvm::StringRef Model, const Tensor &X) {
+  if (!P.Ort)
+    return "";
+  auto File = tempFile(Model.str() + ".b" + std::to_string(X.dim(0)) + ".npy");
+  if (!File)
+    return File.takeError();
+  if (llvm::Error E = writeNpy(*File, X))
+    return E;
+  return File;
+}
+
+/// One line per finished row: every engine's median, how it was measured.
+static void printProgress(const Row &R) {
+  llvm::outs() << llvm::format("  %s b%d t%d: fp32 %.3f ms, int8 %.3f ms",
+                               R.Model.c_str(), R.Batch, R.Threads, R.FloatMs,
+                               R.Int8Ms);
+  for (auto [Label, Ms] : {std::make_pair("ORT fp32", R.OrtFloatMs),
+                           std::make_pair("ORT int8", R.OrtInt8Ms),
+                           std::make_pair("PT fp32", R.TorchFloatMs),
+                           std::make_pair("PT int8", R.TorchInt8Ms)})
+    if (!std::isnan(Ms))
+      llvm::outs() << llvm::format(", %s %.3f ms", Label, Ms);
+  llvm::outs() << " (" << R.RoundsRun << " rounds, " << R.MinRuns;
+  if (R.MaxRuns != R.MinRuns)
+    llvm::outs() << "-" << R.MaxRuns;
+  llvm::outs() << " runs per engine";
+  if (!std::isnan(R.LoadAfter))
+    llvm::outs() << llvm::format(", load %.2f", R.LoadAfter);
+  llvm::outs() << "; " << R.Impls << ")";
+  if (R.Fallbacks)
+    llvm::outs() << ", " << R.Fallbacks << " node(s) on reference kernels";
+  llvm::outs() << "\n";
+  llvm::outs().flush();
 }
 
 /// Traces (or imports), calibrates on random data (the --preset qconfig),
 /// converts, then measures every batch and thread count.
 static llvm::Error benchModel(const models::ZooEntry &Entry,
-                              const std::map<int, double> &Peak,
+                              const std::map<int, double> &Peak, Peers &P,
                               std::vector<Row> &Rows) {
   auto Float = floatGraph(Entry);
   if (!Float)
@@ -438,6 +633,7 @@ static llvm::Error benchModel(const models::ZooEntry &Entry,
     if (llvm::Error E = exportForOrt(Entry.Name, **Float,
                                      Int8.begin()->second.graphModule()))
       return E;
+  loadTorchModel(P, Entry.Name);
   double Macs = countMacs(**Float);
   llvm::outs() << llvm::format("%s: %.3f GMACs per image\n", Entry.Name.c_str(),
                                Macs / 1e9);
@@ -445,27 +641,24 @@ static llvm::Error benchModel(const models::ZooEntry &Entry,
     Shape In(Entry.InputShape.begin(), Entry.InputShape.end());
     In[0] = Batch;
     Tensor X = randomNormal(In, 2);
+    auto InputNpy = ortInput(P, Entry.Name, X);
+    if (!InputNpy)
+      return InputNpy.takeError();
     for (int Threads : ThreadCounts) {
       Row R;
       R.Model = Entry.Name;
       R.Batch = Batch;
       R.Threads = Threads;
       // One configuration failing keeps the others (and the table).
-      if (llvm::Error E = benchOne(**Float, Int8.at(Threads), X, Macs,
-                                   Peak.at(Threads), R)) {
+      if (llvm::Error E = benchOne(**Float, Int8.at(Threads), X, *InputNpy, P,
+                                   Macs, Peak.at(Threads), R)) {
         R.Error = errorToString(std::move(E));
         llvm::outs() << "  " << R.Model << " b" << Batch << " t" << Threads
                      << ": failed: " << R.Error << "\n";
         Rows.push_back(R);
         continue;
       }
-      llvm::outs() << llvm::format(
-          "  %s b%d t%d: fp32 %.3f ms, int8 %.3f ms (%s)", R.Model.c_str(),
-          Batch, Threads, R.FloatMs, R.Int8Ms, R.Impls.c_str());
-      if (R.Fallbacks)
-        llvm::outs() << ", " << R.Fallbacks << " node(s) on reference kernels";
-      llvm::outs() << "\n";
-      llvm::outs().flush();
+      printProgress(R);
       Rows.push_back(R);
     }
   }
@@ -481,106 +674,12 @@ static std::string findTorchPython() {
                                 NetOnly ? "torch" : "torch, torchvision");
 }
 
-/// The last non-empty line of \p Text (a Python traceback's exception).
-static std::string lastLine(llvm::StringRef Text) {
-  llvm::SmallVector<llvm::StringRef, 16> Lines;
-  Text.split(Lines, '\n', -1, false);
-  for (auto It = Lines.rbegin(); It != Lines.rend(); ++It)
-    if (!It->trim().empty())
-      return It->trim().str();
-  return "";
-}
-
-static std::string joinInts(const std::vector<int> &V) {
-  std::string S;
-  for (int I : V)
-    S += (S.empty() ? "" : ",") + std::to_string(I);
-  return S;
-}
-
-/// Fills in the PyTorch columns of \p Rows from the script's output: lines
-/// "RESULT model batch threads fp32 int8" and "ERROR model batch threads
-/// reason...". Rows without either keep NaN.
-static void parsePyTorchResults(llvm::StringRef Output,
-                                std::vector<Row> &Rows) {
-  llvm::SmallVector<llvm::StringRef, 32> Lines;
-  Output.split(Lines, '\n');
-  for (llvm::StringRef L : Lines) {
-    llvm::SmallVector<llvm::StringRef, 6> F;
-    L.trim().split(F, ' ', /*MaxSplit=*/4);
-    if (F.size() != 5 || (F[0] != "RESULT" && F[0] != "ERROR"))
-      continue;
-    llvm::SmallVector<llvm::StringRef, 2> Ms;
-    if (F[0] == "RESULT") {
-      F[4].split(Ms, ' ');
-      if (Ms.size() != 2)
-        continue;
-    }
-    for (Row &R : Rows) {
-      if (R.Model != F[1] || std::to_string(R.Batch) != F[2] ||
-          std::to_string(R.Threads) != F[3])
-        continue;
-      if (F[0] == "ERROR") {
-        R.TorchError = F[4].str();
-        continue;
-      }
-      Ms[0].getAsDouble(R.TorchFloatMs);
-      Ms[1].getAsDouble(R.TorchInt8Ms);
-    }
-  }
-}
-
-/// Runs pytorch_fx_bench.py for the same configurations and fills in the
-/// PyTorch columns. The script failing as a whole still keeps what it
-/// reported; the other rows say why they have no numbers.
-static llvm::Error runPyTorch(llvm::StringRef Py, std::vector<Row> &Rows) {
-  llvm::SmallString<128> OutFile, ErrFile;
-  if (std::error_code EC =
-          llvm::sys::fs::createTemporaryFile("qfx-bench", "txt", OutFile))
-    return fileError("temporary file", EC.message());
-  if (std::error_code EC =
-          llvm::sys::fs::createTemporaryFile("qfx-bench", "err", ErrFile))
-    return fileError("temporary file", EC.message());
-  std::vector<std::string> Models;
-  for (const Row &R : Rows)
-    if (Models.empty() || Models.back() != R.Model)
-      Models.push_back(R.Model);
-  std::vector<std::string> ArgStore = {
-      Py.str(),
-      Script,
-      "--models=" + llvm::join(Models, ","),
-      "--batches=" + joinInts({Batches.begin(), Batches.end()}),
-      "--threads=" + joinInts({ThreadCounts.begin(), ThreadCounts.end()}),
-      "--iterations=" + std::to_string(Iterations)};
+/// The PyTorch worker's command line: \p Py, the script, its flags.
+static std::vector<std::string> torchArgs(llvm::StringRef Py) {
+  std::vector<std::string> Args = {Py.str(), Script};
   for (const std::string &F : PyTorchFail)
-    ArgStore.push_back("--fail=" + F);
-  std::vector<llvm::StringRef> Args(ArgStore.begin(), ArgStore.end());
-  llvm::Optional<llvm::StringRef> Redirects[] = {
-      llvm::None, llvm::StringRef(OutFile), llvm::StringRef(ErrFile)};
-  std::string Msg;
-  int RC =
-      llvm::sys::ExecuteAndWait(Py, Args, llvm::None, Redirects, 0, 0, &Msg);
-  auto Buf = llvm::MemoryBuffer::getFile(OutFile);
-  auto ErrBuf = llvm::MemoryBuffer::getFile(ErrFile);
-  llvm::sys::fs::remove(OutFile);
-  llvm::sys::fs::remove(ErrFile);
-  std::string Stderr = ErrBuf ? (*ErrBuf)->getBuffer().str() : "";
-  if (!Stderr.empty())
-    llvm::errs() << Stderr;
-  if (Buf)
-    parsePyTorchResults((*Buf)->getBuffer(), Rows);
-  std::string Why = "no result from pytorch_fx_bench.py";
-  if (RC != 0) {
-    std::string Last = lastLine(Stderr);
-    Why = "pytorch_fx_bench.py exited with " +
-          (RC < 0 ? "an error: " + Msg : "code " + std::to_string(RC)) +
-          (Last.empty() ? "" : ": " + Last);
-  }
-  for (Row &R : Rows)
-    if (R.TorchError.empty() &&
-        (std::isnan(R.TorchFloatMs) || std::isnan(R.TorchInt8Ms)))
-      R.TorchError = Why;
-  return llvm::Error::success();
+    Args.push_back("--fail=" + F);
+  return Args;
 }
 
 /// The ONNX Runtime columns of one row: ms and qfx/ORT for fp32 and int8,
@@ -602,14 +701,16 @@ static void printOrtColumns(const Row &R) {
 
 static void printTable(const std::vector<Row> &Rows, bool WithTorch) {
   bool WithOrt = !OnnxFloat.empty() || !OnnxInt8.empty();
-  llvm::outs() << "\nlatency: median ms; speedup = fp32/int8; GOPS and %peak "
-                  "of int8; overhead = share of int8 time outside oneDNN "
-                  "primitives"
+  llvm::outs() << "\nlatency: median ms over all runs of interleaved rounds "
+                  "(each round a burst of every engine, in rotating order); "
+                  "speedup = fp32/int8; GOPS and %peak of int8; overhead = "
+                  "share of int8 time outside oneDNN primitives"
                << (WithTorch ? "; qfx/PT = qfx ms / PyTorch ms (<1: qfx "
                                "faster)\n"
                              : "\n")
                << (WithOrt ? "ORT = ONNX Runtime on the --onnx-fp32 / "
-                             "--onnx-int8 files; qfx/ORT = qfx ms / ORT ms\n"
+                             "--onnx-int8 files or qfx's exports (--ort); "
+                             "qfx/ORT = qfx ms / ORT ms\n"
                            : "");
   llvm::outs() << "model         batch thr  fp32 ms  int8 ms speedup   GOPS "
                   "%peak  compile f/q ms overhd";
@@ -714,6 +815,18 @@ static llvm::Error run() {
     return E;
   if (llvm::Error E = checkFlagRange("--busy", Busy, 0, MaxThreads))
     return E;
+  if (llvm::Error E = checkFlagRange("--rounds", Rounds, 1, 1000))
+    return E;
+  if (llvm::Error E =
+          checkFlagRange("--worker-timeout", WorkerTimeout, 1, 86400))
+    return E;
+  std::string Py = PyTorch == cl::BOU_FALSE ? "" : findTorchPython();
+  if (PyTorch == cl::BOU_TRUE && Py.empty())
+    return makeError(Python.empty()
+                         ? "--pytorch: no python3 on PATH can import torch"
+                         : "--pytorch: '" + Python +
+                               "' (--python) cannot import torch (or "
+                               "torchvision)");
   if (!CpuIsa.empty())
     if (llvm::Error E = setMaxCpuIsa(CpuIsa))
       return prefixError(std::move(E), "--cpu-isa");
@@ -728,6 +841,15 @@ static llvm::Error run() {
     return E;
   if (Busy)
     llvm::outs() << "competing busy processes: " << Busy << "\n";
+  // The workers start after the busy processes: those are forked.
+  Peers P;
+  if (!Py.empty()) {
+    llvm::outs() << "PyTorch FX: " << Script << " --worker with " << Py << "\n";
+    P.Torch = std::make_unique<tools::TorchBench>(torchArgs(Py), WorkerTimeout);
+  }
+  if (OrtOwn || !OnnxFloat.empty() || !OnnxInt8.empty())
+    P.Ort = std::make_unique<tools::OrtBench>(NodeExe, OrtRunner, OrtDir,
+                                              WorkerTimeout);
   std::vector<Row> Rows;
   for (const std::string &Name : ModelNames) {
     auto It = llvm::find_if(models::zoo(), [&](const models::ZooEntry &E) {
@@ -735,18 +857,11 @@ static llvm::Error run() {
     });
     if (It == models::zoo().end())
       return makeError("unknown model '" + Name + "'");
-    if (llvm::Error E = benchModel(*It, Peak, Rows))
+    if (llvm::Error E = benchModel(*It, Peak, P, Rows))
       return prefixError(std::move(E), Name);
   }
-  std::string Py = PyTorch == cl::BOU_FALSE ? "" : findTorchPython();
-  if (PyTorch == cl::BOU_TRUE && Py.empty())
-    return makeError("--pytorch: no python3 on PATH can import torch");
-  if (!Py.empty()) {
-    llvm::outs() << "running " << Script << " with " << Py << "\n";
-    llvm::outs().flush();
-    if (llvm::Error E = runPyTorch(Py, Rows))
-      return E;
-  }
+  P.Torch.reset();
+  P.Ort.reset();
   std::optional<double> LoadAfter = bench::loadAverage();
   BusyProcs.stop();
   printTable(Rows, !Py.empty());
@@ -769,9 +884,18 @@ static llvm::Error run() {
 
 int main(int argc, char **argv) {
   cl::ParseCommandLineOptions(
-      argc, argv, "qfx benchmark: fp32 vs int8 on the zoo, vs PyTorch FX\n");
+      argc, argv,
+      "qfx benchmark: fp32 vs int8 on the zoo, vs PyTorch FX and ONNX "
+      "Runtime\n\n"
+      "Every engine is timed in the same run: PyTorch FX and ONNX Runtime in\n"
+      "persistent worker processes, each configuration in --rounds rounds of\n"
+      "one short burst per engine (qfx fp32, qfx int8, ORT fp32, ORT int8,\n"
+      "PyTorch fp32, PyTorch int8) in an order that rotates every round.\n"
+      "Latencies are medians over all of an engine's runs; the ratios are\n"
+      "of those medians, and the machine's load is printed. --busy=N adds\n"
+      "competing spinning processes.\n");
   llvm::Error Err = run();
-  removeOwnExports();
+  removeTempFiles();
   if (llvm::Error E = std::move(Err)) {
     llvm::errs() << "qfx-bench: error: " << errorToString(std::move(E)) << "\n";
     return 1;
