@@ -533,9 +533,7 @@ llvm::Expected<bool> Lowerer::lowerConv(const Group &G) {
   } catch (const dnnl::error &) {
     return false;
   }
-  if (Opts.Implementations != ImplChoice::First)
-    PD = Conv::primitive_desc(
-        chooseImplementation(PD, Opts.Implementations, P.Engine).get());
+  PD = chosenImplementation(PD);
   SumMode Mode;
   int Dst = weightedDestination(G, *Op, DstDims, Layout::NHWC, XI.Buf, Mode);
   std::string Name = N.target().str();
@@ -639,6 +637,7 @@ llvm::Expected<bool> Lowerer::lowerLinear(const Group &G) {
   } catch (const dnnl::error &) {
     return false;
   }
+  PD = chosenImplementation(PD);
   SumMode Mode;
   int Dst = weightedDestination(G, *Op, DstDims, Layout::Plain, XI.Buf, Mode);
   std::string Name = N.target().str();
@@ -772,6 +771,7 @@ llvm::Expected<bool> Lowerer::lowerLinearDynamic(const Group &G) {
   } catch (const dnnl::error &) {
     return false;
   }
+  PD = chosenImplementation(PD);
   DynamicInput D = addDynamicQuantize(G.name(), XI, Rows, K, QMax);
   int Dst =
       newValue(DType::F32, DstDims, Layout::Plain, QuantParams(), G.name());

@@ -168,6 +168,13 @@ public:
   int addConstant(const Tensor &T, const dnnl::memory::desc &UserMd,
                   const dnnl::memory::desc &Md, const std::string &Name);
   MemArg arg(int ArgId, int V) const;
+  /// \p PD, or the implementation Opts.Implementations chooses instead
+  /// (chooseImplementation).
+  template <typename PDT> PDT chosenImplementation(const PDT &PD) const {
+    if (Opts.Implementations == ImplChoice::First)
+      return PD;
+    return PDT(chooseImplementation(PD, Opts.Implementations, P.Engine).get());
+  }
 
   //===--- Nodes (Lowering.cpp) ---===//
   llvm::Error lowerNode(const Node &N);
