@@ -2,10 +2,10 @@
 //
 // Lowers a reference quantized graph (docs/quantization.md) or a float graph
 // to a CompiledModule: conv / linear with their activations, residual adds
-// and dequantizes fused as oneDNN post-ops, NHWC activations, weights
-// reordered once into the layouts the primitives choose, one activation
-// arena planned by liveness. Ops without a lowering run through the op
-// table on plain tensors.
+// and dequantizes fused as oneDNN post-ops, NHWC activations (fp32 conv
+// chains blocked where measured faster), weights reordered once into the
+// layouts the primitives choose, one activation arena planned by liveness.
+// Ops without a lowering run through the op table on plain tensors.
 //
 //===----------------------------------------------------------------------===//
 
@@ -39,6 +39,21 @@ enum class ThreadChoice : uint8_t {
   Budget
 };
 
+/// Which layout compile() keeps fp32 conv activations in (docs/
+/// performance.md, "Layouts").
+enum class LayoutChoice : uint8_t {
+  /// Lower the module both ways at compile time, time each on zero inputs
+  /// (interleaved, medians) and keep the blocked plan only when it is
+  /// clearly faster; modules without fp32 convs are not measured.
+  Measure,
+  /// Every activation channels-last (nhwc) or plain (deterministic).
+  ChannelsLast,
+  /// fp32 conv chains in oneDNN's blocked layout (nChw16c): convs, batch
+  /// norms, adds and pools read and write it; a reorder to channels-last
+  /// where anything else reads (deterministic).
+  Blocked
+};
+
 /// Options of compile().
 struct CompileOptions {
   /// The module's thread budget: OpenMP threads set before any primitive
@@ -53,6 +68,8 @@ struct CompileOptions {
   /// runs on the largest count it supports not above its entry
   /// (StepInfo::Threads says which).
   std::vector<int> StepThreads;
+  /// The layout of fp32 conv activations.
+  LayoutChoice Layouts = LayoutChoice::Measure;
   /// Replaces the batch (first) dimension of every placeholder (0 keeps the
   /// placeholders' types); shapes downstream are inferred again.
   int64_t BatchSize = 0;
