@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <iostream>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -172,7 +173,8 @@ TEST_CASE("measuring the layouts reports both plans' times and the choice",
   Builder B;
   ConvSpec S;
   S.In = S.Out = 32;
-  Node *V = B.input("x", {1, 32, 14, 14});
+  // Big enough (a few ms a run) to be measured.
+  Node *V = B.input("x", {1, 32, 64, 64});
   for (int I = 0; I < 4; ++I)
     V = fconv(B, "c" + std::to_string(I), "ConvReLU2d", V, nullptr, S);
   B.output(V);
@@ -188,13 +190,18 @@ TEST_CASE("measuring the layouts reports both plans' times and the choice",
   CHECK(llvm::StringRef(M->summary())
             .contains("fp32 conv layouts: " + L.Plan +
                       " (measured: channels-last "));
-  // Nothing to measure without float convs.
+  // Nothing to measure without float convs, nor in a module this small.
   Builder B2;
   B2.output(flinear(B2, "fc", B2.input("x", {2, 8}), 8, 4));
-  auto Linear = compileOrFail(*B2.GM, Opts);
-  CHECK_FALSE(Linear->layouts().Measured);
-  CHECK(Linear->layouts().Plan == "channels-last");
-  CHECK_FALSE(llvm::StringRef(Linear->summary()).contains("layouts"));
+  Builder B3;
+  B3.output(fconv(B3, "c", "Conv2d", B3.input("x", {1, 8, 4, 4}), nullptr,
+                  ConvSpec()));
+  for (Builder *Small : {&B2, &B3}) {
+    auto M = compileOrFail(*Small->GM, Opts);
+    CHECK_FALSE(M->layouts().Measured);
+    CHECK(M->layouts().Plan == "channels-last");
+    CHECK_FALSE(llvm::StringRef(M->summary()).contains("layouts"));
+  }
 }
 
 /// Not a check: the fp32 ratios of docs/performance.md ("Layouts"). Times
@@ -241,5 +248,21 @@ TEST_CASE("layout plans timed on the zoo's 224x224 models", "[.][bench]") {
     std::cout << E.Name << " batch " << Batch << " threads " << Threads
               << ": channels-last " << MC << " ms, blocked " << MB
               << " ms, channels-last / blocked " << MC / MB << "\n";
+    if (!std::getenv("QFX_LAYOUT_PROFILE"))
+      continue;
+    // Where the time goes: median ms per kind of step under each plan.
+    for (CompiledModule *M : {C.get(), Bl.get()}) {
+      M->setProfiling(true);
+      for (int R = 0; R < 5; ++R)
+        runOrFail(*M, In);
+      std::map<std::string, double> Sum;
+      std::vector<StepTime> Prof = M->profile();
+      std::vector<StepInfo> Steps = M->steps();
+      for (size_t I = 0; I < Prof.size() && I < Steps.size(); ++I)
+        Sum[Prof[I].Kind + " " + Steps[I].Impl] += Prof[I].MedianMs;
+      for (auto &[K, Ms] : Sum)
+        std::cout << "  " << M->layouts().Plan << " " << K << " " << Ms
+                  << "\n";
+    }
   }
 }

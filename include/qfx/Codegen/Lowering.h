@@ -44,7 +44,8 @@ enum class ThreadChoice : uint8_t {
 enum class LayoutChoice : uint8_t {
   /// Lower the module both ways at compile time, time each on zero inputs
   /// (interleaved, medians) and keep the blocked plan only when it is
-  /// clearly faster; modules without fp32 convs are not measured.
+  /// clearly faster; modules without fp32 convs, or running in under a
+  /// millisecond, keep channels-last unmeasured.
   Measure,
   /// Every activation channels-last (nhwc) or plain (deterministic).
   ChannelsLast,
