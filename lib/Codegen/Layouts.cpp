@@ -45,7 +45,10 @@ static bool takesBlocked(const Lowerer &L, const Node &N, const Node &U) {
   bool Source = &U == &A && IsArg(0);
   switch (R->Kind) {
   case LowerKind::Conv:
-    return Source || (G && G->SumOther == &N);
+    // The residual: a fused add's operand, or a ConvAdd kind's second
+    // input (a group of its own when nothing else fuses).
+    return Source ||
+           (G ? G->SumOther == &N : R->BuiltinSum && &U == &A && IsArg(1));
   case LowerKind::BatchNorm:
   case LowerKind::MaxPool:
   case LowerKind::AvgPool:
@@ -155,7 +158,7 @@ llvm::Error Lowerer::measureLayouts() {
   // small test graphs stay deterministic).
   constexpr double MinModuleMs = 1.0;
   std::vector<double> First;
-  if (!Time(**C, &First) || First[0] < MinModuleMs)
+  if (!Time(**C, nullptr) || !Time(**C, &First) || First[0] < MinModuleMs)
     return llvm::Error::success();
   auto B = lowerUnder(GM, Opts, P.Budget, LayoutChoice::Blocked);
   if (!B) {

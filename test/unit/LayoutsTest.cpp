@@ -133,6 +133,20 @@ TEST_CASE("a float conv chain under the blocked plan reorders only at its "
   auto CL = compileOrFail(*B.GM, planOptions(LayoutChoice::ChannelsLast));
   CHECK(countBlockedConvs(*CL) == 0);
   CHECK(closeF32(runOrFail(*CL, In)[0], Want));
+  // The same chain with the residual built into a fused module.
+  Builder BA;
+  Node *A1 =
+      fconv(BA, "c1", "ConvReLU2d", BA.input("x", {2, 32, 9, 9}), nullptr, S);
+  Node *A2 = fconv(BA, "c2", "ConvReLU2d", A1, nullptr, S);
+  Node *A3 = fconv(BA, "c3", "ConvAddReLU2d", A2, A1, S);
+  BA.output(fconv(BA, "c4", "Conv2d", A3, nullptr, S));
+  Want = interpretAll(*BA.GM, In)[0];
+  auto MA = compileOrFail(*BA.GM, planOptions(LayoutChoice::Blocked));
+  CHECK(closeF32(runOrFail(*MA, In)[0], Want));
+  INFO(MA->summary());
+  CHECK(kinds(*MA) == std::vector<std::string>{"reorder", "conv", "conv",
+                                               "conv", "conv", "reorder"});
+  CHECK(countBlockedConvs(*MA) == 4);
 }
 
 TEST_CASE("the blocked plan keeps a conv whose reader needs NHWC "
@@ -248,6 +262,8 @@ TEST_CASE("layout plans timed on the zoo's 224x224 models", "[.][bench]") {
     std::cout << E.Name << " batch " << Batch << " threads " << Threads
               << ": channels-last " << MC << " ms, blocked " << MB
               << " ms, channels-last / blocked " << MC / MB << "\n";
+    if (std::getenv("QFX_LAYOUT_SUMMARY"))
+      std::cout << C->summary() << Bl->summary();
     if (!std::getenv("QFX_LAYOUT_PROFILE"))
       continue;
     // Where the time goes: median ms per kind of step under each plan.
@@ -261,8 +277,7 @@ TEST_CASE("layout plans timed on the zoo's 224x224 models", "[.][bench]") {
       for (size_t I = 0; I < Prof.size() && I < Steps.size(); ++I)
         Sum[Prof[I].Kind + " " + Steps[I].Impl] += Prof[I].MedianMs;
       for (auto &[K, Ms] : Sum)
-        std::cout << "  " << M->layouts().Plan << " " << K << " " << Ms
-                  << "\n";
+        std::cout << "  " << M->layouts().Plan << " " << K << " " << Ms << "\n";
     }
   }
 }
