@@ -182,6 +182,30 @@ TEST_CASE("the blocked plan keeps a conv whose reader needs NHWC "
   CHECK(countBlockedConvs(*M) == 2);
 }
 
+TEST_CASE("a blocked value of a 1x1 image leaves the chain through a "
+          "reorder, not a view",
+          "[layouts]") {
+  // Plain and nhwc order a 1x1 image's bytes alike, nChw16c (24 channels
+  // padded to 32) does not.
+  Builder B;
+  ConvSpec S;
+  S.In = S.Out = 24;
+  S.Pad = 0;
+  Node *X = B.input("x", {2, 24, 3, 3});
+  Node *C1 = fconv(B, "c1", "ConvReLU2d", X, nullptr, S);
+  ConvSpec P = S;
+  P.K = 1;
+  Node *C2 = fconv(B, "c2", "Conv2d", C1, nullptr, P);
+  Node *Flat = B.fn("flatten", {C2, Argument::integer(1)});
+  B.output(flinear(B, "fc", Flat, 24, 5));
+  std::vector<Tensor> In = {randomF32({2, 24, 3, 3}, 8)};
+  Tensor Want = interpretAll(*B.GM, In)[0];
+  auto M = compileOrFail(*B.GM, planOptions(LayoutChoice::Blocked));
+  INFO(M->summary());
+  CHECK(countBlockedConvs(*M) == 2);
+  CHECK(closeF32(runOrFail(*M, In)[0], Want));
+}
+
 TEST_CASE("measuring the layouts reports both plans' times and the choice",
           "[layouts]") {
   Builder B;
