@@ -4,7 +4,8 @@
 // speed: on a CPU with AMX it takes an AMX int8 convolution first, which
 // for small convolutions (a MobileNetV3's at batch 1) was 2-3x slower than
 // the AVX-512 VNNI one, and oneDNN 2.6 caps the instruction set only once
-// per process. So where oneDNN's first choice is an AMX kernel, the
+// per process (the ViT's int8 linears lost the same way). So where
+// oneDNN's first choice for a convolution or linear is an AMX kernel, the
 // lowering times it against the first kernel of another instruction set on
 // scratch memory and keeps the faster. Within one instruction set oneDNN's
 // order stands: measuring every kernel (each a JIT compilation) made
@@ -21,6 +22,8 @@
 #include <chrono>
 #include <cstring>
 #include <limits>
+#include <map>
+#include <mutex>
 
 using namespace qfx;
 using namespace qfx::codegen;
@@ -50,10 +53,19 @@ struct Candidate {
 };
 
 /// The argument ids a forward primitive may execute with: sources,
-/// weights, destination, scratchpad and binary post-op operands.
+/// weights, destination, scratchpad, run-time scales and zero points (the
+/// dynamic linears') and binary post-op operands.
 std::vector<int> argIds(const dnnl::primitive_desc_base &PD) {
-  std::vector<int> Ids = {DNNL_ARG_SRC,  DNNL_ARG_SRC_1, DNNL_ARG_WEIGHTS,
-                          DNNL_ARG_BIAS, DNNL_ARG_DST,   DNNL_ARG_SCRATCHPAD};
+  std::vector<int> Ids = {DNNL_ARG_SRC,
+                          DNNL_ARG_SRC_1,
+                          DNNL_ARG_WEIGHTS,
+                          DNNL_ARG_BIAS,
+                          DNNL_ARG_DST,
+                          DNNL_ARG_SCRATCHPAD,
+                          DNNL_ARG_ATTR_OUTPUT_SCALES,
+                          DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC,
+                          DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_WEIGHTS,
+                          DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_DST};
   dnnl::post_ops Post = PD.get_primitive_attr().get_post_ops();
   for (int I = 0; I < Post.len(); ++I)
     if (Post.kind(I) == dnnl::primitive::kind::binary)
@@ -92,6 +104,103 @@ double runMs(Candidate &C, dnnl::stream &S) {
   return std::chrono::duration<double, std::milli>(Clock::now() - T0).count();
 }
 
+/// Whether \p Other ran clearly faster than \p First on scratch memory.
+bool otherIsFaster(const dnnl::primitive_desc_base &First,
+                   const dnnl::primitive_desc_base &Other,
+                   const dnnl::engine &E) {
+  std::vector<Candidate> Cands;
+  for (const dnnl::primitive_desc_base &C : {First, Other})
+    if (auto Made = makeCandidate(C, E))
+      Cands.push_back(std::move(*Made));
+  if (Cands.size() < 2)
+    return false;
+  try {
+    dnnl::stream S(E);
+    double WarmMs = runMs(Cands[0], S);
+    if (WarmMs > LargeMs)
+      return false;
+    WarmMs += runMs(Cands[1], S);
+    int Rounds = std::clamp(static_cast<int>(BudgetMs / std::max(WarmMs, 1e-3)),
+                            1, MaxRounds);
+    // Rounds interleave the candidates, so that a load spike costs each of
+    // them about alike; the minimum is what each can do.
+    for (int R = 0; R < Rounds; ++R)
+      for (Candidate &C : Cands)
+        C.BestMs = std::min(C.BestMs, runMs(C, S));
+  } catch (const dnnl::error &) {
+    // An argument this does not provide: oneDNN's choice stands.
+    return false;
+  }
+  return Cands[1].BestMs < Cands[0].BestMs * ClearlyFaster;
+}
+
+/// Appends \p Vals to \p Key as bytes.
+template <typename T>
+void appendAll(std::string &Key, const T *Vals, size_t N) {
+  Key.append(reinterpret_cast<const char *>(Vals), N * sizeof(T));
+}
+
+/// Appends what defines \p Md: dims, data type and blocking (not its
+/// unused bytes, which oneDNN leaves unset).
+void appendDesc(std::string &Key, const dnnl::memory::desc &Md) {
+  const dnnl_memory_desc_t &D = Md.data;
+  appendAll(Key, &D.ndims, 1);
+  appendAll(Key, D.dims, D.ndims);
+  appendAll(Key, &D.data_type, 1);
+  appendAll(Key, &D.format_kind, 1);
+  if (D.format_kind != dnnl_blocked)
+    return;
+  const dnnl_blocking_desc_t &B = D.format_desc.blocking;
+  appendAll(Key, B.strides, D.ndims);
+  appendAll(Key, &B.inner_nblks, 1);
+  appendAll(Key, B.inner_blks, B.inner_nblks);
+  appendAll(Key, B.inner_idxs, B.inner_nblks);
+}
+
+/// What a kernel's speed depends on: the operands' layouts, a
+/// convolution's geometry and the post-op chain's kinds and algorithms
+/// (not the scales).
+std::string decisionKey(const dnnl::primitive_desc_base &PD,
+                        const_dnnl_op_desc_t OpD) {
+  std::string Key(1, static_cast<char>(PD.get_kind()));
+  for (const dnnl::memory::desc &Md :
+       {PD.src_desc(), PD.weights_desc(), PD.weights_desc(1), PD.dst_desc()})
+    appendDesc(Key, Md);
+  if (PD.get_kind() == dnnl::primitive::kind::convolution) {
+    const auto &C = *static_cast<const dnnl_convolution_desc_t *>(OpD);
+    int Spatial = std::max(C.src_desc.ndims - 2, 0);
+    appendAll(Key, C.strides, Spatial);
+    appendAll(Key, C.dilates, Spatial);
+    appendAll(Key, C.padding[0], Spatial);
+    appendAll(Key, C.padding[1], Spatial);
+  }
+  // One letter per post-op (the kind's enum value is not reliable for
+  // every kind in oneDNN 2.6), and an eltwise's algorithm.
+  dnnl::post_ops Post = PD.get_primitive_attr().get_post_ops();
+  for (int I = 0; I < Post.len(); ++I) {
+    switch (Post.kind(I)) {
+    case dnnl::primitive::kind::eltwise: {
+      float Scale, Alpha, Beta;
+      dnnl::algorithm Alg;
+      Post.get_params_eltwise(I, Scale, Alg, Alpha, Beta);
+      Key += 'e';
+      appendAll(Key, &Alg, 1);
+      break;
+    }
+    case dnnl::primitive::kind::sum:
+      Key += 's';
+      break;
+    case dnnl::primitive::kind::binary:
+      Key += 'b';
+      break;
+    default:
+      Key += 'o';
+      break;
+    }
+  }
+  return Key;
+}
+
 } // namespace
 
 dnnl::primitive_desc_base
@@ -103,7 +212,10 @@ codegen::chooseImplementation(const dnnl::primitive_desc_base &PD,
       !OpD)
     return PD;
   std::string First = PD.impl_info_str();
-  if (!isaOf(First).contains("amx"))
+  auto Kind = PD.get_kind();
+  if (!isaOf(First).contains("amx") ||
+      (Kind != dnnl::primitive::kind::convolution &&
+       Kind != dnnl::primitive::kind::matmul))
     return PD;
   dnnl::primitive_attr Attr = PD.get_primitive_attr();
   std::optional<dnnl::primitive_desc_base> Other;
@@ -122,23 +234,18 @@ codegen::chooseImplementation(const dnnl::primitive_desc_base &PD,
   }
   if (!Other || Choice == ImplChoice::Alternative)
     return Other ? *Other : PD;
-  std::vector<Candidate> Cands;
-  for (const dnnl::primitive_desc_base &C : {PD, *Other})
-    if (auto Made = makeCandidate(C, E))
-      Cands.push_back(std::move(*Made));
-  if (Cands.size() < 2)
-    return PD;
-  dnnl::stream S(E);
-  double WarmMs = runMs(Cands[0], S);
-  if (WarmMs > LargeMs)
-    return PD;
-  WarmMs += runMs(Cands[1], S);
-  int Rounds = std::clamp(static_cast<int>(BudgetMs / std::max(WarmMs, 1e-3)),
-                          1, MaxRounds);
-  // Rounds interleave the candidates, so that a load spike costs each of
-  // them about alike; the minimum is what each can do.
-  for (int R = 0; R < Rounds; ++R)
-    for (Candidate &C : Cands)
-      C.BestMs = std::min(C.BestMs, runMs(C, S));
-  return Cands[1].BestMs < Cands[0].BestMs * ClearlyFaster ? Cands[1].PD : PD;
+  // One decision per operation and post-op chain for the process, so that
+  // compiling a module again gives the same kernels (and bits).
+  std::string Key = decisionKey(PD, OpD);
+  static std::mutex Mu;
+  static std::map<std::string, bool> Decided;
+  {
+    std::lock_guard<std::mutex> Lock(Mu);
+    auto It = Decided.find(Key);
+    if (It != Decided.end())
+      return It->second ? *Other : PD;
+  }
+  bool TakeOther = otherIsFaster(PD, *Other, E);
+  std::lock_guard<std::mutex> Lock(Mu);
+  return Decided.emplace(Key, TakeOther).first->second ? *Other : PD;
 }

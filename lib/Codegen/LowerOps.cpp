@@ -280,9 +280,11 @@ int Lowerer::sumDestination(const Group &G, int Other, const memory::desc &Md,
                             Layout L, int SrcBuf, SumMode &Mode) {
   const Value O = Vals[Other];
   memory::dims Dims = Md.dims();
-  bool SameBytes = llvm::equal(O.Dims, Dims) &&
-                   (O.L == L || layoutsAgree(O.Dims)) &&
-                   O.Md.get_size() == Md.get_size();
+  bool SameBytes =
+      llvm::equal(O.Dims, Dims) &&
+      (O.L == L || (layoutsAgree(O.Dims) && O.L != Layout::Blocked &&
+                    L != Layout::Blocked)) &&
+      O.Md.get_size() == Md.get_size();
   // conv(x) + x: the primitive would overwrite its own source.
   if (SameBytes && O.Buf != SrcBuf &&
       bufferDeadAfter(O.Buf, Pos.lookup(G.last()))) {
@@ -482,6 +484,19 @@ weightAndBias(const Node &N, const ModuleInfo &M, int64_t Rank,
   return std::make_pair(W, B);
 }
 
+Layout Lowerer::convSourceLayout(const Group &G, int X) const {
+  const Value &V = Vals[X];
+  if (V.L == Layout::Blocked)
+    return Layout::Blocked;
+  if (Plan != LayoutChoice::Blocked || V.Dt != DType::F32 ||
+      typeOf(G.last()).Dtype != DType::F32 || !blockedReadersOnly(*G.last()))
+    return Layout::NHWC;
+  // A network's first conv (a few image channels) reads them plain: oneDNN
+  // has a kernel for plain into blocked, and blocking would pad 3 channels
+  // to 16.
+  return V.Dims[1] <= 4 ? Layout::Plain : Layout::Blocked;
+}
+
 llvm::Expected<bool> Lowerer::lowerConv(const Group &G) {
   const Node &N = *G.Anchor;
   const ModuleInfo &CM = weightModule(*GM.lookupModule(N.target()));
@@ -496,8 +511,11 @@ llvm::Expected<bool> Lowerer::lowerConv(const Group &G) {
     return XV.takeError();
   if (Vals[*XV].Dims.size() != 4)
     return false;
-  int X = inLayout(*XV, Layout::NHWC);
-  const Value XI = Vals[X];
+  // The source as the primitive reads it (a layout conversion, if any, is
+  // added once the primitive is known).
+  Layout SrcL = convSourceLayout(G, *XV);
+  Value XI = Vals[*XV];
+  XI.Md = makeDesc(XI.Dt, XI.Dims, SrcL);
   auto Geo = convGeometry(N, CM, XI, *W);
   if (!Geo)
     return Geo.takeError();
@@ -514,7 +532,6 @@ llvm::Expected<bool> Lowerer::lowerConv(const Group &G) {
   memory::dims WDims = weightDims(*Geo);
   memory::desc UserW(WDims, WDt, Geo->Groups == 1 ? Tag::oihw : Tag::goihw);
   memory::desc BiasMd({Geo->O}, memory::data_type::f32, Tag::x);
-  memory::desc DstMd = makeDesc(Op->OutDt, DstDims, Layout::NHWC);
   // oneDNN counts dilation as the gap between taps: PyTorch's minus one.
   memory::dims Strides{Geo->Stride[0], Geo->Stride[1]},
       Dil{Geo->Dil[0] - 1, Geo->Dil[1] - 1}, Pad{Geo->Pad[0], Geo->Pad[1]};
@@ -523,35 +540,59 @@ llvm::Expected<bool> Lowerer::lowerConv(const Group &G) {
   auto Alg = dnnl::algorithm::convolution_direct;
   // Weights in whatever layout the primitive prefers (format any).
   memory::desc AnyW(WDims, WDt, Tag::any);
-  Conv::primitive_desc PD;
-  try {
-    PD = Conv::primitive_desc(
-        B ? Conv::desc(Prop, Alg, XI.Md, AnyW, BiasMd, DstMd, Strides, Dil, Pad,
-                       Pad)
-          : Conv::desc(Prop, Alg, XI.Md, AnyW, DstMd, Strides, Dil, Pad, Pad),
-        Op->Attr, P.Engine);
-  } catch (const dnnl::error &) {
-    return false;
+  auto MakePD =
+      [&](const memory::desc &SrcMd,
+          const memory::desc &DstMd) -> std::optional<Conv::primitive_desc> {
+    try {
+      return Conv::primitive_desc(
+          B ? Conv::desc(Prop, Alg, SrcMd, AnyW, BiasMd, DstMd, Strides, Dil,
+                         Pad, Pad)
+            : Conv::desc(Prop, Alg, SrcMd, AnyW, DstMd, Strides, Dil, Pad, Pad),
+          Op->Attr, P.Engine);
+    } catch (const dnnl::error &) {
+      return std::nullopt;
+    }
+  };
+  Layout DstL = SrcL == Layout::NHWC ? Layout::NHWC : Layout::Blocked;
+  std::optional<Conv::primitive_desc> PD;
+  if (DstL == Layout::Blocked) {
+    PD = MakePD(XI.Md, makeDesc(Op->OutDt, DstDims, DstL));
+    // Blocked only where a jit kernel takes it (not a grouped conv whose
+    // groups are not whole blocks, say).
+    if (PD && llvm::StringRef(PD->impl_info_str()).startswith("ref"))
+      PD.reset();
+    if (!PD)
+      SrcL = DstL = Layout::NHWC;
   }
-  PD = chosenImplementation(PD);
+  if (!PD)
+    PD = MakePD(makeDesc(XI.Dt, XI.Dims, Layout::NHWC),
+                makeDesc(Op->OutDt, DstDims, Layout::NHWC));
+  if (!PD)
+    return false;
+  PD = chosenImplementation(*PD);
+  int X = inLayout(*XV, SrcL);
+  XI = Vals[X];
   SumMode Mode;
-  int Dst = weightedDestination(G, *Op, DstDims, Layout::NHWC, XI.Buf, Mode);
+  int Dst = weightedDestination(G, *Op, DstDims, DstL, XI.Buf, Mode);
   std::string Name = N.target().str();
   std::vector<MemArg> Args = {
       arg(DNNL_ARG_SRC, X),
       {DNNL_ARG_WEIGHTS,
-       addConstant(*W, UserW, PD.weights_desc(), Name + ".weight"), 0,
-       PD.weights_desc()}};
+       addConstant(*W, UserW, PD->weights_desc(), Name + ".weight"), 0,
+       PD->weights_desc()}};
   if (B)
     Args.push_back({DNNL_ARG_BIAS,
                     addConstant(Op->Bias, BiasMd, BiasMd, Name + ".bias"), 0,
                     BiasMd});
   Args.push_back(arg(DNNL_ARG_DST, Dst));
   PrimitiveStep &S =
-      addPrimitive(PD, Conv(PD), G.name(), "conv", std::move(Args));
+      addPrimitive(*PD, Conv(*PD), G.name(), "conv", std::move(Args));
   if (Geo->Groups > 1)
     Op->Detail += " groups=" + std::to_string(Geo->Groups);
+  if (DstL == Layout::Blocked)
+    Op->Detail += " blocked";
   finishWeighted(S, G, *Op, Mode, Dst);
+  leaveBlocked(*G.last());
   return true;
 }
 
@@ -881,6 +922,7 @@ llvm::Expected<bool> Lowerer::lowerBatchNorm(const Group &G) {
       addPrimitive(PD, BN(PD), G.name(), "batch_norm", std::move(Args));
   S.Info.Detail = llvm::StringRef(Detail).trim().str();
   bindGroup(*this, G, Dst);
+  leaveBlocked(*G.last());
   return true;
 }
 
@@ -987,6 +1029,7 @@ llvm::Expected<bool> Lowerer::lowerAddF32(const Group &G, int A, int B) {
       {arg(DNNL_ARG_SRC_0, A), arg(DNNL_ARG_SRC_1, B), arg(DNNL_ARG_DST, Dst)});
   S.Info.Detail = llvm::StringRef(Detail).trim().str();
   bindGroup(*this, G, Dst);
+  leaveBlocked(*G.last());
   return true;
 }
 
@@ -1154,7 +1197,9 @@ llvm::Expected<bool> Lowerer::lowerPool(const Node &N, const LoweringRule &R) {
   if (!*Params)
     return false;
   const ref::Pool2dParams &PP = **Params;
-  int X = inLayout(*XV, Layout::NHWC);
+  // A Blocked source (the blocked plan's conv chains) stays blocked.
+  Layout L = Vals[*XV].L == Layout::Blocked ? Layout::Blocked : Layout::NHWC;
+  int X = inLayout(*XV, L);
   const Value XI = Vals[X];
   int64_t OH = poolOut(XI.Dims[2], PP.Kernel[0], PP.Stride[0], PP.Padding[0],
                        PP.Dilation[0], PP.CeilMode);
@@ -1170,7 +1215,7 @@ llvm::Expected<bool> Lowerer::lowerPool(const Node &N, const LoweringRule &R) {
              : PP.CountIncludePad
                  ? dnnl::algorithm::pooling_avg_include_padding
                  : dnnl::algorithm::pooling_avg_exclude_padding;
-  memory::desc DstMd = makeDesc(XI.Dt, DstDims, Layout::NHWC);
+  memory::desc DstMd = makeDesc(XI.Dt, DstDims, L);
   using Pool = dnnl::pooling_v2_forward;
   Pool::primitive_desc PD;
   try {
@@ -1186,12 +1231,13 @@ llvm::Expected<bool> Lowerer::lowerPool(const Node &N, const LoweringRule &R) {
   } catch (const dnnl::error &) {
     return false;
   }
-  int Dst = newValue(XI.Dt, DstDims, Layout::NHWC, XI.Q, N.name().str());
+  int Dst = newValue(XI.Dt, DstDims, L, XI.Q, N.name().str());
   PrimitiveStep &S =
       addPrimitive(PD, Pool(PD), N.name().str(), "pool",
                    {arg(DNNL_ARG_SRC, X), arg(DNNL_ARG_DST, Dst)});
   S.Info.Detail = IsMax ? "max" : "avg";
   bindNode(&N, Dst);
+  leaveBlocked(N);
   return true;
 }
 
@@ -1234,6 +1280,7 @@ llvm::Expected<bool> Lowerer::lowerEltwise(const Node &N,
                      {arg(DNNL_ARG_SRC, *XV), arg(DNNL_ARG_DST, Dst)});
     S.Info.Detail = Relu ? "relu" : "clip";
     bindNode(&N, Dst);
+    leaveBlocked(N);
     return true;
   }
   RealClamp RC;

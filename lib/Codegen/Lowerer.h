@@ -30,8 +30,10 @@ class ModuleInfo;
 
 namespace codegen {
 
-/// Physical layout of an activation (NHWC: channels last, nwc at rank 3).
-enum class Layout : uint8_t { Plain, NHWC };
+/// Physical layout of an activation (NHWC: channels last, nwc at rank 3;
+/// Blocked: f32 nChw16c, rank 4 only, read only by the steps that
+/// blockedReadersOnly accepts).
+enum class Layout : uint8_t { Plain, NHWC, Blocked };
 
 /// A tensor of the program: bytes in a buffer and how to read them.
 struct Value {
@@ -151,6 +153,20 @@ public:
   /// \p V's bytes in plain order for a linear: the value itself, or for a
   /// permuted flatten its NHWC source, with \p Perm set to (C, H, W).
   int linearInput(int V, std::optional<std::array<int64_t, 3>> &Perm);
+  /// Whether every reader of \p N (the last node of a group) takes a
+  /// Blocked value: an fp32 conv (as its source or residual), batch norm,
+  /// same-shape add or pool, under the blocked plan.
+  bool blockedReadersOnly(const Node &N) const;
+  /// After \p Last's group wrote its value: a Blocked value whose readers
+  /// do not all take it is reordered to NHWC (plain when only the graph's
+  /// output reads it), which \p Last is bound to.
+  void leaveBlocked(const Node &Last);
+  /// The layout plan (LayoutChoice::Measure resolved by measuring).
+  LayoutChoice Plan = LayoutChoice::ChannelsLast;
+  /// Whether Measure has something to measure: an fp32 2-d conv.
+  bool hasFloatConv() const;
+  /// Lowers the module under both plans and keeps the faster (Layouts.cpp).
+  llvm::Error measureLayouts();
   /// Whether every node living in \p Buf is dead after position \p Pos.
   bool bufferDeadAfter(int Buf, size_t Pos) const;
 
@@ -198,6 +214,10 @@ public:
   /// Each returns true when lowered, false when the parameters are outside
   /// what the primitive supports (the caller falls back to the op table).
   llvm::Expected<bool> lowerConv(const Group &G);
+  /// The layout the conv of \p G reads its source \p X in: Blocked (or
+  /// Plain for a few image channels) under the blocked plan when X is
+  /// Blocked or the conv's readers all take Blocked, else NHWC.
+  Layout convSourceLayout(const Group &G, int X) const;
   /// Conv family (LowerConvFamily.cpp): a Conv1d kind as a unit-height 2-d
   /// convolution on its nwc input.
   llvm::Expected<bool> lowerConv1d(const Group &G);

@@ -61,6 +61,10 @@ memory::desc codegen::makeDesc(DType T, llvm::ArrayRef<int64_t> Dims,
   memory::dims D(Dims.begin(), Dims.end());
   if (D.empty())
     D.push_back(1);
+  if (L == Layout::Blocked) {
+    assert(D.size() == 4 && T == DType::F32 && "Blocked is f32 4-d");
+    return memory::desc(D, toDnnl(T), Tag::nChw16c);
+  }
   if (L == Layout::NHWC) {
     assert(hasChannelsLast(Dims) && "NHWC is a 3-d or 4-d layout");
     // Rank 3 ([N, C, L], the conv family's 1-d ops): channels last is nwc.
@@ -546,14 +550,17 @@ int Lowerer::inLayout(int V, Layout L) {
   if (Permuted) {
     R = viewAs(inLayout(X.PermSource, Layout::Plain), X.Dims);
     Vals[R].Q = X.Q;
-  } else if (layoutsAgree(X.Dims)) {
+  } else if (layoutsAgree(X.Dims) && X.L != Layout::Blocked &&
+             L != Layout::Blocked) {
     Value Y = X;
     Y.Md = makeDesc(X.Dt, X.Dims, L);
     Y.L = L;
     R = addValue(std::move(Y));
   } else {
     std::string Name =
-        P.Buffers[X.Buf].Name + (L == Layout::NHWC ? ".nhwc" : ".nchw");
+        P.Buffers[X.Buf].Name + (L == Layout::NHWC    ? ".nhwc"
+                                 : L == Layout::Plain ? ".nchw"
+                                                      : ".blocked");
     R = newValue(X.Dt, X.Dims, L, X.Q, Name);
     addReorder(V, R, dnnl::primitive_attr(), Name, "reorder");
     Shared.resize(P.Buffers.size(), false);
@@ -835,7 +842,7 @@ llvm::Error Lowerer::lowerOutputs(const Node &N) {
     auto V = valueOf(O);
     if (!V)
       return nodeError(N, llvm::toString(V.takeError()));
-    if (Vals[*V].PermSource >= 0)
+    if (Vals[*V].PermSource >= 0 || Vals[*V].L == Layout::Blocked)
       *V = inLayout(*V, Layout::Plain);
     const Value X = Vals[*V];
     Buffer &B = P.Buffers[X.Buf];
@@ -1259,6 +1266,11 @@ llvm::Error Lowerer::run() {
   if (llvm::Error E = computeTypes())
     return E;
   planGroups();
+  Plan = Opts.Layouts;
+  if (Plan == LayoutChoice::Measure) {
+    if (llvm::Error E = measureLayouts())
+      return E;
+  }
   // Positions of use are where the consumer's step runs: a group runs at
   // its last member.
   size_t I = 0;
@@ -1304,6 +1316,8 @@ llvm::Error Lowerer::run() {
       Msg += "\n  " + formatFallback(F);
     return makeError(Msg);
   }
+  if (Plan == LayoutChoice::Blocked)
+    P.Layouts.Plan = "blocked";
   P.finalize();
   P.chooseThreads(Opts.Threads == ThreadChoice::Measure, Opts.StepThreads);
   return llvm::Error::success();

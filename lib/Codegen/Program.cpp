@@ -348,6 +348,13 @@ void CompiledModule::print(llvm::raw_ostream &OS) const {
       return S->Threads == T;
     });
   OS << ")\n";
+  if (P->Layouts.Measured || P->Layouts.Plan != "channels-last") {
+    OS << "fp32 conv layouts: " << P->Layouts.Plan;
+    if (P->Layouts.Measured)
+      OS << llvm::format(" (measured: channels-last %.3f ms, blocked %.3f ms)",
+                         P->Layouts.ChannelsLastMs, P->Layouts.BlockedMs);
+    OS << "\n";
+  }
   OS << "activation arena: " << peakActivationBytes() << " bytes (without "
      << "reuse: " << totalActivationBytes()
      << "), scratchpad: " << scratchpadBytes()
@@ -359,6 +366,8 @@ void CompiledModule::print(llvm::raw_ostream &OS) const {
   for (const FallbackInfo &F : P->Fallbacks)
     OS << "  " << formatFallback(F) << "\n";
 }
+
+LayoutReport CompiledModule::layouts() const { return P->Layouts; }
 
 std::string CompiledModule::summary() const {
   std::string S;

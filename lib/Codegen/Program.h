@@ -163,6 +163,9 @@ public:
   /// Kept when fallback steps run module kinds of the source graph.
   std::shared_ptr<const GraphModule> Source;
 
+  /// The layout plan of fp32 conv activations (Layouts.cpp).
+  LayoutReport Layouts;
+
   bool Profiling = false;
   std::vector<std::vector<double>> Samples;
   /// Nodes on reference kernels, in execution order.

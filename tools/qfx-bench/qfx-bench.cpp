@@ -36,6 +36,7 @@
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Format.h"
+#include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/Process.h"
@@ -103,6 +104,16 @@ static cl::opt<std::string> Script("pytorch-script",
                                    cl::desc("path of pytorch_fx_bench.py"),
                                    cl::init(QFX_BENCH_SCRIPT));
 static cl::opt<bool> Quick("quick", cl::desc("net only, batch 1"));
+static cl::opt<LayoutChoice>
+    Layouts("layouts",
+            cl::desc("layout plan of the fp32 column's conv activations"),
+            cl::values(clEnumValN(LayoutChoice::Measure, "measure",
+                                  "time both plans at compile time (default)"),
+                       clEnumValN(LayoutChoice::ChannelsLast, "channels-last",
+                                  "nhwc everywhere"),
+                       clEnumValN(LayoutChoice::Blocked, "blocked",
+                                  "nChw16c conv chains")),
+            cl::init(LayoutChoice::Measure));
 static cl::opt<int>
     Busy("busy",
          cl::desc("run this many competing processes, each spinning on a "
@@ -191,6 +202,17 @@ static std::string implSummary(const CompiledModule &CM) {
 
 /// "1:5 2:3": steps per OpenMP thread count (chosen at compile time), then
 /// the runs the module made on one thread because the machine was busy.
+/// The fp32 layout plan and, when measured, both plans' times.
+static std::string layoutSummary(const CompiledModule &CM) {
+  LayoutReport L = CM.layouts();
+  std::string R = "fp32 layouts " + L.Plan;
+  if (L.Measured)
+    R += llvm::formatv(" (channels-last {0:f3} ms, blocked {1:f3} ms)",
+                       L.ChannelsLastMs, L.BlockedMs)
+             .str();
+  return R;
+}
+
 static std::string threadSummary(const CompiledModule &CM) {
   std::map<int, int> Count;
   for (const StepInfo &S : CM.steps())
@@ -388,6 +410,7 @@ timedCompile(const GraphModule &GM, int Batch, int Threads, double &Ms) {
   CompileOptions Opts;
   Opts.NumThreads = Threads;
   Opts.BatchSize = Batch;
+  Opts.Layouts = Layouts;
   auto T0 = Clock::now();
   auto CM = compile(GM, Opts);
   Ms = msSince(T0);
@@ -462,7 +485,8 @@ static llvm::Error benchOne(const GraphModule &Float,
   if (!QC)
     return QC.takeError();
   R.Impls = implSummary(**QC) + "; steps per thread count: fp32 " +
-            threadSummary(**FC) + ", int8 " + threadSummary(**QC);
+            threadSummary(**FC) + ", int8 " + threadSummary(**QC) + "; " +
+            layoutSummary(**FC);
   R.Fallbacks = (*QC)->fallbacks().size();
   // Once per model: the same graph falls back the same way at every size.
   if (R.Fallbacks && R.Batch == Batches.front() &&

@@ -54,6 +54,17 @@ struct StepInfo {
   int Threads = 1;
 };
 
+/// The layout compile() chose for fp32 conv activations
+/// (CompileOptions::Layouts).
+struct LayoutReport {
+  /// "channels-last" or "blocked".
+  std::string Plan = "channels-last";
+  /// Whether both plans were timed (Measure, on a module with fp32 convs).
+  bool Measured = false;
+  /// The median ms of one run under each plan, when measured.
+  double ChannelsLastMs = 0.0, BlockedMs = 0.0;
+};
+
 /// Median time of one step over the profiled runs.
 struct StepTime {
   std::string Name;
@@ -125,6 +136,8 @@ public:
   /// Runs made with every step on one thread because runs on the chosen
   /// counts were slow (a busy machine; ThreadGovernor.h).
   long singleThreadRuns() const;
+  /// The layout plan of fp32 conv activations and, when measured, why.
+  LayoutReport layouts() const;
   /// Shapes of the inputs run() expects.
   std::vector<Shape> inputShapes() const;
 

@@ -2,10 +2,10 @@
 //
 // Lowers a reference quantized graph (docs/quantization.md) or a float graph
 // to a CompiledModule: conv / linear with their activations, residual adds
-// and dequantizes fused as oneDNN post-ops, NHWC activations, weights
-// reordered once into the layouts the primitives choose, one activation
-// arena planned by liveness. Ops without a lowering run through the op
-// table on plain tensors.
+// and dequantizes fused as oneDNN post-ops, NHWC activations (fp32 conv
+// chains blocked where measured faster), weights reordered once into the
+// layouts the primitives choose, one activation arena planned by liveness.
+// Ops without a lowering run through the op table on plain tensors.
 //
 //===----------------------------------------------------------------------===//
 
@@ -39,10 +39,10 @@ enum class ThreadChoice : uint8_t {
   Budget
 };
 
-/// Which of oneDNN's implementations a convolution gets (docs/
-/// performance.md, "Implementations"). oneDNN ranks them by instruction
-/// set; its AMX int8 kernels come first and can be slower on small
-/// convolutions.
+/// Which of oneDNN's implementations a convolution or linear gets (docs/
+/// performance.md, "Kernels by measurement"). oneDNN ranks them by
+/// instruction set; its AMX int8 kernels come first and can be slower on
+/// small convolutions and matmuls.
 enum class ImplChoice : uint8_t {
   /// Where oneDNN's first choice is an AMX kernel, time it against the
   /// first kernel of another instruction set at compile time, on zero
@@ -53,6 +53,22 @@ enum class ImplChoice : uint8_t {
   /// The other instruction set's kernel wherever Measure would time one
   /// (no measuring; for tests and comparisons).
   Alternative
+};
+
+/// Which layout compile() keeps fp32 conv activations in (docs/
+/// performance.md, "Layouts").
+enum class LayoutChoice : uint8_t {
+  /// Lower the module both ways at compile time, time each on zero inputs
+  /// (interleaved, medians) and keep the blocked plan only when it is
+  /// clearly faster; modules without fp32 convs, or running in under a
+  /// millisecond, keep channels-last unmeasured.
+  Measure,
+  /// Every activation channels-last (nhwc) or plain (deterministic).
+  ChannelsLast,
+  /// fp32 conv chains in oneDNN's blocked layout (nChw16c): convs, batch
+  /// norms, adds and pools read and write it; a reorder to channels-last
+  /// where anything else reads (deterministic).
+  Blocked
 };
 
 /// Options of compile().
@@ -69,6 +85,8 @@ struct CompileOptions {
   /// runs on the largest count it supports not above its entry
   /// (StepInfo::Threads says which).
   std::vector<int> StepThreads;
+  /// The layout of fp32 conv activations.
+  LayoutChoice Layouts = LayoutChoice::Measure;
   /// Replaces the batch (first) dimension of every placeholder (0 keeps the
   /// placeholders' types); shapes downstream are inferred again.
   int64_t BatchSize = 0;
@@ -85,7 +103,7 @@ struct CompileOptions {
   /// relu or add fuses too; the results differ from the unfolded graph's by
   /// float rounding. Off, such batch norms are steps of their own.
   bool FoldBatchNorm = true;
-  /// How each convolution's oneDNN implementation is chosen.
+  /// How each convolution's and linear's oneDNN implementation is chosen.
   ImplChoice Implementations = ImplChoice::Measure;
   /// Let a conv / linear whose only user is a dequantize write f32 itself.
   bool FuseDequantize = true;
