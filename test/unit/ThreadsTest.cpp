@@ -304,10 +304,16 @@ TEST_CASE("every step of every zoo model can run on one thread, none on a "
         take(symbolicTrace(*Model, {InputSpec::symbolic("x", DType::F32, S)}));
     auto Int8 = quantizedZoo(E.Name, S);
     std::vector<Tensor> In = {randomF32(S, 84)};
-    for (const GraphModule *GM : {Float.get(), Int8.get()}) {
+    // Each fp32 layout plan (measuring could give the two compiles below
+    // different plans, and so different steps).
+    for (auto [GM, Layouts] :
+         {std::pair(Float.get(), LayoutChoice::ChannelsLast),
+          std::pair(Float.get(), LayoutChoice::Blocked),
+          std::pair(Int8.get(), LayoutChoice::Measure)}) {
       CompileOptions Opts;
       Opts.NumThreads = 2;
       Opts.Threads = ThreadChoice::Budget;
+      Opts.Layouts = Layouts;
       auto Whole = compileOrFail(*GM, Opts);
       // brgconv on AMX takes one thread's weight layout only on one
       // thread, and a reference kernel is no alternative.
