@@ -505,7 +505,8 @@ llvm::Expected<bool> Lowerer::lowerConv(const Group &G) {
   auto WB = weightAndBias(N, CM, 4, "conv", "out_channels");
   if (!WB)
     return WB.takeError();
-  auto [W, B] = *WB;
+  // Not a structured binding: the descriptor lambda below captures B.
+  const Tensor *W = WB->first, *B = WB->second;
   auto XV = valueOf(N.arg(0).getNode());
   if (!XV)
     return XV.takeError();
