@@ -40,15 +40,9 @@ llvm::Expected<std::vector<double>> OrtBench::run(llvm::StringRef Model,
                                                   int Threads,
                                                   llvm::StringRef InputNpy,
                                                   const bench::Burst &B) {
-  auto Reply = Worker.request(llvm::json::Object{{"cmd", "run"},
-                                                 {"model", Model},
-                                                 {"threads", Threads},
-                                                 {"input", InputNpy},
-                                                 {"n", B.N},
-                                                 {"warmup", B.Warmup},
-                                                 {"max_ms", B.MaxMs}},
-                              TimeoutS);
-  if (!Reply)
-    return Reply.takeError();
-  return bench::runsMs(*Reply, "ort-run.mjs");
+  return bench::runBurst(Worker,
+                         llvm::json::Object{{"model", Model},
+                                            {"threads", Threads},
+                                            {"input", InputNpy}},
+                         B, TimeoutS, "ort-run.mjs");
 }

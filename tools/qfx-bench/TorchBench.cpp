@@ -38,16 +38,10 @@ llvm::Expected<std::vector<double>> TorchBench::run(llvm::StringRef Model,
                                                     llvm::StringRef Variant,
                                                     int Batch, int Threads,
                                                     const bench::Burst &B) {
-  auto Reply = Worker.request(llvm::json::Object{{"cmd", "run"},
-                                                 {"model", Model},
-                                                 {"variant", Variant},
-                                                 {"batch", Batch},
-                                                 {"threads", Threads},
-                                                 {"n", B.N},
-                                                 {"warmup", B.Warmup},
-                                                 {"max_ms", B.MaxMs}},
-                              TimeoutS);
-  if (!Reply)
-    return Reply.takeError();
-  return bench::runsMs(*Reply, "pytorch_fx_bench.py");
+  return bench::runBurst(Worker,
+                         llvm::json::Object{{"model", Model},
+                                            {"variant", Variant},
+                                            {"batch", Batch},
+                                            {"threads", Threads}},
+                         B, TimeoutS, "pytorch_fx_bench.py");
 }

@@ -226,8 +226,16 @@ void WorkerProcess::stop() {
 }
 
 llvm::Expected<std::vector<double>>
-bench::runsMs(const llvm::json::Object &Reply, llvm::StringRef Worker) {
-  const llvm::json::Array *Runs = Reply.getArray("runs_ms");
+bench::runBurst(WorkerProcess &W, llvm::json::Object Command, const Burst &B,
+                double TimeoutS, llvm::StringRef Worker) {
+  Command["cmd"] = "run";
+  Command["n"] = B.N;
+  Command["warmup"] = B.Warmup;
+  Command["max_ms"] = B.MaxMs;
+  auto Reply = W.request(std::move(Command), TimeoutS);
+  if (!Reply)
+    return Reply.takeError();
+  const llvm::json::Array *Runs = Reply->getArray("runs_ms");
   std::vector<double> Ms;
   if (Runs)
     for (const llvm::json::Value &V : *Runs)

@@ -80,9 +80,13 @@ struct Burst {
   double MaxMs = 0;
 };
 
-/// The "runs_ms" array of a worker's reply to a run command.
-llvm::Expected<std::vector<double>> runsMs(const llvm::json::Object &Reply,
-                                           llvm::StringRef Worker);
+/// Sends \p W the run command \p Command (its engine's fields) with \p B's
+/// burst fields and returns the reply's "runs_ms"; \p Who names the worker
+/// script in errors.
+llvm::Expected<std::vector<double>> runBurst(WorkerProcess &W,
+                                             llvm::json::Object Command,
+                                             const Burst &B, double TimeoutS,
+                                             llvm::StringRef Who);
 
 } // namespace bench
 } // namespace qfx
